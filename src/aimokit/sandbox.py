@@ -1,0 +1,287 @@
+"""Run model-written Python under limits: it is untrusted code.
+
+Each block runs in a fresh interpreter (`python -I`) in its own process group
+and scratch directory. Defences, in layers:
+
+- wall time: the parent kills the whole process group at the deadline;
+  RLIMIT_CPU is a backstop;
+- memory: RLIMIT_AS (a memory bomb gets MemoryError, the host is untouched);
+- output: the parent reads the pipe and kills the group once the cap is hit,
+  so a print loop cannot fill memory or disk; what returns is head + tail;
+- network: a fresh network namespace where the kernel allows one (then there
+  is no interface but a down loopback), plus an audit hook that refuses
+  connect/bind/sendto/getaddrinfo either way;
+- files: the working directory, HOME and TMPDIR are the scratch directory;
+  the audit hook refuses writes, deletes and renames outside it, and refuses
+  starting processes or loading native libraries by hand (ctypes) that could
+  step around the hook. RLIMIT_FSIZE caps any single file.
+
+The hook is a Python-level guard: it stops the mistakes and the obvious
+escapes a math model makes, not a determined attacker with a native exploit.
+On Kaggle the kernel itself has no network, which is the outer wall.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import SandboxConfig
+
+
+@dataclass
+class ExecResult:
+    output: str
+    ok: bool
+    returncode: int | None
+    timed_out: bool = False
+    truncated: bool = False
+    seconds: float = 0.0
+
+    def for_model(self) -> str:
+        """The text fed back to the model after the code block."""
+        if self.timed_out:
+            return (self.output + "\n" if self.output else "") + "TimeoutError: execution timed out"
+        return self.output
+
+
+# Runs inside the child. Kept free of aimokit imports: `-I` isolates the child
+# from the kit's environment variables and user site.
+_BOOTSTRAP = r'''
+import sys, os, resource, ast, io, contextlib, traceback
+_cfg = {cfg!r}
+def _lim(kind, value):
+    try:
+        resource.setrlimit(kind, (value, value))
+    except (ValueError, OSError):
+        pass
+_lim(resource.RLIMIT_AS, _cfg["memory"])
+_lim(resource.RLIMIT_CPU, _cfg["cpu"])
+_lim(resource.RLIMIT_FSIZE, _cfg["fsize"])
+_lim(resource.RLIMIT_CORE, 0)
+# A private network namespace: no route anywhere. Needs privileges or user
+# namespaces; when refused, the audit hook below still blocks sockets.
+try:
+    import ctypes
+    _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.unshare(0x40000000) != 0:                 # CLONE_NEWNET
+        _libc.unshare(0x10000000 | 0x40000000)         # CLONE_NEWUSER | CLONE_NEWNET
+    del _libc
+except Exception:
+    pass
+_scratch = os.path.realpath(os.getcwd())
+_code = open("main.py", encoding="utf-8").read()
+_prelude = open("prelude.py", encoding="utf-8").read() if os.path.exists("prelude.py") else ""
+_W = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_realpath = os.path.realpath
+_fspath = os.fspath
+def _inside(p):
+    if isinstance(p, int):
+        return True
+    try:
+        p = _fspath(p)
+        if isinstance(p, bytes):
+            p = p.decode(errors="replace")
+        if p in ("/dev/null",):
+            return True
+        r = _realpath(p)
+    except Exception:
+        return False
+    return r == _scratch or r.startswith(_scratch + os.sep)
+_PATH_EVENTS = {{"os.remove", "os.rmdir", "os.mkdir", "os.truncate", "os.chmod", "os.chown",
+                "os.utime", "os.chflags", "os.lchflags", "os.setxattr", "os.removexattr",
+                "shutil.rmtree", "shutil.chown"}}
+_TWO_PATH_EVENTS = {{"os.rename", "os.link", "os.symlink", "shutil.move", "shutil.copyfile",
+                    "shutil.copytree"}}
+_BLOCKED = {{"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
+            "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
+            "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
+            "os.fork", "os.forkpty", "os.kill", "os.killpg", "pty.spawn", "ctypes.dlopen",
+            "ctypes.dlsym", "ctypes.addressof", "ctypes.cdata", "sys.remote_exec", "os.startfile",
+            "webbrowser.open", "urllib.Request"}}
+def _hook(event, args):
+    if event == "open":
+        path, mode, flags = args
+        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+            isinstance(flags, int) and flags & _W)
+        if writing and not _inside(path):
+            raise PermissionError(f"sandbox: writing {{path!r}} is not allowed; "
+                                  "write inside the current directory")
+    elif event in _PATH_EVENTS:
+        if args and not _inside(args[0]):
+            raise PermissionError(f"sandbox: {{event}} on {{args[0]!r}} is not allowed outside the scratch directory")
+    elif event in _TWO_PATH_EVENTS:
+        if not all(_inside(a) for a in args[:2]):
+            raise PermissionError(f"sandbox: {{event}} outside the scratch directory is not allowed")
+    elif event in _BLOCKED:
+        kind = "network access" if event.startswith(("socket", "urllib")) else event
+        raise PermissionError(f"sandbox: {{kind}} is disabled")
+sys.addaudithook(_hook)
+del resource
+_g = {{"__name__": "__main__", "__builtins__": __builtins__}}
+if _prelude:
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            exec(compile(_prelude, "<previous cells>", "exec"), _g)
+    except BaseException:
+        pass
+try:
+    _tree = ast.parse(_code, "<cell>")
+    _last = _tree.body.pop() if _tree.body and isinstance(_tree.body[-1], ast.Expr) else None
+    exec(compile(_tree, "<cell>", "exec"), _g)
+    if _last is not None:
+        _v = eval(compile(ast.Expression(_last.value), "<cell>", "eval"), _g)
+        if _v is not None:
+            print(repr(_v))
+except SystemExit as e:
+    sys.stdout.flush()
+    os._exit(e.code if isinstance(e.code, int) else 0)
+except BaseException as e:
+    sys.stdout.flush()
+    tb = traceback.format_exception(type(e), e, e.__traceback__)
+    # Keep the cell's own frames: the model cannot act on bootstrap frames.
+    keep = [tb[0]] + [t for t in tb[1:-1] if '"<cell>"' in t] + [tb[-1]]
+    sys.stderr.write("".join(keep))
+    sys.stderr.flush()
+    os._exit(1)
+sys.stdout.flush()
+'''
+
+
+def run_code(code: str, config: SandboxConfig | None = None, prelude: str = "") -> ExecResult:
+    """Run one block of untrusted Python; never raises for anything the code does."""
+    cfg = config or SandboxConfig()
+    scratch = Path(tempfile.mkdtemp(prefix="aimokit-sbx-"))
+    start = time.monotonic()
+    try:
+        (scratch / "main.py").write_text(code, encoding="utf-8")
+        if prelude:
+            (scratch / "prelude.py").write_text(prelude, encoding="utf-8")
+        boot = _BOOTSTRAP.format(
+            cfg={
+                "memory": int(cfg.memory_mb) << 20,
+                "cpu": int(cfg.timeout_s) + 2,
+                "fsize": int(cfg.max_file_bytes),
+            }
+        )
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(scratch),
+            "TMPDIR": str(scratch),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONIOENCODING": "utf-8",
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "MPLBACKEND": "Agg",
+            "LANG": "C.UTF-8",
+        }
+        python = cfg.python or sys.executable
+        # -I ignores PYTHON* variables and the user site, but keeps the
+        # interpreter's own site-packages (sympy, numpy) importable.
+        proc = subprocess.Popen(
+            [python, "-I", "-c", boot],
+            cwd=scratch,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        out, timed_out, truncated = _collect(proc, cfg)
+        rc = proc.poll()
+        _kill_group(proc)
+        text = out.decode("utf-8", errors="replace")
+        text, cut = _shorten(text, cfg.max_output_chars)
+        truncated = truncated or cut
+        return ExecResult(
+            output=text.rstrip("\n"),
+            ok=(rc == 0 and not timed_out and not truncated),
+            returncode=rc,
+            timed_out=timed_out,
+            truncated=truncated,
+            seconds=time.monotonic() - start,
+        )
+    except OSError as e:  # could not even start the interpreter
+        return ExecResult(output=f"sandbox error: {e}", ok=False, returncode=None,
+                          seconds=time.monotonic() - start)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _collect(proc: subprocess.Popen, cfg: SandboxConfig) -> tuple[bytes, bool, bool]:
+    """Read the child's output until exit, deadline or the byte cap."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    deadline = time.monotonic() + cfg.timeout_s
+    chunks: list[bytes] = []
+    size = 0
+    timed_out = truncated = False
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            timed_out = True
+            break
+        ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+        if not ready:
+            if proc.poll() is not None:
+                # Exited; a grandchild may still hold the pipe open, so do not wait on EOF.
+                ready, _, _ = select.select([fd], [], [], 0)
+                if not ready:
+                    break
+            else:
+                continue
+        data = os.read(fd, 65536)
+        if not data:
+            break
+        chunks.append(data)
+        size += len(data)
+        if size > cfg.max_output_bytes:
+            truncated = True
+            break
+    if timed_out or truncated:
+        _kill_group(proc)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.wait()
+    proc.stdout.close()
+    return b"".join(chunks)[: cfg.max_output_bytes], timed_out, truncated
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _shorten(text: str, limit: int) -> tuple[str, bool]:
+    """Keep the head and the tail: errors and final results live at the ends."""
+    if len(text) <= limit:
+        return text, False
+    head = limit * 2 // 3
+    tail = limit - head
+    cut = len(text) - head - tail
+    return f"{text[:head]}\n... [{cut} characters truncated] ...\n{text[-tail:]}", True
+
+
+def run_many(
+    blocks: list[tuple[str, str]], config: SandboxConfig | None = None
+) -> list[ExecResult]:
+    """Run (code, prelude) blocks in parallel; results in input order."""
+    cfg = config or SandboxConfig()
+    if not blocks:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(cfg.workers, len(blocks)))) as pool:
+        return list(pool.map(lambda b: run_code(b[0], cfg, prelude=b[1]), blocks))
