@@ -1,0 +1,49 @@
+from aimokit.answers import (Vote, decided, extract_answer, is_correct, last_boxed, last_printed_integer,
+                             vote_weight, winner)
+from aimokit.config import CompetitionConfig, SolverConfig
+
+AIMO2 = CompetitionConfig()
+AIMO3 = CompetitionConfig(name="aimo3", answer_max=99999, modulo=0)
+
+
+def test_boxed_wins_over_printed_and_latex_is_evaluated():
+    assert extract_answer("so \\boxed{\\frac{84}{2}}", ["7"], AIMO2).answer == 42
+    assert extract_answer("so \\boxed{1{,}042}", [], AIMO2).answer == 42  # mod 1000
+    assert extract_answer("\\boxed{2^{10}}", [], AIMO3).answer == 1024  # no modulo on AIMO-3
+    assert last_boxed("\\boxed{a} then \\boxed{\\frac{1}{2}}") == "\\frac{1}{2}"
+
+
+def test_falls_back_to_last_printed_integer():
+    ex = extract_answer("no box here", ["x = 3", "result: 17\n"], AIMO2)
+    assert (ex.answer, ex.boxed) == (17, False)
+    assert last_printed_integer(["a=1,234 and 5.0"]) == 5
+    assert extract_answer("\\boxed{2.5}", [], AIMO2).answer is None  # not an integer, nothing printed
+
+
+def test_out_of_range_is_no_answer():
+    assert extract_answer("\\boxed{-3}", [], AIMO3).answer is None
+    assert extract_answer("\\boxed{123456}", [], AIMO3).answer is None
+
+
+def test_grading_uses_math_verify_equivalence():
+    assert is_correct(42, 42) and not is_correct(41, 42)
+    assert is_correct(None, 42) is False and is_correct(5, None) is None
+
+
+def test_weights_make_clean_code_count_more():
+    cfg = SolverConfig(weight_code_clean=1.0, weight_code_error=0.25)
+    clean = vote_weight(True, 2, 0, cfg)
+    broken = vote_weight(True, 2, 1, cfg)
+    votes = [Vote(7, broken), Vote(7, broken), Vote(9, clean)]
+    assert winner(votes, 0) == 9
+    assert winner([], 5) == 5
+    assert winner([Vote(3, 1.0), Vote(4, 1.0)], 0) == 3  # tie: first to reach it
+
+
+def test_decided_by_agreement_rules_or_unassailable_lead():
+    cfg = SolverConfig(early_stop=[[4, 4], [5, 7]], early_stop_agree=0)
+    assert decided([Vote(1, 1.0)] * 4, pending=12, cfg=cfg)
+    assert not decided([Vote(1, 1.0)] * 3 + [Vote(2, 1.0)], pending=12, cfg=cfg)
+    assert decided([Vote(1, 1.0)] * 3 + [Vote(2, 1.0)], pending=1, cfg=cfg)  # lead 2 > 1 pending
+    assert not decided([Vote(1, 1.0)] * 3 + [Vote(2, 1.0)], pending=2, cfg=cfg)
+    assert decided([Vote(1, 1.0)] * 3, pending=5, cfg=SolverConfig(early_stop=[], early_stop_agree=3))

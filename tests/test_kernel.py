@@ -1,0 +1,137 @@
+"""The kernel's promise: every problem answered, in range, before the deadline."""
+
+import json
+import threading
+import time
+
+import polars as pl
+import pytest
+
+from aimokit.engine import GenResult
+from aimokit.gateway import GatewayError, check_prediction, run_local_gateway
+from aimokit.kernel import Kernel, serve
+from aimokit.problems import Problem, load_problems
+
+from conftest import AIME, tir_respond
+
+
+def run_gateway(cfg, factory, problems, **kw):
+    kernel = Kernel(cfg, total_problems=len(problems), engine_factory=factory, **kw)
+    path = run_local_gateway(kernel.kaggle_predict, problems, kernel.out_dir, cfg.competition, 0)
+    kernel.close()
+    return kernel, pl.read_parquet(path)
+
+
+def assert_valid(sub, problems, comp):
+    assert sub.columns == ["id", "answer"]
+    assert sorted(sub["id"].to_list()) == sorted(p.id for p in problems)
+    assert sub["answer"].is_between(comp.answer_min, comp.answer_max).all()
+
+
+def test_local_gateway_behaves_like_kaggle_evaluation(fast_cfg):
+    seen = []
+
+    def predict(id_, problem, answer=None):
+        assert isinstance(id_, pl.Series) and id_.len() == 1 and isinstance(problem, pl.Series)
+        seen.append(id_.item(0))
+        return pl.DataFrame({"id": [id_.item(0)], "answer": [1]})
+
+    problems = load_problems(AIME)
+    path = run_local_gateway(predict, problems, fast_cfg.run.output_dir, fast_cfg.competition, shuffle_seed=1)
+    assert seen != [p.id for p in problems] and sorted(seen) == sorted(p.id for p in problems)  # shuffled
+    assert pl.read_parquet(path).height == 30
+    with pytest.raises(GatewayError, match="outside"):
+        check_prediction(pl.DataFrame({"id": ["a"], "answer": [5000]}), "a", fast_cfg.competition)
+    with pytest.raises(GatewayError, match="id first"):
+        check_prediction(pl.DataFrame({"answer": [5], "id": ["a"]}), "a", fast_cfg.competition)
+
+
+def test_kernel_solves_through_the_gateway_and_records_every_problem(scripted, fast_cfg):
+    problems = load_problems(AIME)[:3]
+    kernel, sub = run_gateway(fast_cfg, lambda cfg: scripted(tir_respond), problems)
+    assert_valid(sub, problems, fast_cfg.competition)
+    assert sub["answer"].to_list() == [42, 42, 42]
+    rows = [json.loads(l) for l in (kernel.out_dir / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(r["gold"] is not None for r in rows)  # gold passed as on reference.csv
+    assert json.loads((kernel.out_dir / "kernel_summary.json").read_text())["engine_starts"] == 1
+
+
+def test_engine_that_raises_mid_run_still_gives_a_complete_submission(scripted, fast_cfg):
+    problems = load_problems(AIME)[:4]
+    starts = []
+
+    def factory(cfg):  # the first engine dies on its 3rd call; the restart works
+        starts.append(1)
+        return scripted(lambda p, r: GenResult("\\boxed{7}", 3, "eos"), fail_after=2 if len(starts) == 1 else None)
+
+    kernel, sub = run_gateway(fast_cfg.override({"solver.early_stop": []}), factory, problems)
+    assert_valid(sub, problems, fast_cfg.competition)
+    assert len(starts) == 2
+    stopped = [r.stopped for r in kernel.results]
+    assert "error" in stopped and stopped[-1] != "error"
+
+
+def test_engine_that_cannot_start_still_answers_everything(fast_cfg):
+    def factory(cfg):
+        raise RuntimeError("CUDA out of memory")
+
+    problems = load_problems(AIME)[:3]
+    kernel, sub = run_gateway(fast_cfg, factory, problems)
+    assert_valid(sub, problems, fast_cfg.competition)
+    assert all(r.stopped == "error" for r in kernel.results)
+
+
+def test_deadline_arriving_mid_problem_keeps_the_run_inside_the_limit(scripted, fast_cfg):
+    cfg = fast_cfg.override({
+        "competition.time_limit_s": 4.0, "budget.safety_margin_s": 0.5, "budget.min_problem_s": 0.2,
+        "budget.reserve_per_problem_s": 0.1, "solver.early_stop": [],
+    })
+    problems = load_problems(AIME)[:6]
+    t = time.monotonic()
+    slow = lambda cfg: scripted(lambda p, r: GenResult("\\boxed{3}", 3, "eos"), step_s=0.4)
+    kernel, sub = run_gateway(cfg, slow, problems, started_at=t)
+    assert time.monotonic() - t < 4.0
+    assert_valid(sub, problems, cfg.competition)
+    assert any(r.stopped == "deadline" for r in kernel.results)
+
+
+def test_hung_engine_is_abandoned_by_the_watchdog(fast_cfg):
+    class Hung:
+        name = "hung"
+
+        def count_tokens(self, t):
+            return 1
+
+        def chat_prompt(self, m):
+            return "x"
+
+        def run(self, driver, deadline=None):
+            threading.Event().wait(30)  # a CUDA hang: the deadline is never checked
+
+        def close(self):
+            pass
+
+    cfg = fast_cfg.override({"competition.time_limit_s": 6.0, "budget.safety_margin_s": 0.5,
+                             "budget.max_problem_s": 0.5})
+    problems = load_problems(AIME)[:3]
+    t = time.monotonic()
+    kernel, sub = run_gateway(cfg, lambda c: Hung(), problems, watchdog_grace_s=0.5)
+    assert time.monotonic() - t < 3
+    assert_valid(sub, problems, cfg.competition)
+    assert [r.stopped for r in kernel.results] == ["hung", "error", "error"]
+
+
+def test_serve_uses_the_local_gateway_when_problems_are_given(scripted, fast_cfg, tmp_path):
+    src = tmp_path / "p.csv"
+    pl.DataFrame({"id": ["a", "b"], "problem": ["x?", "y?"]}).write_csv(src)
+    cfg = fast_cfg.override({"run.problems": str(src)})
+    kernel = Kernel(cfg, total_problems=2, engine_factory=lambda c: scripted(tir_respond))
+    serve(cfg, kernel)
+    sub = pl.read_parquet(kernel.out_dir / "submission.parquet")
+    assert sorted(sub["id"].to_list()) == ["a", "b"] and sub["answer"].to_list() == [42, 42]
+
+
+def test_missing_competition_module_names_the_fix(fast_cfg):
+    cfg = fast_cfg.override({"competition.data_dir": "/nonexistent"})
+    with pytest.raises(RuntimeError, match="attach the competition"):
+        serve(cfg, Kernel(cfg, engine_factory=lambda c: None))

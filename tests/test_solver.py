@@ -1,0 +1,86 @@
+import time
+
+import pytest
+
+from aimokit.engine import GenResult
+from aimokit.problems import Problem
+from aimokit.solver import SolveError, Solver
+
+from conftest import tir_respond
+
+P = [Problem("p1", "What is 6 times 7?", 42), Problem("p2", "And again?", 42)]
+
+
+def make(engine, cfg):
+    return Solver(engine, cfg.solver, cfg.sandbox, cfg.competition, max_model_len=4096)
+
+
+def test_tool_round_trip_puts_real_code_output_into_the_context(scripted, fast_cfg):
+    eng = scripted(tir_respond)
+    res = make(eng, fast_cfg).solve(P[:1], samples=2, keep_responses=True)[0]
+    assert res.answer == 42 and res.correct
+    assert res.code_runs == 2 and res.code_errors == 0
+    resp = res.responses[0]["response"]
+    assert "```python\nx = 6 * 7\nprint(x)\n```\n```output\n42\n```\n" in resp  # executed, not scripted
+    assert resp.endswith("\\boxed{42}.")
+    # the continuation prompt carried the output
+    assert any("```output\n42\n```" in p for p in eng.prompts)
+
+
+def test_all_problems_share_one_engine_loop_and_vote(scripted, fast_cfg):
+    answers = {"p1": "7", "p2": "9"}
+
+    def respond(prompt, req):
+        pid = "p1" if "6 times 7" in prompt else "p2"
+        return GenResult(f"\\boxed{{{answers[pid]}}}", 5, "eos")
+
+    eng = scripted(respond)
+    res = make(eng, fast_cfg).solve(P, samples=[3, 3])
+    assert [r.answer for r in res] == [7, 9]
+    assert all(r.stopped == "decided" for r in res)
+
+
+def test_early_stop_cancels_the_rest_of_a_decided_problem(scripted, fast_cfg):
+    cfg = fast_cfg.override({"solver.samples": 12, "solver.early_stop": [[3, 3]]})
+    eng = scripted(lambda p, r: GenResult("\\boxed{5}", 4, "eos"))
+    res = make(eng, cfg).solve(P[:1], samples=12)[0]
+    assert res.answer == 5 and res.stopped == "decided"
+    assert eng.calls == 3 and res.answered == 3
+    assert len(eng.cancelled) == 9
+
+
+def test_code_errors_count_against_the_vote(scripted, fast_cfg):
+    first_calls = []
+
+    def respond(prompt, req):
+        if "```output\n" not in prompt:  # half the samples write broken code
+            first_calls.append(1)
+            code = "print(1/0)" if len(first_calls) % 2 else "print(8)"
+            return GenResult(f"```python\n{code}\n```\n", 5, "stop", "\n```\n")
+        return GenResult("\\boxed{3}" if "ZeroDivisionError" in prompt else "\\boxed{8}", 3, "eos")
+
+    cfg = fast_cfg.override({"solver.early_stop": [], "solver.weight_code_error": 0.25})
+    res = make(scripted(respond), cfg).solve(P[:1], samples=4)[0]
+    assert res.code_errors == 2 and res.code_runs == 4
+    assert res.votes == {3: 0.5, 8: 2.0} and res.answer == 8
+
+
+def test_engine_crash_mid_run_keeps_what_was_voted(scripted, fast_cfg):
+    eng = scripted(lambda p, r: GenResult("\\boxed{11}", 4, "eos"), fail_after=2)
+    with pytest.raises(SolveError) as e:
+        make(eng, fast_cfg.override({"solver.early_stop": []})).solve(P[:1], samples=4)
+    res = e.value.results[0]
+    assert res.stopped == "error" and res.answer == 11 and res.answered == 2
+
+
+def test_deadline_stops_generation_and_answers_from_what_exists(scripted, fast_cfg):
+    eng = scripted(lambda p, r: GenResult("\\boxed{13}", 4, "eos"), step_s=0.3)
+    t = time.monotonic()
+    res = make(eng, fast_cfg.override({"solver.early_stop": []})).solve(P[:1], deadline=t + 0.7, samples=8)[0]
+    assert time.monotonic() - t < 1.5
+    assert res.stopped == "deadline" and res.answer == 13 and 1 <= res.answered < 8
+
+
+def test_no_answer_at_all_gives_the_fallback(scripted, fast_cfg):
+    res = make(scripted(lambda p, r: GenResult("I give up.", 4, "eos")), fast_cfg).solve(P[:1], samples=2)[0]
+    assert res.answer == fast_cfg.competition.fallback_answer and res.answered == 0
