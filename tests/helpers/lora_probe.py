@@ -1,0 +1,30 @@
+"""Greedy generations with and without the LoRA adapter from one vLLM engine.
+
+Run as a script (vLLM spawns processes); prints one JSON line.
+"""
+
+import json
+import sys
+
+from aimokit.config import EngineConfig
+from aimokit.engine import GenRequest, create_engine, generate
+
+
+def main() -> None:
+    model, adapter = sys.argv[1], sys.argv[2]
+    cfg = EngineConfig(backend="vllm", model=model, lora=adapter, max_model_len=512,
+                       gpu_memory_utilization=0.2, max_num_seqs=8, enforce_eager=True)
+    engine = create_engine(cfg)
+    prompt = engine.chat_prompt([{"role": "user", "content": "What is 2 + 3? Answer briefly."}])
+    req = [GenRequest(prompt, max_tokens=24, temperature=0.0, seed=0)]
+    with_lora = generate(engine, req)[0].text
+    again = generate(engine, req)[0].text
+    lora, engine.lora = engine.lora, None
+    without = generate(engine, req)[0].text
+    engine.lora = lora
+    print("LORA_PROBE " + json.dumps({"with": with_lora, "again": again, "without": without}), flush=True)
+    engine.close()
+
+
+if __name__ == "__main__":
+    main()
