@@ -62,6 +62,7 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
 
     env = dict(os.environ, AIMOKIT_CONFIG=str(config_path), AIMOKIT_SRC=str(ROOT / "src"),
                AIMOKIT_T0=str(time.time()))
+    env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # keep the per-problem progress readable
     t0 = time.monotonic()
     # The very file Kaggle runs, in a fresh interpreter, so a crash is the kernel's alone.
     proc = subprocess.run([sys.executable, str(ROOT / "kernels" / "submission.py")], env=env)

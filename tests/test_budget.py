@@ -51,3 +51,10 @@ def test_no_time_left_means_no_samples():
     clock.t = 3600
     plan = b.plan()
     assert plan.samples == 0 and plan.seconds == 0
+
+
+def test_fewer_samples_do_not_spiral_down_to_the_minimum():
+    b, clock = make()
+    b.record(tokens=8000, seconds=100, samples=16)  # 80 tok/s at full concurrency
+    b.record(tokens=1000, seconds=100, samples=2)  # 10 tok/s at low concurrency
+    assert b.tokens_per_second() == 80

@@ -36,6 +36,7 @@ class TimeBudget:
     tokens: int = 0
     gen_seconds: float = 0.0
     samples_run: int = 0
+    best_tps: float = 0.0
 
     @property
     def hard_deadline(self) -> float:
@@ -48,7 +49,13 @@ class TimeBudget:
         return max(1, self.total_problems - self.done)
 
     def tokens_per_second(self) -> float | None:
-        return self.tokens / self.gen_seconds if self.gen_seconds > 0 and self.tokens > 0 else None
+        """Capacity: the best per-problem throughput seen.
+
+        Not the average: a problem run with fewer samples runs at lower
+        concurrency and so lower throughput, and planning from that would
+        shrink the next problem's samples further, a spiral down to the minimum.
+        """
+        return self.best_tps or None
 
     def tokens_per_sample(self) -> float:
         if self.samples_run:
@@ -75,10 +82,13 @@ class TimeBudget:
         return Plan(deadline=now + seconds, seconds=seconds, samples=samples)
 
     def record(self, tokens: int, seconds: float, samples: int) -> None:
+        """Account one problem; `seconds` is generation time, engine start-up excluded."""
         self.done += 1
         self.tokens += tokens
         self.gen_seconds += seconds
         self.samples_run += samples
+        if seconds > 0 and tokens > 0:
+            self.best_tps = max(self.best_tps, tokens / seconds)
 
     def used_fraction(self) -> float:
         return min(1.0, (self.clock() - self.started_at) / self.limit_s)

@@ -112,8 +112,9 @@ class Kernel:
         except Exception:  # never let one problem sink the submission
             log.exception("predict failed for %s", problem_id)
             res = self._fallback(Problem(str(problem_id), problem, gold), "error")
+        gen_seconds = res.seconds  # the solver's own time: engine start-up excluded
         res.seconds = time.monotonic() - t0
-        self.budget.record(res.tokens, res.seconds, res.samples)
+        self.budget.record(res.tokens, gen_seconds, res.samples)
         self.results.append(res)
         self._append(res)
         self._progress(res)

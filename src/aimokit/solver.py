@@ -212,7 +212,7 @@ class _Run:
             Vote(ex.answer, vote_weight(ex.boxed, smp.code_runs, smp.code_errors, self.s.cfg))
         )
         pending = sum(1 for x in self.samples.values() if x.problem == pi and not x.done)
-        if decided(self.votes[pi], pending, self.s.cfg):
+        if pending and decided(self.votes[pi], pending, self.s.cfg):
             return self._close(pi)
         return []
 

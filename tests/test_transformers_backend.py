@@ -1,0 +1,35 @@
+"""The transformers backend: the fallback engine runs the same solver loop."""
+
+import pytest
+
+from aimokit.config import EngineConfig
+from aimokit.engine import GenRequest, TransformersEngine, generate
+from aimokit.problems import Problem
+from aimokit.solver import Solver
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from aimokit.models import embedded_default_model
+
+    return TransformersEngine(EngineConfig(backend="transformers", dtype="float32"), str(embedded_default_model()))
+
+
+def test_generates_stops_and_respects_max_tokens(engine):
+    prompt = engine.chat_prompt([{"role": "user", "content": "Write a python code block that prints 2+3."}])
+    res = generate(engine, [GenRequest(prompt, max_tokens=8, temperature=0.0),
+                            GenRequest(prompt, max_tokens=64, temperature=0.0, stop=(" ",))])
+    assert res[0].n_tokens <= 8 and res[0].finish in ("length", "eos")
+    assert res[1].finish == "stop" and res[1].stop_str == " " and res[1].text.endswith(" ")
+    assert " " not in res[1].text[:-1]  # cut at the first stop string
+
+
+def test_solver_runs_on_the_transformers_backend(engine, fast_cfg):
+    cfg = fast_cfg.override({"solver.max_tokens_per_round": 24, "solver.max_tokens_total": 48})
+    solver = Solver(engine, cfg.solver, cfg.sandbox, cfg.competition, max_model_len=2048)
+    res = solver.solve([Problem("t", "What is 2 + 3?", 5)], samples=2)[0]
+    assert res.samples == 2 and res.tokens > 0
+    assert 0 <= res.answer <= 999
+    solver.close()
