@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import polars as pl
+import pytest
 
 from aimokit.kernel import Kernel, serve
 
@@ -59,6 +60,19 @@ def make_env():
 '''
 
 
+_FAKE_MODULES = ["kaggle_evaluation", "kaggle_evaluation.aimo_2_inference_server", "aimo"]
+
+
+@pytest.fixture(autouse=True)
+def _forget_fake_modules():
+    """The kernel puts the data dir on sys.path; later tests must not see the fakes."""
+    path = list(sys.path)
+    yield
+    sys.path[:] = path
+    for name in _FAKE_MODULES:
+        sys.modules.pop(name, None)
+
+
 def _data_dir(tmp_path, monkeypatch):
     data = tmp_path / "data"
     (data / "kaggle_evaluation").mkdir(parents=True)
@@ -68,7 +82,7 @@ def _data_dir(tmp_path, monkeypatch):
     pl.DataFrame({"id": ["x", "y", "z"], "problem": ["p1", "p2", "p3"]}).write_csv(data / "test.csv")
     monkeypatch.setenv("FAKE_DATA", str(data))
     monkeypatch.setenv("FAKE_OUT", str(tmp_path))
-    for name in ["kaggle_evaluation", "kaggle_evaluation.aimo_2_inference_server", "aimo"]:
+    for name in _FAKE_MODULES:
         sys.modules.pop(name, None)
     return data
 
