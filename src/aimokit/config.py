@@ -153,7 +153,8 @@ class BudgetConfig:
 
     # Time kept back at the end for writing, shutdown and clock skew.
     safety_margin_s: float = 600.0
-    # Estimate of engine start-up, charged before the first problem.
+    # Engine start-up time: a crashed engine is restarted only while this
+    # much plus one problem's minimum remains (7B on an H100: ~230 s).
     startup_estimate_s: float = 300.0
     # Time kept in reserve for each problem still to come (AIMO-3 kernels: 300 s).
     reserve_per_problem_s: float = 60.0
