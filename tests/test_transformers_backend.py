@@ -33,3 +33,21 @@ def test_solver_runs_on_the_transformers_backend(engine, fast_cfg):
     assert res.samples == 2 and res.tokens > 0
     assert 0 <= res.answer <= 999
     solver.close()
+
+
+def test_transformers_is_the_fallback_when_vllm_cannot_be_imported(monkeypatch, tmp_path):
+    import sys
+
+    import aimokit.engine as eng
+
+    started = []
+
+    class Stub:
+        def __init__(self, cfg, model_dir):
+            started.append(model_dir)
+
+    (tmp_path / "config.json").write_text("{}")
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
+    monkeypatch.setattr(eng, "TransformersEngine", Stub)
+    engine = eng.create_engine(EngineConfig(backend="vllm", model=str(tmp_path)))
+    assert isinstance(engine, Stub) and started == [str(tmp_path)]

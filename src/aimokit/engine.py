@@ -376,14 +376,22 @@ def create_engine(cfg: EngineConfig) -> Engine:
         from .adapters import validate_adapter
 
         validate_adapter(cfg.lora, model_dir)
+    backend = cfg.backend
+    if backend == "vllm":
+        try:
+            import vllm  # noqa: F401
+        except ImportError as e:
+            # A kernel whose wheelhouse did not install still answers, slowly.
+            log.warning("vLLM is not importable (%s); falling back to the transformers backend", e)
+            backend = "transformers"
     t = time.monotonic()
     try:
         engine: Engine
-        if cfg.backend == "vllm":
+        if backend == "vllm":
             engine = VLLMEngine(cfg, model_dir)
         else:
             engine = TransformersEngine(cfg, model_dir)
     except Exception as e:
-        raise EngineError(f"could not start the {cfg.backend} engine on {model_dir}: {e}") from e
-    log.info("engine %s ready in %.1fs", cfg.backend, time.monotonic() - t)
+        raise EngineError(f"could not start the {backend} engine on {model_dir}: {e}") from e
+    log.info("engine %s ready in %.1fs", backend, time.monotonic() - t)
     return engine
