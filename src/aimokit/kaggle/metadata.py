@@ -1,0 +1,110 @@
+"""dataset-metadata.json and kernel-metadata.json, validated as the kaggle client validates them.
+
+The client checks these only at push time, after minutes of bundling; the same
+rules (slug and title lengths, one license, a title that resolves to the kernel
+slug, language and kernel type) are checked here first, with the fix named.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from slugify import slugify  # the kaggle client's own dependency (python-slugify)
+
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# machine_shape values seen in public kernels (see shared docs); others pass with a warning-free error.
+MACHINE_SHAPES = ("NvidiaTeslaT4", "NvidiaTeslaT4Highmem", "NvidiaL4", "NvidiaL4X1", "NvidiaH100", "NvidiaTeslaP100")
+
+
+class MetadataError(ValueError):
+    """Metadata that Kaggle would reject."""
+
+
+def check_ref(ref: str, what: str) -> tuple[str, str]:
+    """`owner/slug` with Kaggle's slug rules; returns (owner, slug)."""
+    parts = ref.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise MetadataError(f"{what} id {ref!r} must be '<user>/<slug>'")
+    owner, slug = parts
+    if not _SLUG.match(slug):
+        raise MetadataError(
+            f"{what} slug {slug!r} must be lowercase letters, digits and single hyphens; try {slugify(slug)!r}"
+        )
+    if not 6 <= len(slug) <= 50:
+        raise MetadataError(f"{what} slug {slug!r} must be 6 to 50 characters long (it has {len(slug)})")
+    return owner, slug
+
+
+@dataclass
+class DatasetSpec:
+    id: str  # "<user>/<slug>"
+    title: str
+    license: str = "CC0-1.0"
+    subtitle: str = ""
+    keywords: list[str] = field(default_factory=list)
+
+    def metadata(self) -> dict[str, Any]:
+        check_ref(self.id, "dataset")
+        if not 6 <= len(self.title) <= 50:
+            raise MetadataError(f"dataset title {self.title!r} must be 6 to 50 characters long")
+        if self.subtitle and not 20 <= len(self.subtitle) <= 80:
+            raise MetadataError("dataset subtitle must be 20 to 80 characters long, or empty")
+        meta: dict[str, Any] = {"title": self.title, "id": self.id, "licenses": [{"name": self.license}]}
+        if self.subtitle:
+            meta["subtitle"] = self.subtitle
+        if self.keywords:
+            meta["keywords"] = self.keywords
+        return meta
+
+
+@dataclass
+class KernelSpec:
+    id: str  # "<user>/<slug>"; the slug should be slugify(title)
+    title: str
+    code_file: str
+    language: str = "python"
+    kernel_type: str = "notebook"
+    is_private: bool = True
+    enable_gpu: bool = True
+    enable_internet: bool = False  # code competitions: submissions run offline
+    dataset_sources: list[str] = field(default_factory=list)
+    competition_sources: list[str] = field(default_factory=list)
+    model_sources: list[str] = field(default_factory=list)
+    kernel_sources: list[str] = field(default_factory=list)
+    machine_shape: str = ""  # the accelerator; empty lets Kaggle choose (it may pick a P100)
+
+    def metadata(self) -> dict[str, Any]:
+        _, slug = check_ref(self.id, "kernel")
+        if len(self.title) < 5:
+            raise MetadataError(f"kernel title {self.title!r} must be at least 5 characters")
+        if slugify(self.title) != slug:
+            raise MetadataError(
+                f"kernel title {self.title!r} resolves to slug {slugify(self.title)!r}, not {slug!r}; "
+                "Kaggle derives the slug from the title, so make them agree"
+            )
+        if self.language != "python" or self.kernel_type not in ("notebook", "script"):
+            raise MetadataError("kernel language must be 'python' and kernel_type 'notebook' or 'script'")
+        for ref in self.dataset_sources:
+            check_ref(ref, "dataset source")
+        if self.machine_shape and self.machine_shape not in MACHINE_SHAPES:
+            raise MetadataError(f"machine_shape {self.machine_shape!r}: use one of {MACHINE_SHAPES}")
+        meta: dict[str, Any] = {
+            "id": self.id,
+            "title": self.title,
+            "code_file": self.code_file,
+            "language": self.language,
+            "kernel_type": self.kernel_type,
+            "is_private": self.is_private,
+            "enable_gpu": self.enable_gpu,
+            "enable_tpu": False,
+            "enable_internet": self.enable_internet,
+            "dataset_sources": self.dataset_sources,
+            "competition_sources": self.competition_sources,
+            "kernel_sources": self.kernel_sources,
+            "model_sources": self.model_sources,
+        }
+        if self.machine_shape:
+            meta["machine_shape"] = self.machine_shape
+        return meta
