@@ -1,6 +1,7 @@
 """aimokit's command line: thin on purpose, the work lives in src/aimokit.
 
     python build.py dry-run [--problems FILE] [--time-limit S] [--config TOML] [--set key=value ...]
+    python build.py build [--ship TOML] [--out DIR] [--no-wheels]
 """
 
 from __future__ import annotations
@@ -76,6 +77,22 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     return 0 if rep["complete"] else 1
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from aimokit.adapters import AdapterError
+    from aimokit.config import ConfigError
+    from aimokit.kaggle.build import BuildError, ShipConfig, build_all, describe
+    from aimokit.kaggle.metadata import MetadataError
+
+    try:
+        cfg = ShipConfig.load(args.ship)
+        built = build_all(ROOT, cfg, Path(args.out), wheels=not args.no_wheels)
+    except (ConfigError, MetadataError, AdapterError, BuildError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(describe(built))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="build.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -86,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--out", default=None, help="output folder (default: runs/dry-run-<time>)")
     d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     d.set_defaults(func=cmd_dry_run)
+    b = sub.add_parser("build", help="write Kaggle dataset and kernel folders under build/")
+    b.add_argument("--ship", default=str(ROOT / "configs" / "ship.toml"))
+    b.add_argument("--out", default=str(ROOT / "build"))
+    b.add_argument("--no-wheels", action="store_true", help="skip the wheelhouse download")
+    b.set_defaults(func=cmd_build)
     args = ap.parse_args(argv)
     return args.func(args)
 

@@ -1,0 +1,220 @@
+"""`build.py build`: a checkout plus adapters become Kaggle dataset and kernel folders.
+
+Everything lands under build/: one folder per dataset with its
+dataset-metadata.json, one per kernel with kernel-metadata.json and the
+generated notebook. The wheelhouse is fetched by `pip download` for the
+kernel's Python version and platform tags, the mechanism that put vLLM on a
+GPU machine with no network (shared/gpu/README.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..adapters import validate_adapter
+from ..config import ConfigError, _build, load_config, to_toml
+from .bundle import copy_tree
+from .metadata import DatasetSpec, KernelSpec
+from .notebook import SOURCE_MARKER, WHEELS_MARKER, make_notebook, write_notebook
+
+
+PLACEHOLDER_USER = "your-kaggle-user"  # what configs/ship.toml ships with
+
+
+class BuildError(ValueError):
+    """The build cannot produce what Kaggle would accept."""
+
+
+@dataclass
+class WheelsConfig:
+    slug: str = "aimokit-wheels"
+    title: str = "aimokit offline wheelhouse"
+    # What the Kaggle image lacks; vLLM's torch pin must match the image's torch.
+    requirements: list[str] = field(default_factory=lambda: ["vllm==0.26.0"])
+    python_version: str = "3.12"
+    platforms: list[str] = field(default_factory=lambda: [
+        "manylinux_2_17_x86_64", "manylinux_2_24_x86_64", "manylinux_2_27_x86_64",
+        "manylinux_2_28_x86_64", "manylinux_2_31_x86_64", "manylinux_2_34_x86_64", "manylinux_2_35_x86_64"])
+    find_links: list[str] = field(default_factory=list)
+    no_index: bool = False
+
+
+@dataclass
+class AdaptersConfig:
+    slug: str = "aimokit-adapters"
+    title: str = "aimokit LoRA adapters"
+    paths: list[str] = field(default_factory=list)
+    base_model: str = ""  # a local copy of the base model, to check shapes against
+
+
+@dataclass
+class KernelEntry:
+    name: str = "submission"
+    slug: str = "aimokit-submission"
+    title: str = "aimokit submission"
+    file: str = "kernels/submission.py"
+    config: str = "configs/aimo3.toml"
+    competition: str = "ai-mathematical-olympiad-progress-prize-3"
+    machine_shape: str = "NvidiaH100"
+    model_sources: list[str] = field(default_factory=list)
+    is_private: bool = True
+
+
+@dataclass
+class ShipConfig:
+    user: str = ""
+    license: str = "Apache-2.0"
+    source_slug: str = "aimokit-source"
+    source_title: str = "aimokit source code"
+    adapters: AdaptersConfig = field(default_factory=AdaptersConfig)
+    wheels: WheelsConfig = field(default_factory=WheelsConfig)
+    kernels: list[KernelEntry] = field(default_factory=lambda: [KernelEntry()])
+    # Refuse any single file larger than this before uploading (a setting, so
+    # it can follow Kaggle's current dataset limits).
+    max_file_bytes: int = 100 * 1024**3
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ShipConfig":
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"ship config {p} does not exist")
+        data = tomllib.loads(p.read_text())
+        kernels = data.pop("kernels", None)
+        cfg = _build(cls, data, "")
+        if kernels is not None:
+            cfg.kernels = [_build(KernelEntry, k, f"kernels[{i}]") for i, k in enumerate(kernels)]
+        if cfg.user in ("", PLACEHOLDER_USER):
+            raise ConfigError(f"{p}: set user = '<your kaggle user name>' (it is {cfg.user!r})")
+        return cfg
+
+
+def _dataset_dir(out: Path, name: str, spec: DatasetSpec) -> Path:
+    d = out / "datasets" / name
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    (d / "dataset-metadata.json").write_text(json.dumps(spec.metadata(), indent=2) + "\n")
+    return d
+
+
+def build_source(root: Path, cfg: ShipConfig, out: Path) -> Path:
+    spec = DatasetSpec(f"{cfg.user}/{cfg.source_slug}", cfg.source_title, cfg.license)
+    d = _dataset_dir(out, "source", spec)
+    copy_tree(root / "src" / "aimokit", d / "src" / "aimokit")
+    copy_tree(root / "kernels", d / "kernels")
+    (d / SOURCE_MARKER).write_text("aimokit source dataset\n")
+    for k in cfg.kernels:  # each kernel's SolveConfig, validated, under a name the notebook finds
+        solve = load_config(root / k.config)
+        (d / f"{k.name}.toml").write_text(to_toml(solve))
+    return d
+
+
+def build_adapters(cfg: ShipConfig, out: Path) -> Path | None:
+    if not cfg.adapters.paths:
+        return None
+    spec = DatasetSpec(f"{cfg.user}/{cfg.adapters.slug}", cfg.adapters.title, cfg.license)
+    d = _dataset_dir(out, "adapters", spec)
+    manifest = []
+    for path in cfg.adapters.paths:
+        p = Path(path)
+        meta = validate_adapter(p, cfg.adapters.base_model or None)
+        copy_tree(p, d / p.name)
+        manifest.append({"name": p.name, "rank": meta.get("r"), "target_modules": meta.get("target_modules"),
+                         "base_model": meta.get("base_model_name_or_path")})
+    (d / "adapters.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return d
+
+
+def build_wheels(cfg: ShipConfig, out: Path) -> Path:
+    w = cfg.wheels
+    spec = DatasetSpec(f"{cfg.user}/{w.slug}", w.title, cfg.license)
+    d = _dataset_dir(out, "wheels", spec)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(d),
+           "--python-version", w.python_version, "--implementation", "cp"]
+    for plat in w.platforms:
+        cmd += ["--platform", plat]
+    cmd += ["--platform", "any"]
+    for fl in w.find_links:
+        cmd += ["--find-links", fl]
+    if w.no_index:
+        cmd.append("--no-index")
+    cmd += w.requirements
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"pip download failed for {w.requirements}:\n{proc.stderr[-2000:]}")
+    (d / WHEELS_MARKER).write_text("\n".join(w.requirements) + "\n")
+    return d
+
+
+def build_kernels(root: Path, cfg: ShipConfig, out: Path, datasets: list[str]) -> list[Path]:
+    dirs = []
+    for k in cfg.kernels:
+        d = out / "kernels" / k.name
+        if d.exists():
+            shutil.rmtree(d)
+        code_file = f"{k.name}.ipynb"
+        spec = KernelSpec(
+            id=f"{cfg.user}/{k.slug}", title=k.title, code_file=code_file, is_private=k.is_private,
+            dataset_sources=datasets, competition_sources=[k.competition] if k.competition else [],
+            model_sources=k.model_sources, machine_shape=k.machine_shape,
+        )
+        meta = spec.metadata()
+        write_notebook(make_notebook(root / k.file, k.title, config_name=f"{k.name}.toml"), d / code_file)
+        (d / "kernel-metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+        dirs.append(d)
+    return dirs
+
+
+def check_sizes(folder: Path, limit: int) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file() and p.stat().st_size > limit:
+            raise BuildError(
+                f"{p} is {p.stat().st_size} bytes, over the {limit}-byte file limit (max_file_bytes); "
+                "split it or leave it out of the dataset"
+            )
+
+
+def content_hash(folder: Path) -> str:
+    """A digest of a dataset's files (metadata excluded): unchanged content is not pushed again."""
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.name != "dataset-metadata.json":
+            h.update(str(p.relative_to(folder)).encode())
+            h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def build_all(root: Path, cfg: ShipConfig, out: Path, wheels: bool = True) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    built: dict[str, Any] = {"datasets": {}, "kernels": []}
+    source = build_source(root, cfg, out)
+    built["datasets"]["source"] = source
+    adapters = build_adapters(cfg, out)
+    if adapters:
+        built["datasets"]["adapters"] = adapters
+    if wheels:
+        built["datasets"]["wheels"] = build_wheels(cfg, out)
+    refs = [json.loads((d / "dataset-metadata.json").read_text())["id"] for d in built["datasets"].values()]
+    for d in built["datasets"].values():
+        check_sizes(d, cfg.max_file_bytes)
+    built["kernels"] = build_kernels(root, cfg, out, refs)
+    return built
+
+
+def describe(built: dict[str, Any]) -> str:
+    lines = []
+    for name, d in built["datasets"].items():
+        files = [p for p in d.rglob("*") if p.is_file()]
+        size = sum(p.stat().st_size for p in files)
+        lines.append(f"dataset {name}: {d} ({len(files)} files, {size / 1024**2:.1f} MiB)")
+    for d in built["kernels"]:
+        lines.append(f"kernel: {d} ({', '.join(sorted(p.name for p in d.iterdir()))})")
+    return "\n".join(lines)

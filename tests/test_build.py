@@ -1,0 +1,76 @@
+"""`build.py build`: dataset and kernel folders, offline."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from aimokit.adapters import AdapterError
+from aimokit.kaggle.build import BuildError, ShipConfig, build_all, content_hash
+
+from conftest import ROOT
+
+
+def _tiny_wheel(tmp_path):
+    pkg = tmp_path / "tinypkg"
+    (pkg / "tinypkg").mkdir(parents=True)
+    (pkg / "tinypkg" / "__init__.py").write_text("X = 1\n")
+    (pkg / "pyproject.toml").write_text('[project]\nname = "tinypkg"\nversion = "0.1"\n'
+                                        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n')
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(wheels), str(pkg)], check=True)
+    return wheels
+
+
+def _cfg(tmp_path, **kw):
+    path = tmp_path / "ship.toml"
+    path.write_text((ROOT / "configs" / "ship.toml").read_text().replace('"your-kaggle-user"', '"alice"'))
+    cfg = ShipConfig.load(path)
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def test_build_writes_every_dataset_and_kernel_folder(tmp_path):
+    cfg = _cfg(tmp_path)
+    cfg.wheels.requirements = ["tinypkg==0.1"]
+    cfg.wheels.find_links = [str(_tiny_wheel(tmp_path))]
+    cfg.wheels.no_index = True
+    built = build_all(ROOT, cfg, tmp_path / "build")
+    src = built["datasets"]["source"]
+    meta = json.loads((src / "dataset-metadata.json").read_text())
+    assert meta["id"] == "alice/aimokit-source" and meta["licenses"] == [{"name": "Apache-2.0"}]
+    assert (src / "src" / "aimokit" / "solver.py").is_file() and (src / "submission.toml").is_file()
+    assert not list(src.rglob("__pycache__"))
+    wheels = built["datasets"]["wheels"]
+    assert [p.name for p in wheels.glob("*.whl")] == ["tinypkg-0.1-py3-none-any.whl"]
+    kdir = built["kernels"][0]
+    kmeta = json.loads((kdir / "kernel-metadata.json").read_text())
+    assert kmeta["dataset_sources"] == ["alice/aimokit-source", "alice/aimokit-wheels"]
+    assert kmeta["competition_sources"] == ["ai-mathematical-olympiad-progress-prize-3"]
+    assert kmeta["enable_internet"] is False and (kdir / kmeta["code_file"]).is_file()
+    h = content_hash(src)
+    build_all(ROOT, cfg, tmp_path / "build", wheels=False)
+    assert content_hash(src) == h  # same checkout, same content: nothing to push again
+
+
+def test_adapters_are_validated_before_bundling(tmp_path):
+    bad = tmp_path / "adapter"
+    bad.mkdir()
+    (bad / "adapter_config.json").write_text(json.dumps({"r": 8, "target_modules": ["lm_head"]}))
+    (bad / "adapter_model.safetensors").write_bytes(b"")
+    cfg = _cfg(tmp_path)
+    cfg.adapters.paths = [str(bad)]
+    with pytest.raises(AdapterError, match="not served by vLLM LoRA"):
+        build_all(ROOT, cfg, tmp_path / "build", wheels=False)
+
+
+def test_oversized_file_and_missing_user_are_clear_errors(tmp_path):
+    cfg = _cfg(tmp_path, max_file_bytes=1000)
+    with pytest.raises(BuildError, match="over the 1000-byte file limit"):
+        build_all(ROOT, cfg, tmp_path / "build", wheels=False)
+    proc = subprocess.run([sys.executable, str(ROOT / "build.py"), "build", "--no-wheels", "--out",
+                           str(tmp_path / "b")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "set user = " in proc.stderr and "your-kaggle-user" in proc.stderr
