@@ -198,7 +198,7 @@ class SolveConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SolveConfig":
-        return _build(cls, data, "").validate()
+        return from_dict(cls, data).validate()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -219,7 +219,8 @@ class SolveConfig:
         return SolveConfig.from_dict(data)
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build any config dataclass from parsed TOML, checking keys and types."""
     if not isinstance(data, dict):
         raise ConfigError(f"[{where or 'top'}] must be a table, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
@@ -234,7 +235,7 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     for name, value in data.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, f"{where}.{name}" if where else name)
+            kwargs[name] = from_dict(hint, value, f"{where}.{name}" if where else name)
         else:
             kwargs[name] = _coerce(value, hint, f"{where}.{name}" if where else name)
     return cls(**kwargs)
@@ -259,6 +260,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint in (int, str, bool) and type(value) is hint:
         return value
     if origin is list and isinstance(value, list):
+        if args and dataclasses.is_dataclass(args[0]):  # e.g. [[kernels]] tables
+            return [from_dict(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
         return [_coerce(v, args[0], where) for v in value] if args else value
     if origin is dict and isinstance(value, dict):
         return value
@@ -267,17 +270,20 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     raise ConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 
 
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """Parse a TOML file, with errors that name the file and the fix."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {p} does not exist; pass an existing .toml path")
+    try:
+        return tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{what} {p} is not valid TOML: {e}") from e
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SolveConfig:
     """Load a SolveConfig from TOML (or defaults), then apply dotted overrides."""
-    data: dict[str, Any] = {}
-    if path:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist; pass an existing .toml path")
-        try:
-            data = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"config file {p} is not valid TOML: {e}") from e
+    data = read_toml(path, "config file") if path else {}
     cfg = SolveConfig.from_dict(data)
     return cfg.override(overrides) if overrides else cfg
 

@@ -14,13 +14,12 @@ import json
 import shutil
 import subprocess
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..adapters import validate_adapter
-from ..config import ConfigError, _build, load_config, to_toml
+from ..config import ConfigError, from_dict, load_config, read_toml, to_toml
 from .bundle import copy_tree
 from .metadata import DatasetSpec, KernelSpec
 from .notebook import SOURCE_MARKER, WHEELS_MARKER, make_notebook, write_notebook
@@ -83,16 +82,9 @@ class ShipConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "ShipConfig":
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"ship config {p} does not exist")
-        data = tomllib.loads(p.read_text())
-        kernels = data.pop("kernels", None)
-        cfg = _build(cls, data, "")
-        if kernels is not None:
-            cfg.kernels = [_build(KernelEntry, k, f"kernels[{i}]") for i, k in enumerate(kernels)]
+        cfg = from_dict(cls, read_toml(path, "ship config"))
         if cfg.user in ("", PLACEHOLDER_USER):
-            raise ConfigError(f"{p}: set user = '<your kaggle user name>' (it is {cfg.user!r})")
+            raise ConfigError(f"{path}: set user = '<your kaggle user name>' (it is {cfg.user!r})")
         return cfg
 
 
