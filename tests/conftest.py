@@ -45,7 +45,8 @@ class ScriptedEngine:
         while True:
             new, dropped = driver.poll()
             queue.extend(new)
-            queue = [(k, r) for k, r in queue if k not in set(dropped)]
+            gone = set(dropped)
+            queue = [(k, r) for k, r in queue if k not in gone]
             self.cancelled.extend(dropped)
             if deadline is not None and time.monotonic() >= deadline:
                 for k, _ in queue:

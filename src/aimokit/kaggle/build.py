@@ -87,18 +87,30 @@ class ShipConfig:
             raise ConfigError(f"{path}: set user = '<your kaggle user name>' (it is {cfg.user!r})")
         return cfg
 
+    def ref(self, slug: str) -> str:
+        """`<user>/<slug>`, the id Kaggle knows a dataset or kernel by."""
+        return f"{self.user}/{slug}"
 
-def _dataset_dir(out: Path, name: str, spec: DatasetSpec) -> Path:
-    d = out / "datasets" / name
+    def dataset_slugs(self) -> dict[str, str]:
+        return {"source": self.source_slug, "adapters": self.adapters.slug, "wheels": self.wheels.slug}
+
+
+def _fresh_dir(d: Path) -> Path:
+    """An empty folder: nothing from an earlier build may leak into this one."""
     if d.exists():
         shutil.rmtree(d)
     d.mkdir(parents=True)
+    return d
+
+
+def _dataset_dir(out: Path, name: str, spec: DatasetSpec) -> Path:
+    d = _fresh_dir(out / "datasets" / name)
     (d / "dataset-metadata.json").write_text(json.dumps(spec.metadata(), indent=2) + "\n")
     return d
 
 
 def build_source(root: Path, cfg: ShipConfig, out: Path) -> Path:
-    spec = DatasetSpec(f"{cfg.user}/{cfg.source_slug}", cfg.source_title, cfg.license)
+    spec = DatasetSpec(cfg.ref(cfg.source_slug), cfg.source_title, cfg.license)
     d = _dataset_dir(out, "source", spec)
     copy_tree(root / "src" / "aimokit", d / "src" / "aimokit")
     copy_tree(root / "kernels", d / "kernels")
@@ -112,7 +124,7 @@ def build_source(root: Path, cfg: ShipConfig, out: Path) -> Path:
 def build_adapters(cfg: ShipConfig, out: Path) -> Path | None:
     if not cfg.adapters.paths:
         return None
-    spec = DatasetSpec(f"{cfg.user}/{cfg.adapters.slug}", cfg.adapters.title, cfg.license)
+    spec = DatasetSpec(cfg.ref(cfg.adapters.slug), cfg.adapters.title, cfg.license)
     d = _dataset_dir(out, "adapters", spec)
     manifest = []
     for path in cfg.adapters.paths:
@@ -127,7 +139,7 @@ def build_adapters(cfg: ShipConfig, out: Path) -> Path | None:
 
 def build_wheels(cfg: ShipConfig, out: Path) -> Path:
     w = cfg.wheels
-    spec = DatasetSpec(f"{cfg.user}/{w.slug}", w.title, cfg.license)
+    spec = DatasetSpec(cfg.ref(w.slug), w.title, cfg.license)
     d = _dataset_dir(out, "wheels", spec)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(d),
            "--python-version", w.python_version, "--implementation", "cp"]
@@ -149,12 +161,10 @@ def build_wheels(cfg: ShipConfig, out: Path) -> Path:
 def build_kernels(root: Path, cfg: ShipConfig, out: Path, datasets: list[str]) -> list[Path]:
     dirs = []
     for k in cfg.kernels:
-        d = out / "kernels" / k.name
-        if d.exists():
-            shutil.rmtree(d)
+        d = _fresh_dir(out / "kernels" / k.name)
         code_file = f"{k.name}.ipynb"
         spec = KernelSpec(
-            id=f"{cfg.user}/{k.slug}", title=k.title, code_file=code_file, is_private=k.is_private,
+            id=cfg.ref(k.slug), title=k.title, code_file=code_file, is_private=k.is_private,
             dataset_sources=datasets, competition_sources=[k.competition] if k.competition else [],
             model_sources=k.model_sources, machine_shape=k.machine_shape,
         )
@@ -180,7 +190,8 @@ def content_hash(folder: Path) -> str:
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.name != "dataset-metadata.json":
             h.update(str(p.relative_to(folder)).encode())
-            h.update(hashlib.sha256(p.read_bytes()).digest())
+            with open(p, "rb") as f:  # streamed: wheels run to hundreds of MB
+                h.update(hashlib.file_digest(f, "sha256").digest())
     return h.hexdigest()
 
 
@@ -194,7 +205,8 @@ def build_all(root: Path, cfg: ShipConfig, out: Path, wheels: bool = True) -> di
         built["datasets"]["adapters"] = adapters
     if wheels:
         built["datasets"]["wheels"] = build_wheels(cfg, out)
-    refs = [json.loads((d / "dataset-metadata.json").read_text())["id"] for d in built["datasets"].values()]
+    slugs = cfg.dataset_slugs()
+    refs = [cfg.ref(slugs[name]) for name in built["datasets"]]
     for d in built["datasets"].values():
         check_sizes(d, cfg.max_file_bytes)
     built["kernels"] = build_kernels(root, cfg, out, refs)

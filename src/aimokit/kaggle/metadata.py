@@ -14,7 +14,7 @@ from typing import Any
 from slugify import slugify  # the kaggle client's own dependency (python-slugify)
 
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-# machine_shape values seen in public kernels (see shared docs); others pass with a warning-free error.
+# machine_shape values seen in public kernels (see shared docs); any other value is refused.
 MACHINE_SHAPES = ("NvidiaTeslaT4", "NvidiaTeslaT4Highmem", "NvidiaL4", "NvidiaL4X1", "NvidiaH100", "NvidiaTeslaP100")
 
 
