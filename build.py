@@ -2,6 +2,9 @@
 
     python build.py dry-run [--problems FILE] [--time-limit S] [--config TOML] [--set key=value ...]
     python build.py build [--ship TOML] [--out DIR] [--no-wheels]
+    python build.py push [--ship TOML] [--out DIR] [--no-wheels] [--dry-run] [--message NOTE]
+    python build.py status [--ship TOML] [--kernel NAME]
+    python build.py output [--ship TOML] [--kernel NAME] [--path DIR]
 """
 
 from __future__ import annotations
@@ -77,19 +80,97 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     return 0 if rep["complete"] else 1
 
 
-def cmd_build(args: argparse.Namespace) -> int:
+def _ship_errors():
     from aimokit.adapters import AdapterError
     from aimokit.config import ConfigError
-    from aimokit.kaggle.build import BuildError, ShipConfig, build_all, describe
+    from aimokit.kaggle.build import BuildError
     from aimokit.kaggle.metadata import MetadataError
+    from aimokit.kaggle.push import PushError
+
+    return (ConfigError, MetadataError, AdapterError, BuildError, PushError)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from aimokit.kaggle.build import build_all, describe
+    from aimokit.kaggle.config import ShipConfig
 
     try:
         cfg = ShipConfig.load(args.ship)
         built = build_all(ROOT, cfg, Path(args.out), wheels=not args.no_wheels)
-    except (ConfigError, MetadataError, AdapterError, BuildError) as e:
+    except _ship_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(describe(built))
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from aimokit.kaggle.build import build_all
+    from aimokit.kaggle.config import ShipConfig
+    from aimokit.kaggle.push import authenticated_api, check_user, describe_plan, push_all
+
+    out = Path(args.out)
+    try:
+        cfg = ShipConfig.load(args.ship)
+        if args.message:
+            cfg.push.version_note = args.message
+        api = None
+        if not args.dry_run:  # credentials first: minutes of bundling must not end in "no key"
+            api = authenticated_api()
+            check_user(api, cfg.user)
+        built = build_all(ROOT, cfg, out, wheels=not args.no_wheels)
+        slugs = cfg.dataset_slugs()
+        refs = {name: cfg.ref(slugs[name]) for name in built["datasets"]}
+        if args.dry_run:
+            print(describe_plan(built["datasets"], refs, built["kernels"], out))
+            print("dry run: nothing was sent")
+            return 0
+        report = push_all(api, built["datasets"], refs, built["kernels"], out, cfg.push,
+                          force_kernels=args.force_kernels)
+    except _ship_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 0
+
+
+def _kernel_ref(cfg, name: str | None) -> str:
+    from aimokit.config import ConfigError
+
+    names = [k.name for k in cfg.kernels]
+    entry = next((k for k in cfg.kernels if k.name == (name or names[0])), None)
+    if entry is None:
+        raise ConfigError(f"no kernel named {name!r} in the ship config; it has {names}")
+    return cfg.ref(entry.slug)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from aimokit.kaggle.config import ShipConfig
+    from aimokit.kaggle.push import authenticated_api, kernel_status
+
+    try:
+        cfg = ShipConfig.load(args.ship)
+        st = kernel_status(authenticated_api(), _kernel_ref(cfg, args.kernel), cfg.push)
+    except _ship_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{st['kernel']}: {st['status']}" + (f" ({st['failure_message']})" if st["failure_message"] else ""))
+    return 0 if st["status"] != "error" else 1
+
+
+def cmd_output(args: argparse.Namespace) -> int:
+    from aimokit.kaggle.config import ShipConfig
+    from aimokit.kaggle.push import authenticated_api, kernel_output
+
+    try:
+        cfg = ShipConfig.load(args.ship)
+        ref = _kernel_ref(cfg, args.kernel)
+        path = Path(args.path or ROOT / "runs" / "kaggle" / ref.split("/")[1])
+        files = kernel_output(authenticated_api(), ref, path, cfg.push)
+    except _ship_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(files) if files else f"{ref} has no output yet")
     return 0
 
 
@@ -108,6 +189,22 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", default=str(ROOT / "build"))
     b.add_argument("--no-wheels", action="store_true", help="skip the wheelhouse download")
     b.set_defaults(func=cmd_build)
+    p = sub.add_parser("push", help="build, then create or version the datasets and push the kernels")
+    p.add_argument("--ship", default=str(ROOT / "configs" / "ship.toml"))
+    p.add_argument("--out", default=str(ROOT / "build"))
+    p.add_argument("--no-wheels", action="store_true", help="leave the wheelhouse out")
+    p.add_argument("--dry-run", action="store_true", help="print what would be pushed (tree and sizes); send nothing")
+    p.add_argument("--message", default="", help="version note for new dataset versions")
+    p.add_argument("--force-kernels", action="store_true", help="push (and so rerun) kernels even if unchanged")
+    p.set_defaults(func=cmd_push)
+    for name, func, helptext in (("status", cmd_status, "a pushed kernel's state"),
+                                 ("output", cmd_output, "download a kernel's output and log")):
+        q = sub.add_parser(name, help=helptext)
+        q.add_argument("--ship", default=str(ROOT / "configs" / "ship.toml"))
+        q.add_argument("--kernel", default=None, help="kernel name in the ship config (default: the first)")
+        if name == "output":
+            q.add_argument("--path", default=None, help="where to write (default: runs/kaggle/<slug>)")
+        q.set_defaults(func=func)
     args = ap.parse_args(argv)
     return args.func(args)
 

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from aimokit.adapters import AdapterError
-from aimokit.kaggle.build import BuildError, ShipConfig, build_all, content_hash
+from aimokit.kaggle.build import BuildError, build_all, content_hash
+from aimokit.kaggle.config import ShipConfig
 
 from conftest import ROOT
 

@@ -48,6 +48,8 @@ def make_notebook(kernel_file: Path, title: str, config_name: str = "kernel.toml
                                         config_name=config_name)),
         new_code_cell(kernel_file.read_text()),
     ]
+    for i, cell in enumerate(nb.cells):  # fixed ids: the same source gives the same notebook, byte for byte
+        cell.id = f"aimokit-{i}"
     nbformat.validate(nb)
     return nb
 

@@ -1,0 +1,90 @@
+"""The ship config: what `build.py build` bundles and how `build.py push` sends it.
+
+One typed object, loaded from TOML (configs/ship.toml), shared by the CLI and the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import ConfigError, from_dict, read_toml
+
+
+@dataclass
+class PushOptions:
+    version_note: str = "aimokit push"
+    attempts: int = 4  # per request, the first included
+    backoff_s: float = 2.0  # doubled after each failure, with jitter
+    call_timeout_s: float = 300.0  # the client sets no HTTP timeout; a hung call counts as a failure
+    upload_timeout_s: float = 4 * 3600.0  # one dataset's uploads (a wheelhouse is gigabytes)
+    ready_timeout_s: float = 1800.0  # how long to wait for Kaggle to process a dataset version
+    poll_s: float = 10.0
+    public: bool = False
+
+
+PLACEHOLDER_USER = "your-kaggle-user"  # what configs/ship.toml ships with
+
+
+@dataclass
+class WheelsConfig:
+    slug: str = "aimokit-wheels"
+    title: str = "aimokit offline wheelhouse"
+    # What the Kaggle image lacks; vLLM's torch pin must match the image's torch.
+    requirements: list[str] = field(default_factory=lambda: ["vllm==0.26.0"])
+    python_version: str = "3.12"
+    platforms: list[str] = field(default_factory=lambda: [
+        "manylinux_2_17_x86_64", "manylinux_2_24_x86_64", "manylinux_2_27_x86_64",
+        "manylinux_2_28_x86_64", "manylinux_2_31_x86_64", "manylinux_2_34_x86_64", "manylinux_2_35_x86_64"])
+    find_links: list[str] = field(default_factory=list)
+    no_index: bool = False
+
+
+@dataclass
+class AdaptersConfig:
+    slug: str = "aimokit-adapters"
+    title: str = "aimokit LoRA adapters"
+    paths: list[str] = field(default_factory=list)
+    base_model: str = ""  # a local copy of the base model, to check shapes against
+
+
+@dataclass
+class KernelEntry:
+    name: str = "submission"
+    slug: str = "aimokit-submission"
+    title: str = "aimokit submission"
+    file: str = "kernels/submission.py"
+    config: str = "configs/aimo3.toml"
+    competition: str = "ai-mathematical-olympiad-progress-prize-3"
+    machine_shape: str = "NvidiaH100"
+    model_sources: list[str] = field(default_factory=list)
+    is_private: bool = True
+
+
+@dataclass
+class ShipConfig:
+    user: str = ""
+    license: str = "Apache-2.0"
+    source_slug: str = "aimokit-source"
+    source_title: str = "aimokit source code"
+    adapters: AdaptersConfig = field(default_factory=AdaptersConfig)
+    wheels: WheelsConfig = field(default_factory=WheelsConfig)
+    kernels: list[KernelEntry] = field(default_factory=lambda: [KernelEntry()])
+    # Refuse any single file larger than this before uploading (a setting, so
+    # it can follow Kaggle's current dataset limits).
+    max_file_bytes: int = 100 * 1024**3
+    push: PushOptions = field(default_factory=PushOptions)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ShipConfig":
+        cfg = from_dict(cls, read_toml(path, "ship config"))
+        if cfg.user in ("", PLACEHOLDER_USER):
+            raise ConfigError(f"{path}: set user = '<your kaggle user name>' (it is {cfg.user!r})")
+        return cfg
+
+    def ref(self, slug: str) -> str:
+        """`<user>/<slug>`, the id Kaggle knows a dataset or kernel by."""
+        return f"{self.user}/{slug}"
+
+    def dataset_slugs(self) -> dict[str, str]:
+        return {"source": self.source_slug, "adapters": self.adapters.slug, "wheels": self.wheels.slug}

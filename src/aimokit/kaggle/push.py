@@ -1,0 +1,334 @@
+"""`build.py push / status / output`: built folders to Kaggle through the official client.
+
+Every request goes through `kaggle.api.KaggleApi`; this module only decides
+what to send (new dataset, new version, or nothing when the content hash is
+unchanged), retries what the client does not, and says exactly what landed when
+something fails, so a rerun picks up where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from .build import content_hash
+from .config import PushOptions
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STATE_FILE = "push-state.json"  # under the build folder: content hash of each dataset as last pushed
+DIR_MODE = "zip"  # the client skips folders unless told; Kaggle unpacks the archives it uploads
+
+
+class PushError(RuntimeError):
+    """A push that cannot start or could not finish; the message says what was sent."""
+
+
+class UploadFailed(PushError):
+    """The client gave up on one file's upload; worth another try of the whole dataset."""
+
+
+@dataclass
+class PushReport:
+    pushed: list[str] = field(default_factory=list)  # dataset refs sent in this run
+    skipped: list[str] = field(default_factory=list)  # unchanged since the last push (datasets, kernel:<ref>)
+    kernels: list[str] = field(default_factory=list)  # kernel urls
+    uploaded_files: dict[str, list[str]] = field(default_factory=dict)  # ref -> files whose upload finished
+
+    def summary(self) -> str:
+        parts = [f"datasets pushed: {', '.join(self.pushed) or 'none'}",
+                 f"unchanged, not pushed: {', '.join(self.skipped) or 'none'}",
+                 f"kernels pushed: {', '.join(self.kernels) or 'none'}"]
+        for ref, files in self.uploaded_files.items():
+            if ref not in self.pushed:
+                parts.append(f"files uploaded for {ref} before it failed: {', '.join(files) or 'none'}")
+        return "; ".join(parts)
+
+
+# -- the client ---------------------------------------------------------------
+
+def authenticated_api() -> Any:
+    """The kaggle client, authenticated, or a PushError naming where credentials go.
+
+    Checked before anything is built or uploaded; the client's own search order
+    applies (KAGGLE_API_TOKEN, ~/.kaggle/access_token, KAGGLE_USERNAME/KAGGLE_KEY,
+    $KAGGLE_CONFIG_DIR or ~/.kaggle/kaggle.json).
+    """
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    api = KaggleApi()
+    quiet = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            api.authenticate()
+    except SystemExit:
+        raise PushError(
+            "no Kaggle credentials found, so nothing was uploaded: put kaggle.json (from kaggle.com > Settings > "
+            "API > Create New Token) in ~/.kaggle/ or $KAGGLE_CONFIG_DIR with mode 600, or set KAGGLE_API_TOKEN, "
+            "or KAGGLE_USERNAME and KAGGLE_KEY"
+        ) from None
+    return api
+
+
+def check_user(api: Any, user: str) -> None:
+    """A ship config for one account pushed with another's key fails at Kaggle with a 403; say so first."""
+    who = (api.config_values or {}).get("username")
+    if who and who != user:
+        raise PushError(f"the ship config's user is {user!r} but the Kaggle credentials are {who!r}; "
+                        f"set user = {who!r} in the ship config (or use that account's credentials)")
+
+
+def _status_code(exc: BaseException) -> int | None:
+    resp = getattr(exc, "response", None)
+    return getattr(resp, "status_code", None)
+
+
+def retriable(exc: BaseException) -> bool:
+    """5xx, 408, 429, timeouts and dropped connections are worth another try; other 4xx are not."""
+    code = _status_code(exc)
+    if code is not None:
+        return code >= 500 or code in (408, 429)
+    return isinstance(exc, (TimeoutError, ConnectionError, UploadFailed)) or type(exc).__name__ in (
+        "ConnectionError", "ConnectTimeout", "ReadTimeout", "ChunkedEncodingError", "ProtocolError")
+
+
+def _with_timeout(fn: Callable[[], T], timeout_s: float, what: str) -> T:
+    """Run fn, or raise TimeoutError after timeout_s: the client's HTTP calls never time out by themselves."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the caller
+            box["error"] = e
+
+    t = threading.Thread(target=target, name=f"kaggle:{what}", daemon=True)
+    t.start()
+    t.join(timeout_s)
+    if t.is_alive():
+        raise TimeoutError(f"{what}: no answer from Kaggle in {timeout_s:.0f} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def call(fn: Callable[[], T], what: str, opts: PushOptions, timeout_s: float | None = None,
+         sleep: Callable[[float], None] = time.sleep) -> T:
+    """fn with bounded retries and exponential backoff; the last error propagates."""
+    delay = opts.backoff_s
+    for attempt in range(1, opts.attempts + 1):
+        try:
+            return _with_timeout(fn, timeout_s or opts.call_timeout_s, what)
+        except Exception as e:
+            if attempt == opts.attempts or not retriable(e):
+                raise
+            log.warning("%s failed (%s); retry %d/%d in %.1f s", what, _describe(e), attempt,
+                        opts.attempts - 1, delay)
+            sleep(delay * (1 + 0.25 * random.random()))
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+def _describe(e: BaseException) -> str:
+    code = _status_code(e)
+    return f"HTTP {code}: {e}" if code else f"{type(e).__name__}: {e}"
+
+
+# -- datasets -----------------------------------------------------------------
+
+def load_state(out: Path) -> dict[str, str]:
+    p = out / STATE_FILE
+    if not p.is_file():
+        return {}
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError:
+        return {}  # a damaged state file only costs a re-push
+
+
+def save_state(out: Path, state: dict[str, str]) -> None:
+    p = out / STATE_FILE
+    tmp = p.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, p)  # atomic: a crash never leaves half a state file
+
+
+def _exists(api: Any, ref: str, opts: PushOptions) -> bool:
+    try:
+        call(lambda: api.dataset_status(ref), f"status of {ref}", opts)
+        return True
+    except Exception as e:
+        if _status_code(e) in (403, 404):
+            return False
+        raise
+
+
+def _track_uploads(api: Any, files: list[str]) -> Callable[[], None]:
+    """Record each finished upload, and stop before the dataset is created if one failed.
+
+    The client drops a failed file from the version silently (it prints
+    "Upload unsuccessful" and goes on); a version missing a file must never be
+    created, so a failed upload raises here, before the create request.
+    """
+    original = getattr(api, "_upload_file", None)
+    if original is None:  # a client without the hook: no per-file tracking
+        return lambda: None
+
+    def tracked(file_name: str, *args: Any, **kwargs: Any) -> Any:
+        result = original(file_name, *args, **kwargs)
+        if result is None:
+            raise UploadFailed(f"upload of {file_name} failed")
+        files.append(file_name)
+        return result
+
+    api._upload_file = tracked
+    return lambda: setattr(api, "_upload_file", original)
+
+
+def _send_dataset(api: Any, folder: Path, ref: str, opts: PushOptions, files: list[str]) -> None:
+    restore = _track_uploads(api, files)
+    quiet = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(quiet):
+            if _exists(api, ref, opts):
+                resp = api.dataset_create_version(str(folder), opts.version_note, quiet=True,
+                                                  dir_mode=DIR_MODE, convert_to_csv=False)
+            else:
+                resp = api.dataset_create_new(str(folder), public=opts.public, quiet=True,
+                                              dir_mode=DIR_MODE, convert_to_csv=False)
+    finally:
+        restore()
+    error = getattr(resp, "error", None)
+    if error:
+        raise PushError(f"Kaggle refused {ref}: {error}")
+
+
+def wait_ready(api: Any, ref: str, opts: PushOptions, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Kernels that mount a dataset still being processed see the old version, or nothing."""
+    deadline = time.monotonic() + opts.ready_timeout_s
+    while True:
+        status = str(call(lambda: api.dataset_status(ref), f"status of {ref}", opts)).lower()
+        if status == "ready":
+            return
+        if status in ("failed", "deleted"):
+            raise PushError(f"Kaggle reports dataset {ref} as {status}; open it on kaggle.com for the reason")
+        if time.monotonic() > deadline:
+            raise PushError(f"dataset {ref} still {status} after {opts.ready_timeout_s:.0f} s; "
+                            f"check it with `kaggle datasets status {ref}` and push the kernels again")
+        log.info("dataset %s is %s; waiting", ref, status)
+        sleep(opts.poll_s)
+
+
+def push_dataset(api: Any, folder: Path, ref: str, opts: PushOptions, report: PushReport,
+                 state: dict[str, str], out: Path) -> None:
+    digest = content_hash(folder)
+    if state.get(ref) == digest:
+        report.skipped.append(ref)
+        return
+    files: list[str] = report.uploaded_files.setdefault(ref, [])
+
+    def once() -> None:
+        files.clear()
+        _send_dataset(api, folder, ref, opts, files)
+
+    # A whole create/version is retried: the client's resumable uploads skip files already sent.
+    call(once, f"push of dataset {ref}", opts, timeout_s=opts.upload_timeout_s)
+    report.pushed.append(ref)
+    wait_ready(api, ref, opts)
+    state[ref] = digest
+    save_state(out, state)
+
+
+# -- kernels ------------------------------------------------------------------
+
+def push_kernel(api: Any, folder: Path, opts: PushOptions) -> str:
+    resp = call(lambda: api.kernels_push(str(folder)), f"push of kernel {folder.name}", opts)
+    problems = [getattr(resp, "error", None)] + [
+        f"{name}: {', '.join(bad)}" for name in ("invalid_dataset_sources", "invalid_competition_sources",
+                                                  "invalid_kernel_sources", "invalid_model_sources")
+        if (bad := getattr(resp, name, None))]
+    problems = [p for p in problems if p]
+    if problems:
+        raise PushError(f"Kaggle refused kernel {folder.name}: {'; '.join(problems)}")
+    return str(getattr(resp, "url", "") or getattr(resp, "ref", ""))
+
+
+def push_all(api: Any, datasets: dict[str, Path], refs: dict[str, str], kernels: list[Path], out: Path,
+             opts: PushOptions, force_kernels: bool = False) -> PushReport:
+    """Datasets first (each ready before the next step), then the kernels that mount them.
+
+    A kernel is pushed again (which starts a run on Kaggle) only when it changed,
+    a dataset it mounts got a new version, or force_kernels is set.
+    """
+    report = PushReport()
+    state = load_state(out)
+    current = ""
+    try:
+        for name, folder in datasets.items():
+            current = f"dataset {refs[name]}"
+            push_dataset(api, folder, refs[name], opts, report, state, out)
+        for folder in kernels:
+            current = f"kernel {folder.name}"
+            key = f"kernel:{json.loads((folder / 'kernel-metadata.json').read_text())['id']}"
+            digest = content_hash(folder)
+            if state.get(key) == digest and not report.pushed and not force_kernels:
+                report.skipped.append(key)
+                continue
+            report.kernels.append(push_kernel(api, folder, opts))
+            state[key] = digest
+            save_state(out, state)
+    except Exception as e:
+        raise PushError(f"push of {current} failed: {_describe(e)}\nalready done: {report.summary()}\n"
+                        "run the push again: unchanged datasets are skipped") from e
+    return report
+
+
+def kernel_status(api: Any, ref: str, opts: PushOptions) -> dict[str, str]:
+    resp = call(lambda: api.kernels_status(ref), f"status of kernel {ref}", opts)
+    status = getattr(resp, "status", "")
+    return {"kernel": ref, "status": getattr(status, "name", str(status)).lower(),
+            "failure_message": getattr(resp, "failure_message", None) or ""}
+
+
+def kernel_output(api: Any, ref: str, path: Path, opts: PushOptions) -> list[str]:
+    path.mkdir(parents=True, exist_ok=True)
+    files, _ = call(lambda: api.kernels_output(ref, str(path), force=True, quiet=True), f"output of {ref}", opts)
+    return files
+
+
+def describe_plan(datasets: dict[str, Path], refs: dict[str, str], kernels: list[Path], out: Path) -> str:
+    """What `push` would send, with sizes, sending nothing."""
+    state = load_state(out)
+    lines = []
+    for name, folder in datasets.items():
+        ref = refs[name]
+        unchanged = state.get(ref) == content_hash(folder)
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "dataset-metadata.json")
+        total = sum(p.stat().st_size for p in files)
+        lines.append(f"dataset {ref}: {'unchanged, would be skipped' if unchanged else 'would be pushed'} "
+                     f"({len(files)} files, {_size(total)})")
+        lines += [f"    {p.relative_to(folder)}  {_size(p.stat().st_size)}" for p in files]
+    for folder in kernels:
+        meta = json.loads((folder / "kernel-metadata.json").read_text())
+        lines.append(f"kernel {meta['id']}: {meta['code_file']} on {meta.get('machine_shape') or 'default'}, "
+                     f"internet {'on' if meta['enable_internet'] else 'off'}, "
+                     f"inputs {', '.join(meta['dataset_sources'] + meta['competition_sources'] + meta['model_sources'])}")
+    return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"

@@ -1,0 +1,204 @@
+"""A stand-in for Kaggle's API on 127.0.0.1, answering what the kaggle client calls.
+
+The client is pointed here by its own setting, KAGGLE_API_ENVIRONMENT=LOCALHOST
+(http://localhost, so port 80). The server keeps every request and every
+uploaded byte, so tests can assert what arrived; `faults` makes an endpoint
+answer with an HTTP status (or hang) a given number of times.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BytesIO
+
+PORT = 80  # where the client's LOCALHOST environment sends requests
+
+
+@dataclass
+class FakeKaggle:
+    blobs: dict[str, bytes] = field(default_factory=dict)  # token -> uploaded bytes
+    blob_names: dict[str, str] = field(default_factory=dict)  # token -> file name
+    datasets: dict[str, list[dict]] = field(default_factory=dict)  # ref -> versions, each {files: {name: bytes}}
+    kernels: dict[str, list[dict]] = field(default_factory=dict)  # ref -> pushed SaveKernel requests
+    calls: list[str] = field(default_factory=list)  # endpoint names in order
+    auth: list[str] = field(default_factory=list)  # Authorization headers seen
+    faults: dict[str, list[int | str]] = field(default_factory=dict)  # endpoint -> statuses to answer first
+    pending_ready: int = 1  # status polls answering BLOBS_RECEIVED before READY
+    outputs: dict[str, bytes] = field(default_factory=lambda: {"submission.parquet": b"PAR1fake"})
+    hang_s: float = 5.0
+    _polls: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def files_of(self, ref: str, version: int = -1) -> dict[str, bytes]:
+        """A dataset version's files as Kaggle would show them: archives unpacked, as Kaggle does."""
+        out: dict[str, bytes] = {}
+        for name, data in self.datasets[ref][version]["files"].items():
+            if name.endswith(".zip"):
+                with zipfile.ZipFile(BytesIO(data)) as z:
+                    for info in z.infolist():
+                        if not info.is_dir():
+                            out[f"{name[:-4]}/{info.filename}"] = z.read(info)
+            else:
+                out[name] = data
+        return out
+
+
+def _handler(state: FakeKaggle):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # quiet
+            pass
+
+        def _body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                data = b""
+                while True:
+                    size = int(self.rfile.readline().strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        return data
+                    data += self.rfile.read(size)
+                    self.rfile.readline()
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _send(self, status: int, payload: dict | bytes | None = None) -> None:
+            body = payload if isinstance(payload, bytes) else json.dumps(payload or {}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/octet-stream" if isinstance(payload, bytes)
+                             else "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _fault(self, name: str) -> bool:
+            with state.lock:
+                queue = state.faults.get(name) or []
+                fault = queue.pop(0) if queue else None
+            if fault is None:
+                return False
+            if fault == "hang":
+                time.sleep(state.hang_s)
+                self.close_connection = True
+                return True
+            self._send(int(fault), {"code": int(fault), "message": f"injected {fault}"})
+            return True
+
+        def do_PUT(self):
+            """A blob upload to the createUrl handed out below, resumable as Google's uploads are.
+
+            `Content-Range: bytes */N` with no body asks how much arrived: 200 when
+            all of it, else 308 with the Range received. `bytes a-b/N` appends.
+            """
+            token = self.path.rsplit("/", 1)[-1]
+            data = self._body()
+            with state.lock:
+                state.calls.append("PUT")
+            rng = self.headers.get("Content-Range", "")
+            if rng.startswith("bytes */"):
+                have = state.blobs.get(token)
+                if have is not None and len(have) == int(rng.split("/")[1]):
+                    self._send(200, {})
+                    return
+                self.send_response(308)
+                if have:
+                    self.send_header("Range", f"bytes=0-{len(have) - 1}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if self._fault("PUT"):
+                return
+            with state.lock:
+                start = int(rng.split(" ")[1].split("-")[0]) if rng.startswith("bytes ") else 0
+                state.blobs[token] = state.blobs.get(token, b"")[:start] + data
+            self._send(200, {})
+
+        def do_GET(self):  # output file download
+            name = self.path.rsplit("/", 1)[-1]
+            self._send(200, state.outputs[name]) if name in state.outputs else self._send(404, {})
+
+        def do_POST(self):
+            name = self.path.rsplit("/", 1)[-1]
+            req = json.loads(self._body() or b"{}")
+            with state.lock:
+                state.calls.append(name)
+                state.auth.append(self.headers.get("Authorization", ""))
+            if self._fault(name):
+                return
+            handler = getattr(self, f"_{name}", None)
+            if handler is None:
+                self._send(404, {"code": 404, "message": f"fake Kaggle has no {name}"})
+                return
+            handler(req)
+
+        def _StartBlobUpload(self, req):
+            with state.lock:
+                token = f"tok{len(state.blob_names)}"
+                state.blob_names[token] = req["name"]
+            self._send(200, {"token": token, "createUrl": f"http://localhost:{PORT}/upload/{token}"})
+
+        def _files(self, req) -> dict[str, bytes]:
+            files = {}
+            for f in req.get("files", []):
+                tok = f["token"]
+                files[state.blob_names[tok]] = state.blobs[tok]
+            return files
+
+        def _GetDatasetStatus(self, req):
+            ref = f"{req['ownerSlug']}/{req['datasetSlug']}"
+            if ref not in state.datasets:
+                self._send(404, {"code": 404, "message": "Not found"})
+                return
+            with state.lock:
+                n = state._polls.get(ref, 0)
+                state._polls[ref] = n + 1
+            self._send(200, {"status": "BLOBS_RECEIVED" if n < state.pending_ready else "READY"})
+
+        def _CreateDataset(self, req):
+            ref = f"{req['ownerSlug']}/{req['slug']}"
+            with state.lock:
+                state.datasets[ref] = [{"title": req.get("title"), "license": req.get("licenseName"),
+                                        "private": req.get("isPrivate"), "files": self._files(req)}]
+                state._polls[ref] = 0
+            self._send(200, {"ref": ref, "url": f"http://localhost/datasets/{ref}", "status": "ok"})
+
+        def _CreateDatasetVersion(self, req):
+            ref = f"{req['ownerSlug']}/{req['datasetSlug']}"
+            if ref not in state.datasets:
+                self._send(404, {"code": 404, "message": "Not found"})
+                return
+            with state.lock:
+                state.datasets[ref].append({"note": req["body"].get("versionNotes"),
+                                            "files": self._files(req["body"])})
+                state._polls[ref] = 0
+            self._send(200, {"ref": ref, "url": f"http://localhost/datasets/{ref}", "status": "ok"})
+
+        def _SaveKernel(self, req):
+            ref = req["slug"]
+            with state.lock:
+                state.kernels.setdefault(ref, []).append(req)
+                n = len(state.kernels[ref])
+            self._send(200, {"ref": ref, "url": f"http://localhost/code/{ref}", "versionNumber": n})
+
+        def _GetKernelSessionStatus(self, req):
+            ref = f"{req['userName']}/{req['kernelSlug']}"
+            if ref not in state.kernels:
+                self._send(404, {"code": 404, "message": "Not found"})
+                return
+            self._send(200, {"status": "COMPLETE"})
+
+        def _ListKernelSessionOutput(self, req):
+            files = [{"url": f"http://localhost:{PORT}/files/{n}", "fileName": n} for n in state.outputs]
+            self._send(200, {"files": files, "log": "[kernel log]"})
+
+    return Handler
+
+
+def start(state: FakeKaggle) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", PORT), _handler(state))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

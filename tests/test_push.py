@@ -1,0 +1,220 @@
+"""`build.py push / status / output` through the real kaggle client, against a local fake Kaggle.
+
+The client is pointed at 127.0.0.1 by its own setting (KAGGLE_API_ENVIRONMENT=LOCALHOST);
+every push runs the CLI in a fresh interpreter, exactly as a user would.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "tests" / "helpers"))
+from fake_kaggle import PORT, FakeKaggle, start  # noqa: E402
+
+
+def _port_free() -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no conflict
+        try:
+            s.bind(("127.0.0.1", PORT))
+            return True
+        except OSError:
+            return False
+
+
+pytestmark = pytest.mark.skipif(not _port_free(), reason=f"the client's LOCALHOST endpoint needs port {PORT}")
+
+
+@pytest.fixture
+def kaggle():
+    state = FakeKaggle()
+    server = start(state)
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory):
+    """A real PEFT LoRA adapter, on a tiny random Llama (shapes do not matter to shipping)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                      num_attention_heads=1, num_key_value_heads=1)
+    model = get_peft_model(LlamaForCausalLM(cfg), LoraConfig(r=8, target_modules=["q_proj", "v_proj"]))
+    out = tmp_path_factory.mktemp("adapters") / "dpo-adapter"
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory):
+    from test_build import _tiny_wheel
+
+    return _tiny_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+def _setup(tmp_path, adapter, wheelhouse, user="alice", creds=True, attempts=3):
+    ship = (ROOT / "configs" / "ship.toml").read_text().replace('"your-kaggle-user"', f'"{user}"')
+    ship = ship.replace('paths = []', f'paths = ["{adapter}"]')
+    ship = ship.replace('requirements = ["vllm==0.26.0"]',
+                        f'requirements = ["tinypkg==0.1"]\nfind_links = ["{wheelhouse}"]\nno_index = true')
+    ship += f"\n[push]\nattempts = {attempts}\nbackoff_s = 0.05\npoll_s = 0.05\ncall_timeout_s = 3.0\n"
+    (tmp_path / "ship.toml").write_text(ship)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE")}
+    kcfg = tmp_path / "kaggle-config"
+    kcfg.mkdir(exist_ok=True)
+    if creds:
+        (kcfg / "kaggle.json").write_text(json.dumps({"username": "alice", "key": "0" * 32}))
+        (kcfg / "kaggle.json").chmod(0o600)
+    (tmp_path / "home").mkdir(exist_ok=True)
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    env.update(KAGGLE_API_ENVIRONMENT="LOCALHOST", KAGGLE_CONFIG_DIR=str(kcfg), HOME=str(tmp_path / "home"),
+               TMPDIR=str(tmp_path / "tmp"), NO_PROXY="*")
+    return env
+
+
+def _cli(tmp_path, env, *args):
+    cmd = [sys.executable, str(ROOT / "build.py"), *args]
+    if args[0] in ("push", "build"):
+        cmd += ["--out", str(tmp_path / "build")]
+    cmd += ["--ship", str(tmp_path / "ship.toml")]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def _local_files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
+            if p.is_file() and p.name != "dataset-metadata.json"}
+
+
+def test_push_sends_every_file_and_a_second_push_sends_nothing(kaggle, tmp_path, adapter, wheelhouse):
+    env = _setup(tmp_path, adapter, wheelhouse)
+    proc = _cli(tmp_path, env, "push", "--message", "first")
+    assert proc.returncode == 0, proc.stderr
+    built = tmp_path / "build" / "datasets"
+    refs = {"source": "alice/aimokit-source", "adapters": "alice/aimokit-adapters", "wheels": "alice/aimokit-wheels"}
+    for name, ref in refs.items():
+        assert kaggle.files_of(ref) == _local_files(built / name), name  # every file, byte for byte
+        assert kaggle.datasets[ref][0]["license"] == "Apache-2.0" and kaggle.datasets[ref][0]["private"] is True
+    assert "dpo-adapter/adapter_config.json" in kaggle.files_of(refs["adapters"])
+    assert "src/aimokit/solver.py" in kaggle.files_of(refs["source"])
+    assert all(a.startswith("Basic ") for a in kaggle.auth)  # the client's own auth, from kaggle.json
+
+    (push,) = kaggle.kernels["alice/aimokit-submission"]
+    assert push["newTitle"] == "aimokit submission" and push["language"] == "python"
+    assert push["kernelType"] == "notebook" and push["isPrivate"] is True
+    assert push["enableGpu"] is True and push["enableInternet"] is False
+    assert push["datasetDataSources"] == list(refs.values())
+    assert push["competitionDataSources"] == ["ai-mathematical-olympiad-progress-prize-3"]
+    assert push["machineShape"] == "NvidiaH100"
+    nb = json.loads(push["text"])
+    assert "--no-index" in nb["cells"][1]["source"]
+    # each dataset was polled until ready before the kernel went out
+    assert kaggle.calls.index("SaveKernel") > max(i for i, c in enumerate(kaggle.calls) if c == "GetDatasetStatus")
+
+    before = list(kaggle.calls)
+    proc = _cli(tmp_path, env, "push")
+    assert proc.returncode == 0, proc.stderr
+    assert kaggle.calls == before, "an unchanged push must send nothing"
+    assert "unchanged, not pushed: alice/aimokit-source" in proc.stdout
+
+    # a changed dataset gets a new version with the note; the kernel follows it
+    proc = _cli(tmp_path, env, "push", "--no-wheels", "--message", "second")
+    assert proc.returncode == 0, proc.stderr
+    new_calls = kaggle.calls[len(before):]
+    assert "CreateDataset" not in new_calls and "SaveKernel" in new_calls
+    assert len(kaggle.kernels["alice/aimokit-submission"]) == 2
+    assert kaggle.kernels["alice/aimokit-submission"][1]["datasetDataSources"] == [refs["source"], refs["adapters"]]
+
+    st = _cli(tmp_path, env, "status")
+    assert st.returncode == 0 and "alice/aimokit-submission: complete" in st.stdout
+    out = _cli(tmp_path, env, "output", "--path", str(tmp_path / "fetched"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "fetched" / "submission.parquet").read_bytes() == b"PAR1fake"
+    assert (tmp_path / "fetched" / "aimokit-submission.log").read_text() == "[kernel log]"
+
+
+def test_dry_run_prints_tree_and_sizes_and_sends_nothing(kaggle, tmp_path, adapter, wheelhouse):
+    env = _setup(tmp_path, adapter, wheelhouse, creds=False)  # a dry run needs no credentials
+    proc = _cli(tmp_path, env, "push", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "dataset alice/aimokit-source: would be pushed" in proc.stdout
+    assert "    src/aimokit/solver.py  " in proc.stdout and "KiB" in proc.stdout
+    assert "    tinypkg-0.1-py3-none-any.whl" in proc.stdout
+    assert "kernel alice/aimokit-submission: submission.ipynb on NvidiaH100, internet off" in proc.stdout
+    assert "nothing was sent" in proc.stdout and kaggle.calls == []
+
+
+def test_no_credentials_fail_before_anything_is_built_or_sent(kaggle, tmp_path, adapter, wheelhouse):
+    env = _setup(tmp_path, adapter, wheelhouse, creds=False)
+    proc = _cli(tmp_path, env, "push")
+    assert proc.returncode == 2
+    assert "no Kaggle credentials found, so nothing was uploaded" in proc.stderr and "kaggle.json" in proc.stderr
+    assert kaggle.calls == [] and not (tmp_path / "build").exists()
+
+
+def test_credentials_for_another_user_are_refused_up_front(kaggle, tmp_path, adapter, wheelhouse):
+    env = _setup(tmp_path, adapter, wheelhouse, user="bob")
+    proc = _cli(tmp_path, env, "push")
+    assert proc.returncode == 2 and "user is 'bob' but the Kaggle credentials are 'alice'" in proc.stderr
+    assert kaggle.calls == []
+
+
+def test_transient_5xx_and_a_hung_call_are_retried(kaggle, tmp_path, adapter, wheelhouse):
+    # three failures on the first dataset: a 503, then an upload the client gives up on, then a 500
+    kaggle.faults = {"StartBlobUpload": [503], "PUT": [500], "CreateDataset": [500], "SaveKernel": ["hang"]}
+    env = _setup(tmp_path, adapter, wheelhouse, attempts=4)
+    proc = _cli(tmp_path, env, "push")
+    assert proc.returncode == 0, proc.stderr
+    assert "HTTP 503" in proc.stderr and "upload of src.zip failed" in proc.stderr and "retry 3/3" in proc.stderr
+    assert set(kaggle.datasets) == {"alice/aimokit-source", "alice/aimokit-adapters", "alice/aimokit-wheels"}
+    assert kaggle.files_of("alice/aimokit-source") == _local_files(tmp_path / "build" / "datasets" / "source")
+    assert kaggle.calls.count("SaveKernel") == 2  # the hung one, then the retry
+    assert all(len(v) == 1 for v in kaggle.datasets.values())  # a retry never made a second dataset
+
+
+def test_persistent_failure_stops_with_what_was_done_and_a_rerun_finishes(kaggle, tmp_path, adapter, wheelhouse):
+    kaggle.faults = {"SaveKernel": [500] * 10}
+    env = _setup(tmp_path, adapter, wheelhouse)
+    proc = _cli(tmp_path, env, "push")
+    assert proc.returncode == 2
+    assert "push of kernel submission failed: HTTP 500" in proc.stderr
+    assert "datasets pushed: alice/aimokit-source, alice/aimokit-adapters, alice/aimokit-wheels" in proc.stderr
+    assert kaggle.calls.count("SaveKernel") == 3  # bounded: attempts = 3
+    kaggle.faults = {}
+    uploads = kaggle.calls.count("PUT")
+    proc = _cli(tmp_path, env, "push")
+    assert proc.returncode == 0, proc.stderr
+    assert kaggle.calls.count("PUT") == uploads and kaggle.calls.count("SaveKernel") == 4
+
+
+def test_a_4xx_is_not_retried_and_the_message_lists_uploaded_files(kaggle, tmp_path, adapter, wheelhouse):
+    kaggle.faults = {"CreateDataset": [400]}
+    env = _setup(tmp_path, adapter, wheelhouse)
+    proc = _cli(tmp_path, env, "push")
+    assert proc.returncode == 2
+    assert "push of dataset alice/aimokit-source failed: HTTP 400" in proc.stderr
+    assert "files uploaded for alice/aimokit-source before it failed: " in proc.stderr
+    assert "src.zip" in proc.stderr and "datasets pushed: none" in proc.stderr
+    assert kaggle.calls.count("CreateDataset") == 1 and kaggle.datasets == {}
+
+
+def test_invalid_slug_and_oversized_file_are_refused_before_any_upload(kaggle, tmp_path, adapter, wheelhouse):
+    env = _setup(tmp_path, adapter, wheelhouse)
+    ship = tmp_path / "ship.toml"
+    good = ship.read_text()
+    ship.write_text(good.replace('source_slug = "aimokit-source"', 'source_slug = "Aimokit_Source"'))
+    proc = _cli(tmp_path, env, "push")
+    assert proc.returncode == 2 and "slug 'Aimokit_Source' must be lowercase" in proc.stderr
+    ship.write_text(good.replace("[adapters]", "max_file_bytes = 1000\n\n[adapters]"))
+    proc = _cli(tmp_path, env, "push")
+    assert proc.returncode == 2 and "over the 1000-byte file limit" in proc.stderr
+    assert [c for c in kaggle.calls] == []
