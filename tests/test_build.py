@@ -75,3 +75,14 @@ def test_oversized_file_and_missing_user_are_clear_errors(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "build.py"), "build", "--no-wheels", "--out",
                            str(tmp_path / "b")], capture_output=True, text=True)
     assert proc.returncode == 2 and "set user = " in proc.stderr and "your-kaggle-user" in proc.stderr
+
+
+def test_kernel_adapter_path_is_rewritten_to_the_mounted_dataset(tmp_path):
+    from aimokit.kaggle.build import shipped_lora_path
+
+    cfg = _cfg(tmp_path)
+    cfg.adapters.paths = [str(tmp_path / "runs" / "dpo-adapter")]
+    assert shipped_lora_path(str(tmp_path / "runs" / "dpo-adapter"), cfg, "k.toml") == "$AIMOKIT_ADAPTERS/dpo-adapter"
+    assert shipped_lora_path("", cfg, "k.toml") == ""
+    with pytest.raises(BuildError, match="engine.lora = .*other.* is not shipped; add it to \\[adapters\\] paths"):
+        shipped_lora_path(str(tmp_path / "other"), cfg, "k.toml")

@@ -36,3 +36,16 @@ def test_dotted_overrides():
     assert cfg.solver.samples == 3 and cfg.competition.time_limit_s == 10.0
     with pytest.raises(ConfigError, match="unknown setting 'solver.nope'"):
         load_config(None, {"solver.nope": 1})
+
+
+def test_shipped_paths_resolve_where_the_kernel_runs():
+    from aimokit.config import ConfigError, expand_paths, load_config
+
+    cfg = expand_paths(load_config(ROOT / "configs" / "aimo3.toml"), env={})
+    assert cfg.engine.model == "/kaggle/input/deepseek-math/deepseek-math-7b-rl"  # Kaggle's mount by default
+    assert cfg.competition.data_dir == "/kaggle/input/ai-mathematical-olympiad-progress-prize-3"
+    cfg = expand_paths(load_config(ROOT / "configs" / "aimo3.toml", {"engine.lora": "$AIMOKIT_ADAPTERS/dpo"}),
+                       env={"AIMOKIT_INPUT": "/tmp/in", "AIMOKIT_ADAPTERS": "/tmp/in/ad"})
+    assert cfg.engine.model.startswith("/tmp/in/") and cfg.engine.lora == "/tmp/in/ad/dpo"
+    with pytest.raises(ConfigError, match="AIMOKIT_ADAPTERS is not set; attach the adapters dataset"):
+        expand_paths(load_config(None, {"engine.lora": "${AIMOKIT_ADAPTERS}/dpo"}), env={})

@@ -85,3 +85,79 @@ def test_submission_kernel_end_to_end_on_vllm_with_lora(default_model, lora_adap
     summary = json.loads((tmp_path / "out" / "kernel_summary.json").read_text())
     assert summary["engine_starts"] == 1 and summary["elapsed_s"] < limit
     assert wall < limit + 60  # start-up of the interpreter and shutdown on top
+
+
+AIMO3_SERVER = '''
+import os
+import polars as pl
+
+class AIMO3InferenceServer:
+    """Stands in for the competition's server: rows in shuffled order, submission.parquet in the working dir."""
+    def __init__(self, predict):
+        self.predict = predict
+
+    def run_local_gateway(self, paths):
+        df = pl.read_csv(paths[0]).sample(fraction=1.0, shuffle=True, seed=1)
+        rows = [self.predict(pl.Series("id", [r["id"]]), pl.Series("problem", [r["problem"]]))
+                for r in df.iter_rows(named=True)]
+        pl.concat(rows).write_parquet("submission.parquet")
+'''
+
+
+def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(default_model, lora_adapter, tmp_path):
+    """build.py's notebook, run as a script, finds everything under $AIMOKIT_INPUT by itself."""
+    import shutil
+
+    from aimokit.kaggle.build import build_all
+    from aimokit.kaggle.config import KernelEntry, ShipConfig
+    from test_build import _tiny_wheel
+
+    comp = "ai-mathematical-olympiad-progress-prize-3"
+    kernel_cfg = load_config(ROOT / "configs" / "dry-run.toml", {
+        "competition.interface": "kaggle_evaluation", "competition.answer_max": 99999, "competition.modulo": 0,
+        "competition.server_module": "kaggle_evaluation.aimo_3_inference_server",
+        "competition.server_class": "AIMO3InferenceServer", "competition.data_dir": f"$AIMOKIT_INPUT/{comp}",
+        "competition.time_limit_s": 150.0, "engine.model": "$AIMOKIT_INPUT/smollm2-135m-instruct",
+        "engine.lora": str(lora_adapter), "engine.max_model_len": 1024, "engine.gpu_memory_utilization": 0.2,
+        "solver.max_tokens_per_round": 96, "solver.max_tokens_total": 160, "budget.safety_margin_s": 10.0,
+        "run.problems": "", "run.output_dir": ".",
+    })
+    (tmp_path / "kernel.toml").write_text(to_toml(kernel_cfg))
+    ship = ShipConfig(user="alice", kernels=[KernelEntry(config=str(tmp_path / "kernel.toml"))])
+    ship.adapters.paths = [str(lora_adapter)]
+    ship.wheels.requirements = ["tinypkg==0.1"]
+    ship.wheels.find_links = [str(_tiny_wheel(tmp_path))]
+    ship.wheels.no_index = True
+    built = build_all(ROOT, ship, tmp_path / "build")
+    shipped = (built["datasets"]["source"] / "submission.toml").read_text()
+    assert f'lora = "$AIMOKIT_ADAPTERS/{lora_adapter.name}"' in shipped  # no local path ships
+
+    # /kaggle/input as Kaggle lays it out: one folder per attached dataset, model and competition
+    inp = tmp_path / "kaggle" / "input"
+    for name, d in built["datasets"].items():
+        shutil.copytree(d, inp / f"aimokit-{name}")
+    (inp / "smollm2-135m-instruct").symlink_to(default_model, target_is_directory=True)
+    data = inp / comp
+    (data / "kaggle_evaluation").mkdir(parents=True)
+    (data / "kaggle_evaluation" / "__init__.py").write_text("")
+    (data / "kaggle_evaluation" / "aimo_3_inference_server.py").write_text(AIMO3_SERVER)
+    ps = load_problems(AIME)[:3]
+    pl.DataFrame({"id": [p.id for p in ps], "problem": [p.problem for p in ps]}).write_csv(data / "test.csv")
+    working = tmp_path / "kaggle" / "working"
+    working.mkdir()
+
+    nb = json.loads(next(built["kernels"][0].glob("*.ipynb")).read_text())
+    script = "\n\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    (tmp_path / "notebook.py").write_text(script)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIMOKIT_", "PYTHONPATH"))}
+    env.update(AIMOKIT_INPUT=str(inp), PIP_TARGET=str(tmp_path / "site"), VLLM_LOGGING_LEVEL="WARNING")
+    proc = subprocess.run([sys.executable, str(tmp_path / "notebook.py")], cwd=working, capture_output=True,
+                          text=True, env=env, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "site" / "tinypkg" / "__init__.py").is_file()  # installed from the wheelhouse, offline
+    sub = pl.read_parquet(working / "submission.parquet")
+    assert sorted(map(str, sub["id"].to_list())) == sorted(p.id for p in ps)
+    summary = json.loads((working / "kernel_summary.json").read_text())
+    assert summary["lora"] == str(inp / "aimokit-adapters" / lora_adapter.name)
+    assert summary["model"] == str(inp / "smollm2-135m-instruct") and summary["tokens"] > 0
+    assert summary["engine_starts"] == 1 and summary["elapsed_s"] < 150.0

@@ -9,6 +9,8 @@ submission config would otherwise cost a whole 5-hour run.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -286,6 +288,39 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     data = read_toml(path, "config file") if path else {}
     cfg = SolveConfig.from_dict(data)
     return cfg.override(overrides) if overrides else cfg
+
+
+PATH_FIELDS = ("competition.data_dir", "engine.model", "engine.lora", "run.problems", "run.output_dir")
+INPUT_ROOT = "/kaggle/input"  # where Kaggle mounts a kernel's inputs; $AIMOKIT_INPUT overrides it
+
+
+def expand_paths(cfg: SolveConfig, env: dict[str, str] | None = None) -> SolveConfig:
+    """Resolve `$AIMOKIT_INPUT/...`-style paths where the kernel runs, not where it was built.
+
+    A shipped config names inputs relative to the mount point ($AIMOKIT_INPUT,
+    default /kaggle/input) and the adapters dataset ($AIMOKIT_ADAPTERS, set by
+    the notebook), so the same file works on Kaggle and in a local rehearsal.
+    """
+    env = dict(os.environ if env is None else env)
+    env.setdefault("AIMOKIT_INPUT", INPUT_ROOT)
+    for dotted in PATH_FIELDS:
+        section, key = dotted.split(".")
+        obj = getattr(cfg, section)
+        value = getattr(obj, key)
+        if "$" not in value:
+            continue
+        expanded = _expand(value, env)
+        if "$" in expanded:
+            missing = re.findall(r"\$\{?(\w+)", expanded)
+            hint = (" attach the adapters dataset to the kernel" if "AIMOKIT_ADAPTERS" in missing
+                    else " set it in the environment")
+            raise ConfigError(f"{dotted} = {value!r}: {', '.join(missing)} is not set;{hint}")
+        setattr(obj, key, expanded)
+    return cfg
+
+
+def _expand(value: str, env: dict[str, str]) -> str:
+    return re.sub(r"\$(\w+)|\$\{(\w+)\}", lambda m: env.get(m.group(1) or m.group(2), m.group(0)), value)
 
 
 def to_toml(cfg: SolveConfig) -> str:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import polars as pl
 
 from .budget import TimeBudget
-from .config import SolveConfig, load_config
+from .config import SolveConfig, expand_paths, load_config
 from .engine import Engine, create_engine
 from .problems import Problem
 from .solver import ProblemResult, SolveError, Solver
@@ -190,6 +190,8 @@ class Kernel:
     def summary(self) -> dict[str, Any]:
         return {
             "problems": len(self.results),
+            "model": self.cfg.engine.model,
+            "lora": self.cfg.engine.lora,
             "limit_s": self.budget.limit_s,
             "elapsed_s": round(time.monotonic() - self.budget.started_at, 2),
             "budget_used": round(self.budget.used_fraction(), 4),
@@ -281,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     argv = sys.argv[1:] if argv is None else argv
     path = argv[0] if argv else os.environ.get("AIMOKIT_CONFIG", "")
-    cfg = load_config(path or None)
+    cfg = expand_paths(load_config(path or None))  # $AIMOKIT_INPUT/... resolved here, where it runs
     t0 = os.environ.get("AIMOKIT_T0")  # wall-clock start set by the notebook's first cell
     started = time.monotonic() - max(0.0, time.time() - float(t0)) if t0 else None
     kernel = None

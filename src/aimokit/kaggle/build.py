@@ -22,7 +22,7 @@ from ..config import load_config, to_toml
 from .config import ShipConfig
 from .bundle import copy_tree
 from .metadata import DatasetSpec, KernelSpec
-from .notebook import SOURCE_MARKER, WHEELS_MARKER, make_notebook, write_notebook
+from .notebook import ADAPTERS_MARKER, SOURCE_MARKER, WHEELS_MARKER, make_notebook, write_notebook
 
 
 class BuildError(ValueError):
@@ -51,8 +51,25 @@ def build_source(root: Path, cfg: ShipConfig, out: Path) -> Path:
     (d / SOURCE_MARKER).write_text("aimokit source dataset\n")
     for k in cfg.kernels:  # each kernel's SolveConfig, validated, under a name the notebook finds
         solve = load_config(root / k.config)
+        solve.engine.lora = shipped_lora_path(solve.engine.lora, cfg, k.config)
         (d / f"{k.name}.toml").write_text(to_toml(solve))
     return d
+
+
+def shipped_lora_path(lora: str, cfg: ShipConfig, where: str) -> str:
+    """A kernel config's local adapter path, rewritten to where Kaggle will mount it.
+
+    The adapter must be one the adapters dataset ships; on Kaggle the notebook
+    sets $AIMOKIT_ADAPTERS to that dataset's folder, wherever it is mounted.
+    """
+    if not lora or lora.startswith("$"):
+        return lora
+    shipped = {Path(p).resolve(): Path(p).name for p in cfg.adapters.paths}
+    name = shipped.get(Path(lora).resolve())
+    if name is None:
+        raise BuildError(f"{where}: engine.lora = {lora!r} is not shipped; add it to [adapters] paths in the "
+                         f"ship config (it has {cfg.adapters.paths or 'none'})")
+    return f"$AIMOKIT_ADAPTERS/{name}"
 
 
 def build_adapters(cfg: ShipConfig, out: Path) -> Path | None:
@@ -67,7 +84,7 @@ def build_adapters(cfg: ShipConfig, out: Path) -> Path | None:
         copy_tree(p, d / p.name)
         manifest.append({"name": p.name, "rank": meta.get("r"), "target_modules": meta.get("target_modules"),
                          "base_model": meta.get("base_model_name_or_path")})
-    (d / "adapters.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (d / ADAPTERS_MARKER).write_text(json.dumps(manifest, indent=2) + "\n")
     return d
 
 
