@@ -5,6 +5,9 @@
     python build.py push [--ship TOML] [--out DIR] [--no-wheels] [--dry-run] [--message NOTE]
     python build.py status [--ship TOML] [--kernel NAME]
     python build.py output [--ship TOML] [--kernel NAME] [--path DIR]
+    python build.py evaluate [--problems FILE] [--samples K] [--config TOML] [--lora DIR] [--out DIR] [--set k=v ...]
+    python build.py dpo-data --responses FILE [FILE ...] [--config TOML] [--out DIR] [--set k=v ...]
+    python build.py train [--config TOML] [--set k=v ...]
 """
 
 from __future__ import annotations
@@ -174,6 +177,72 @@ def cmd_output(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from aimokit.adapters import AdapterError
+    from aimokit.config import ConfigError, expand_paths, load_config
+    from aimokit.evaluate import EvalConfig, run_evaluation, write_report
+    from aimokit.kernel import setup_logging
+    from aimokit.models import embedded_default_model
+    from aimokit.problems import ProblemFileError, load_problems
+
+    setup_logging()
+    overrides = _parse_sets(args.set)
+    if args.lora:
+        overrides["engine.lora"] = str(Path(args.lora).resolve())
+    ev = EvalConfig(samples=args.samples, batch_problems=args.batch)
+    out = Path(args.out or ROOT / "runs" / time.strftime("eval-%Y%m%d-%H%M%S")).resolve()
+    try:
+        cfg = expand_paths(load_config(args.config, overrides))
+        problems = load_problems(args.problems, cfg.competition)
+        if args.limit:
+            problems = problems[:args.limit]
+        if not cfg.engine.model:
+            cfg.engine.model = str(embedded_default_model())
+        run_evaluation(cfg, problems, out, ev)
+        write_report(out, ev)
+    except (ConfigError, ProblemFileError, AdapterError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print((out / "report.md").read_text())
+    print(f"responses: {out / 'responses.parquet'}\nreport: {out / 'report.md'}")
+    return 0
+
+
+def cmd_dpo_data(args: argparse.Namespace) -> int:
+    from aimokit.config import ConfigError
+    from aimokit.dpo_data import DPODataConfig, DPODataError, build_dpo_data, format_stats
+
+    overrides = _parse_sets(args.set)
+    if args.responses:
+        overrides["responses"] = [str(Path(r).resolve()) for r in args.responses]
+    if args.out:
+        overrides["out"] = args.out
+    try:
+        cfg = DPODataConfig.load(args.config, overrides)
+        stats = build_dpo_data(cfg)
+    except (ConfigError, DPODataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_stats(stats))
+    print(f"pairs: {Path(cfg.out) / 'train.parquet'}, {Path(cfg.out) / 'val.parquet'}; stats: {Path(cfg.out) / 'stats.json'}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from aimokit.adapters import AdapterError
+    from aimokit.config import ConfigError
+    from aimokit.train import TrainConfig, TrainDataError, train
+
+    try:
+        cfg = TrainConfig.load(args.config, _parse_sets(args.set))
+        adapter = train(cfg)
+    except (ConfigError, TrainDataError, AdapterError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"adapter: {adapter}\nlog: {Path(cfg.output_dir) / 'log.jsonl'}; curves: {Path(cfg.output_dir) / 'train_curves.png'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="build.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -205,6 +274,26 @@ def main(argv: list[str] | None = None) -> int:
         if name == "output":
             q.add_argument("--path", default=None, help="where to write (default: runs/kaggle/<slug>)")
         q.set_defaults(func=func)
+    e = sub.add_parser("evaluate", help="K samples per labelled problem: responses.parquet, maj/pass report, plots")
+    e.add_argument("--problems", default=str(DEFAULT_PROBLEMS))
+    e.add_argument("--samples", type=int, default=8)
+    e.add_argument("--batch", type=int, default=8, help="problems solved together")
+    e.add_argument("--limit", type=int, default=0, help="only the first N problems")
+    e.add_argument("--config", default=str(ROOT / "configs" / "dry-run.toml"))
+    e.add_argument("--lora", default=None, help="a LoRA adapter directory")
+    e.add_argument("--out", default=None, help="output folder (default: runs/eval-<time>); rerun it to resume")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    e.set_defaults(func=cmd_evaluate)
+    g = sub.add_parser("dpo-data", help="preference pairs from evaluated responses (polars)")
+    g.add_argument("--responses", nargs="+", default=None)
+    g.add_argument("--config", default=None, help="a DPODataConfig TOML")
+    g.add_argument("--out", default=None)
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    g.set_defaults(func=cmd_dpo_data)
+    t = sub.add_parser("train", help="DPO or SFT with TRL + LoRA")
+    t.add_argument("--config", default=str(ROOT / "configs" / "train-dpo.toml"))
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    t.set_defaults(func=cmd_train)
     args = ap.parse_args(argv)
     return args.func(args)
 

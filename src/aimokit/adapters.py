@@ -8,6 +8,7 @@ than an error; all three are caught here with a message that says the fix.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 # Module names vLLM can serve LoRA on for decoder-only Llama/Qwen/Mistral-style models.
@@ -76,8 +77,10 @@ def check_base_model(adapter: Path, cfg: dict, base: Path) -> None:
         return
     from safetensors import safe_open
 
+    layers = base_cfg.get("num_hidden_layers")
     with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as f:
-        for name in f.keys():
+        names = list(f.keys())
+        for name in names:
             if "q_proj.lora_A" in name:
                 in_features = f.get_slice(name).get_shape()[1]
                 if in_features != hidden:
@@ -87,3 +90,9 @@ def check_base_model(adapter: Path, cfg: dict, base: Path) -> None:
                         "train the adapter on this base model or point engine.model at its base"
                     )
                 break
+    depth = max((int(m.group(1)) for n in names if (m := re.search(r"\.layers\.(\d+)\.", n))), default=-1) + 1
+    if layers is not None and depth > layers:
+        raise AdapterError(
+            f"{adapter}: has LoRA weights for {depth} layers, but {base} has {layers} "
+            f"(adapter base: {cfg.get('base_model_name_or_path')!r}); train the adapter on this base model"
+        )

@@ -290,6 +290,18 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return cfg.override(overrides) if overrides else cfg
 
 
+def load_job(cls: type, path: str | Path | None, overrides: dict[str, Any] | None = None, what: str = "config") -> Any:
+    """Any job's config dataclass from TOML plus `key=value` / `section.key=value` overrides."""
+    data = read_toml(path, what) if path else {}
+    for key, value in (overrides or {}).items():
+        *parents, last = key.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return from_dict(cls, data)
+
+
 PATH_FIELDS = ("competition.data_dir", "engine.model", "engine.lora", "run.problems", "run.output_dir")
 INPUT_ROOT = "/kaggle/input"  # where Kaggle mounts a kernel's inputs; $AIMOKIT_INPUT overrides it
 

@@ -1,0 +1,219 @@
+"""Evaluated responses -> DPO preference pairs (prompt / chosen / rejected), as a polars pipeline.
+
+The options are the ones the iteration-8 journal used: cap and balance the
+pairs per problem (v2), move the start of the code block into the prompt (v1),
+and a marker comment in the chosen code to check that training reaches
+inference. Pairs are split into train and validation by problem, never by pair:
+a problem's responses in both sets would make validation meaningless.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from .config import load_job
+from .prompts import CODE_OPEN
+from .report import atomic_write
+
+REQUIRED = ("problem_id", "prompt", "response", "correct")
+CODE_START = CODE_OPEN + "\n"
+
+
+class DPODataError(ValueError):
+    """Responses that cannot make preference pairs; the message names the fix."""
+
+
+@dataclass
+class DPODataConfig:
+    responses: list[str] = field(default_factory=list)  # parquet files written by `build.py evaluate`
+    out: str = "runs/dpo-data"
+    tokenizer: str = ""  # model directory for token lengths; empty: the embedded default
+    max_pairs_per_problem: int = 16  # cap (journal: ~21 pairs per problem)
+    balance: bool = False  # every problem gets exactly max_pairs_per_problem pairs (repeats if it has fewer)
+    code_start_in_prompt: bool = True  # journal v1: "```python\n" moves from the responses to the prompt
+    marker: str = ""  # e.g. "# aimokit-marker": added as the first line of every code block of chosen
+    max_prompt_tokens: int = 296  # the journal's lengths
+    max_total_tokens: int = 937
+    val_fraction: float = 0.1  # of problems
+    seed: int = 0
+    solutions: str = ""  # optional problems file with 'solution': chosen for problems no sample solved
+
+    @classmethod
+    def load(cls, path: str | Path | None, overrides: dict[str, Any] | None = None) -> "DPODataConfig":
+        return load_job(cls, path, overrides, "dpo-data config")
+
+
+def read_responses(paths: list[str]) -> pl.LazyFrame:
+    if not paths:
+        raise DPODataError("no responses file given; pass the responses.parquet written by `build.py evaluate`")
+    frames = []
+    for p in paths:
+        if not Path(p).is_file():
+            raise DPODataError(f"{p}: no such file; run `build.py evaluate` to produce it")
+        lf = pl.scan_parquet(p)
+        cols = lf.collect_schema().names()
+        missing = [c for c in REQUIRED if c not in cols]
+        if missing:
+            raise DPODataError(f"{p}: missing column(s) {missing}; it has {cols}. "
+                               "Use the responses.parquet that `build.py evaluate` writes")
+        frames.append(lf.select(pl.col("problem_id").cast(pl.String), pl.col("prompt").cast(pl.String),
+                                pl.col("response").cast(pl.String), pl.col("correct").cast(pl.Boolean)))
+    return pl.concat(frames)
+
+
+def _with_solutions(lf: pl.LazyFrame, path: str) -> pl.LazyFrame:
+    """For problems no sample solved, the reference solution becomes a chosen response."""
+    from .problems import read_frame
+
+    sol = read_frame(path)
+    if "solution" not in sol.columns or "id" not in sol.columns:
+        raise DPODataError(f"{path}: needs 'id' and 'solution' columns to supply chosen responses")
+    sol = sol.select(pl.col("id").cast(pl.String).alias("problem_id"), pl.col("solution").cast(pl.String),
+                     pl.col("answer").cast(pl.String) if "answer" in sol.columns else pl.lit("").alias("answer"))
+    unsolved = (lf.group_by("problem_id").agg(pl.col("correct").any().alias("solved"), pl.col("prompt").first())
+                  .filter(~pl.col("solved")))
+    ref = (unsolved.join(sol.lazy(), on="problem_id", how="inner")
+           .select("problem_id", "prompt",
+                   pl.concat_str(pl.col("solution"), pl.lit("\n\nThe answer is \\boxed{"), pl.col("answer"),
+                                 pl.lit("}.")).alias("response"),
+                   pl.lit(True).alias("correct")))
+    return pl.concat([lf, ref])
+
+
+def _check_usable(lf: pl.LazyFrame) -> None:
+    per = lf.group_by("problem_id").agg(pl.col("correct").sum().alias("good"), (~pl.col("correct")).sum().alias("bad")).collect()
+    usable = per.filter((pl.col("good") > 0) & (pl.col("bad") > 0)).height
+    if usable == 0:
+        all_wrong = per.filter(pl.col("good") == 0).height
+        all_right = per.filter(pl.col("bad") == 0).height
+        raise DPODataError(
+            f"no problem has both a correct and a wrong response ({per.height} problems: {all_wrong} with none "
+            f"correct, {all_right} with none wrong), so there is no pair to make. Evaluate with more samples, on "
+            "problems nearer the model's level, or pass reference solutions (--solutions FILE with a 'solution' column)")
+
+
+def add_marker(text: pl.Expr, marker: str) -> pl.Expr:
+    return text.str.replace_all(CODE_START, CODE_START + marker + "\n", literal=True)
+
+
+def make_pairs(cfg: DPODataConfig) -> pl.LazyFrame:
+    lf = read_responses(cfg.responses)
+    if cfg.solutions:
+        lf = _with_solutions(lf, cfg.solutions)
+    _check_usable(lf)
+    lf = lf.unique(subset=["problem_id", "prompt", "response"], maintain_order=True)
+    chosen = lf.filter(pl.col("correct")).select("problem_id", "prompt", pl.col("response").alias("chosen"))
+    rejected = lf.filter(~pl.col("correct")).select("problem_id", pl.col("response").alias("rejected"))
+    pairs = chosen.join(rejected, on="problem_id", how="inner")
+    if cfg.code_start_in_prompt:  # only where both responses open with the code block
+        both = pl.col("chosen").str.starts_with(CODE_START) & pl.col("rejected").str.starts_with(CODE_START)
+        pairs = pairs.with_columns(
+            pl.when(both).then(pl.col("prompt") + CODE_START).otherwise(pl.col("prompt")).alias("prompt"),
+            pl.when(both).then(pl.col("chosen").str.strip_prefix(CODE_START)).otherwise(pl.col("chosen")).alias("chosen"),
+            pl.when(both).then(pl.col("rejected").str.strip_prefix(CODE_START)).otherwise(pl.col("rejected")).alias("rejected"),
+        )
+    if cfg.marker:
+        # The chosen code gets the marker; when the code start moved into the prompt, the block now begins the response.
+        moved = pl.col("prompt").str.ends_with(CODE_START)
+        marked = add_marker(pl.col("chosen"), cfg.marker)
+        pairs = pairs.with_columns(
+            pl.when(moved).then(pl.lit(cfg.marker + "\n") + marked).otherwise(marked).alias("chosen"))
+    return pairs.unique(subset=["prompt", "chosen", "rejected"], maintain_order=True)
+
+
+def _lengths(df: pl.DataFrame, tokenizer_dir: str) -> pl.DataFrame:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+
+    def count(s: pl.Series) -> pl.Series:
+        ids = tok(s.to_list(), add_special_tokens=False)["input_ids"]
+        return pl.Series([len(x) for x in ids], dtype=pl.Int64)
+
+    return df.with_columns(
+        pl.col("prompt").map_batches(count, return_dtype=pl.Int64).alias("prompt_tokens"),
+        pl.col("chosen").map_batches(count, return_dtype=pl.Int64).alias("chosen_tokens"),
+        pl.col("rejected").map_batches(count, return_dtype=pl.Int64).alias("rejected_tokens"),
+    ).with_columns((pl.col("prompt_tokens") + pl.max_horizontal("chosen_tokens", "rejected_tokens")).alias("total_tokens"))
+
+
+def _cap(df: pl.DataFrame, cfg: DPODataConfig) -> pl.DataFrame:
+    """At most max_pairs_per_problem pairs per problem, drawn at random; with balance, exactly that many."""
+    df = df.sample(fraction=1.0, shuffle=True, seed=cfg.seed).with_columns(
+        pl.int_range(pl.len()).over("problem_id").alias("_rank"))
+    capped = df.filter(pl.col("_rank") < cfg.max_pairs_per_problem)
+    if cfg.balance:
+        n = capped.group_by("problem_id").len()
+        short = n.filter(pl.col("len") < cfg.max_pairs_per_problem)
+        extra = []
+        for pid, have in short.iter_rows():
+            rows = capped.filter(pl.col("problem_id") == pid)
+            extra.append(rows.sample(n=cfg.max_pairs_per_problem - have, with_replacement=True, seed=cfg.seed))
+        capped = pl.concat([capped, *extra]) if extra else capped
+    return capped.drop("_rank")
+
+
+def split_by_problem(df: pl.DataFrame, val_fraction: float, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    problems = df.select("problem_id").unique().sort("problem_id").sample(fraction=1.0, shuffle=True, seed=seed)
+    n_val = round(problems.height * val_fraction)
+    if val_fraction > 0 and problems.height > 1:
+        n_val = max(1, min(n_val, problems.height - 1))
+    val_ids = problems.head(n_val)["problem_id"]
+    return df.filter(~pl.col("problem_id").is_in(val_ids)), df.filter(pl.col("problem_id").is_in(val_ids))
+
+
+def _percentiles(s: pl.Series) -> dict[str, int]:
+    if s.len() == 0:
+        return {}
+    return {f"p{q}": int(s.quantile(q / 100, "nearest")) for q in (50, 90, 99)} | {"max": int(s.max())}
+
+
+def build_dpo_data(cfg: DPODataConfig) -> dict[str, Any]:
+    """Write train.parquet, val.parquet and stats.json under cfg.out; return the stats."""
+    if not cfg.tokenizer:
+        from .models import embedded_default_model
+
+        cfg.tokenizer = str(embedded_default_model())
+    pairs = make_pairs(cfg).collect()
+    candidates = pairs.height
+    pairs = _lengths(pairs, cfg.tokenizer)
+    too_long_prompt = pairs.filter(pl.col("prompt_tokens") > cfg.max_prompt_tokens).height
+    pairs = pairs.filter((pl.col("prompt_tokens") <= cfg.max_prompt_tokens) & (pl.col("total_tokens") <= cfg.max_total_tokens))
+    too_long_total = candidates - too_long_prompt - pairs.height
+    if pairs.height == 0:
+        raise DPODataError(f"all {candidates} pairs are longer than max_prompt_tokens={cfg.max_prompt_tokens} / "
+                           f"max_total_tokens={cfg.max_total_tokens}; raise the limits or shorten the responses")
+    pairs = _cap(pairs, cfg)
+    train, val = split_by_problem(pairs, cfg.val_fraction, cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, df in (("train", train), ("val", val)):
+        df.write_parquet(out / f"{name}.parquet")
+    stats = {
+        "problems": {"train": train["problem_id"].n_unique(), "val": val["problem_id"].n_unique()},
+        "pairs": {"train": train.height, "val": val.height, "candidates": candidates,
+                  "dropped_prompt_too_long": too_long_prompt, "dropped_total_too_long": too_long_total},
+        "pairs_per_problem": _percentiles(pairs.group_by("problem_id").len()["len"]),
+        "tokens": {col: _percentiles(pairs[col]) for col in ("prompt_tokens", "chosen_tokens", "rejected_tokens", "total_tokens")},
+        "options": {"max_pairs_per_problem": cfg.max_pairs_per_problem, "balance": cfg.balance,
+                    "code_start_in_prompt": cfg.code_start_in_prompt, "marker": cfg.marker,
+                    "max_prompt_tokens": cfg.max_prompt_tokens, "max_total_tokens": cfg.max_total_tokens,
+                    "val_fraction": cfg.val_fraction, "seed": cfg.seed},
+    }
+    atomic_write(out / "stats.json", json.dumps(stats, indent=2))
+    return stats
+
+
+def format_stats(stats: dict[str, Any]) -> str:
+    p, t = stats["pairs"], stats["tokens"]
+    lines = [f"problems: {stats['problems']['train']} train, {stats['problems']['val']} val",
+             f"pairs: {p['train']} train, {p['val']} val (of {p['candidates']} candidates; dropped "
+             f"{p['dropped_prompt_too_long']} for prompt length, {p['dropped_total_too_long']} for total length)",
+             f"pairs per problem: {stats['pairs_per_problem']}"]
+    lines += [f"{k}: {v}" for k, v in t.items()]
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""Preference pairs from evaluated responses: the journal's options, the split, and bad input."""
+
+import json
+import sys
+
+import polars as pl
+import pytest
+
+from aimokit.dpo_data import DPODataConfig, DPODataError, build_dpo_data, make_pairs
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "tests" / "helpers"))
+from marker import MARKER, synthetic_responses  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir():
+    from aimokit.models import embedded_default_model
+
+    return str(embedded_default_model())
+
+
+def _responses(tmp_path, n=12, **kw):
+    df = synthetic_responses(lambda text: f"<user>{text}</user>\n", n=n)
+    path = tmp_path / "responses.parquet"
+    df.write_parquet(path)
+    return path, df
+
+
+def test_pairs_carry_the_journal_options(tmp_path, tokenizer_dir):
+    path, df = _responses(tmp_path)
+    cfg = DPODataConfig(responses=[str(path)], out=str(tmp_path / "out"), tokenizer=tokenizer_dir, marker=MARKER,
+                        max_pairs_per_problem=3, val_fraction=0.25)
+    stats = build_dpo_data(cfg)
+    train = pl.read_parquet(tmp_path / "out" / "train.parquet")
+    val = pl.read_parquet(tmp_path / "out" / "val.parquet")
+    # split by problem, never by pair
+    assert set(train["problem_id"]) & set(val["problem_id"]) == set()
+    assert stats["problems"] == {"train": 9, "val": 3} and train.height + val.height == 12 * 3  # capped at 3 of 4
+    row = train.row(0, named=True)
+    assert row["prompt"].endswith("```python\n")  # the code start moved into the prompt
+    assert row["chosen"].startswith(MARKER + "\n") and MARKER not in row["rejected"]
+    assert not row["rejected"].startswith("```python")
+    chosen_answer = df.filter(pl.col("correct"))["response"].str.extract(r"boxed\{(\d+)\}").to_list()
+    assert row["chosen"].split("boxed{")[1].split("}")[0] in chosen_answer
+    assert stats["tokens"]["prompt_tokens"]["max"] <= 296 and (tmp_path / "out" / "stats.json").is_file()
+    saved = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert saved["pairs"]["train"] == train.height
+
+
+def test_cap_balance_dedupe_and_length_filter(tmp_path, tokenizer_dir):
+    path, df = _responses(tmp_path, n=6)
+    doubled = tmp_path / "doubled.parquet"
+    pl.concat([df, df]).write_parquet(doubled)  # the same responses twice: dedupe must see through it
+    pairs = make_pairs(DPODataConfig(responses=[str(doubled)])).collect()
+    assert pairs.height == 6 * 2 * 2  # 2 correct x 2 wrong per problem, duplicates gone
+    # balance: a problem with fewer pairs than the cap is topped up to exactly the cap
+    one = df.filter(~((pl.col("problem_id") == "arith-0") & (pl.col("sample") == 1)))  # arith-0: 1 correct
+    one.write_parquet(path)
+    stats = build_dpo_data(DPODataConfig(responses=[str(path)], out=str(tmp_path / "b"), tokenizer=tokenizer_dir,
+                                         max_pairs_per_problem=4, balance=True, val_fraction=0.0))
+    assert stats["pairs_per_problem"] == {"p50": 4, "p90": 4, "p99": 4, "max": 4}
+    assert stats["pairs"]["train"] == 6 * 4
+    # length filter: pairs over the limit are dropped; none left is an error, not an empty dataset
+    with pytest.raises(DPODataError, match="all 22 pairs are longer than max_prompt_tokens=5"):
+        build_dpo_data(DPODataConfig(responses=[str(path)], out=str(tmp_path / "c"), tokenizer=tokenizer_dir,
+                                     max_prompt_tokens=5))
+
+
+def test_bad_input_is_a_clear_error(tmp_path, tokenizer_dir):
+    path, df = _responses(tmp_path, n=4)
+    df.with_columns(pl.lit(False).alias("correct")).write_parquet(tmp_path / "wrong.parquet")
+    with pytest.raises(DPODataError, match=r"no problem has both a correct and a wrong response \(4 problems: 4 with none correct"):
+        make_pairs(DPODataConfig(responses=[str(tmp_path / "wrong.parquet")]))
+    df.with_columns(pl.lit(True).alias("correct")).write_parquet(tmp_path / "right.parquet")
+    with pytest.raises(DPODataError, match="0 with none correct, 4 with none wrong"):
+        make_pairs(DPODataConfig(responses=[str(tmp_path / "right.parquet")]))
+    df.drop("correct").write_parquet(tmp_path / "cols.parquet")
+    with pytest.raises(DPODataError, match=r"missing column\(s\) \['correct'\].*build.py evaluate"):
+        make_pairs(DPODataConfig(responses=[str(tmp_path / "cols.parquet")]))
+    with pytest.raises(DPODataError, match="no such file"):
+        make_pairs(DPODataConfig(responses=[str(tmp_path / "nope.parquet")]))
+
+
+def test_reference_solutions_stand_in_where_no_sample_is_right(tmp_path):
+    path, df = _responses(tmp_path, n=3)
+    df.with_columns(pl.lit(False).alias("correct")).write_parquet(path)
+    sols = tmp_path / "problems.jsonl"
+    sols.write_text("".join(json.dumps({"id": f"arith-{i}", "problem": "p", "solution": f"worked {i}", "answer": i}) + "\n"
+                            for i in range(3)))
+    pairs = make_pairs(DPODataConfig(responses=[str(path)], solutions=str(sols))).collect()
+    assert pairs.height == 3 * 4 and pairs["chosen"].str.starts_with("worked").all()
+    assert pairs.filter(pl.col("problem_id") == "arith-1")["chosen"][0] == "worked 1\n\nThe answer is \\boxed{1}."

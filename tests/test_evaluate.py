@@ -1,0 +1,65 @@
+"""Evaluation: every response stored, maj and pass with intervals, the curve, the report, resuming."""
+
+import json
+import math
+
+import polars as pl
+import pytest
+
+from aimokit.engine import GenResult
+from aimokit.evaluate import EvalConfig, majority, metrics, pass_at_k, run_evaluation, wilson, write_report
+from aimokit.problems import Problem, ProblemFileError
+
+from conftest import ScriptedEngine
+
+
+def test_interval_and_estimators():
+    lo, hi = wilson(0, 30)
+    assert lo == 0.0 and 0.10 < hi < 0.12  # 0/30 is not "exactly 0 %"
+    lo, hi = wilson(15, 30)
+    assert lo < 0.5 < hi and math.isclose(lo + hi, 1.0, abs_tol=1e-9)
+    assert pass_at_k(8, 0, 3) == 0.0 and pass_at_k(8, 8, 1) == 1.0
+    assert math.isclose(pass_at_k(4, 1, 1), 0.25) and math.isclose(pass_at_k(4, 1, 2), 0.5)
+    assert majority([3, 5, 5, None]) == 5 and majority([None]) is None and majority([7, 2]) == 2
+
+
+def _engine():
+    """Sample i of a problem answers 42 when i is even, 41 when odd; problem 'hard' always 7."""
+    def respond(prompt, req):
+        ans = 7 if "HARD" in prompt else (42 if req.seed % 2 == 0 else 41)
+        return GenResult(f"Done: \\boxed{{{ans}}}", 5, "eos")
+    return ScriptedEngine(respond)
+
+
+def test_evaluation_stores_every_response_and_reports(fast_cfg, tmp_path):
+    problems = [Problem("easy", "What is 6*7?", 42), Problem("hard", "HARD one", 42), Problem("mid", "6*7 again", 41)]
+    ev = EvalConfig(samples=4, batch_problems=2)
+    df = run_evaluation(fast_cfg, problems, tmp_path / "ev", ev, engine=_engine())
+    assert df.height == 12 and sorted(df.columns) == sorted([
+        "problem_id", "sample", "prompt", "response", "answer", "gold", "correct", "boxed", "tokens", "code_runs",
+        "code_errors", "aborted", "seconds"])
+    stored = pl.read_parquet(tmp_path / "ev" / "responses.parquet")
+    assert stored.height == 12 and stored.group_by("problem_id").len()["len"].to_list() == [4, 4, 4]
+    assert stored.filter(pl.col("problem_id") == "hard")["correct"].sum() == 0
+    m = write_report(tmp_path / "ev", ev)
+    # easy: 2 right of 4, tie 41/42 -> majority picks the smaller (41): wrong; mid: gold 41 -> right; hard: wrong
+    assert m["problems"] == 3 and math.isclose(m["pass"], 2 / 3) and math.isclose(m["maj"], 1 / 3)
+    assert [c["k"] for c in m["curve"]] == [1, 2, 3, 4]
+    assert math.isclose(m["curve"][0]["pass"], (0.5 + 0 + 0.5) / 3)
+    assert m["curve"][-1]["pass"] == m["pass"]
+    report = (tmp_path / "ev" / "report.md").read_text()
+    assert "| 3 | 4 | 33.3% |" in report and "![accuracy_vs_samples.png]" in report
+    for png in ("accuracy_vs_samples.png", "time_tokens_per_problem.png"):
+        assert (tmp_path / "ev" / png).read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["responses"] == 12
+
+
+def test_evaluation_resumes_and_refuses_unlabelled_problems(fast_cfg, tmp_path):
+    problems = [Problem("a", "6*7", 42), Problem("b", "6*7", 42)]
+    ev = EvalConfig(samples=2, batch_problems=1)
+    run_evaluation(fast_cfg, problems[:1], tmp_path / "ev", ev, engine=_engine())
+    engine = _engine()
+    df = run_evaluation(fast_cfg, problems, tmp_path / "ev", ev, engine=engine)
+    assert df.height == 4 and all("6*7" in p for p in engine.prompts) and engine.calls == 2  # only 'b' was solved
+    with pytest.raises(ProblemFileError, match="needs answers"):
+        run_evaluation(fast_cfg, [Problem("c", "?", None)], tmp_path / "ev2", ev, engine=_engine())
