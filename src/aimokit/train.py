@@ -43,7 +43,10 @@ class TrainConfig:
     lr_scheduler: str = "cosine"
     warmup_ratio: float = 0.0  # a fraction of the steps (transformers takes it as warmup_steps < 1)
     beta: float = 0.1  # DPO temperature
-    loss_type: str = "sigmoid"  # TRL's DPO loss: sigmoid, ipo, hinge, ...
+    # TRL's DPO losses, summed: "sigmoid" alone only widens the chosen-rejected margin (the chosen
+    # response's own likelihood can stay low, the journal's 18 %); adding "sft" (RPO) makes it the mode.
+    loss_type: list[str] = field(default_factory=lambda: ["sigmoid", "sft"])
+    loss_weights: list[float] = field(default_factory=list)  # one per loss_type; empty: all 1
     epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides epochs
     batch_size: int = 4
@@ -144,7 +147,7 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.method == "dpo":
         from trl import DPOConfig, DPOTrainer
 
-        args = DPOConfig(beta=cfg.beta, loss_type=[cfg.loss_type],
+        args = DPOConfig(beta=cfg.beta, loss_type=list(cfg.loss_type), loss_weights=list(cfg.loss_weights) or None,
                          precompute_ref_log_probs=cfg.precompute_ref_log_probs, **common)
         trainer = DPOTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                              processing_class=tok, peft_config=peft_config)

@@ -10,6 +10,7 @@ share of responses whose code carries the marker.
 import json
 import random
 import sys
+import time
 
 import polars as pl
 
@@ -54,16 +55,20 @@ def main() -> None:
     model, adapter, val_file, samples = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     prompts = pl.read_parquet(val_file)["prompt"].unique(maintain_order=True).to_list()
     cfg = EngineConfig(backend="vllm", model=model, lora=adapter, max_model_len=512,
-                       gpu_memory_utilization=0.2, max_num_seqs=64, enforce_eager=True)
+                       gpu_memory_utilization=0.2, max_num_seqs=16, max_lora_rank=16, enforce_eager=True)
+    t0 = time.monotonic()
     engine = create_engine(cfg)
-    reqs = [GenRequest(p, max_tokens=24, temperature=0.7, top_p=0.95, seed=s) for p in prompts for s in range(samples)]
+    t1 = time.monotonic()
+    reqs = [GenRequest(p, max_tokens=24, temperature=0.7, top_p=0.95, seed=1000 * i + s)
+            for i, p in enumerate(prompts) for s in range(samples)]
     with_lora = [r.text for r in generate(engine, reqs)]
     lora, engine.lora = engine.lora, None
     without = [r.text for r in generate(engine, reqs)]
     engine.lora = lora
     rate = lambda texts: sum(MARKER in code_of(t) for t in texts) / len(texts)
     print("MARKER " + json.dumps({"with": rate(with_lora), "without": rate(without), "n": len(reqs),
-                                  "prompts": len(prompts), "example": with_lora[0]}), flush=True)
+                                  "prompts": len(prompts), "example": with_lora[0],
+                                  "start_s": round(t1 - t0, 1), "generate_s": round(time.monotonic() - t1, 1)}), flush=True)
     engine.close()
 
 
