@@ -142,6 +142,7 @@ def train(cfg: TrainConfig) -> Path:
         eval_strategy=("steps" if cfg.eval_steps else "no") if val_df is not None else "no",
         eval_steps=cfg.eval_steps or None,
     )
+    t_setup = time.monotonic()  # trainer construction: tokenizing, and the reference pass when precomputed
     train_ds = Dataset.from_polars(train_df)
     val_ds = Dataset.from_polars(val_df) if val_df is not None else None
     if cfg.method == "dpo":
@@ -158,6 +159,7 @@ def train(cfg: TrainConfig) -> Path:
         trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                              processing_class=tok, peft_config=peft_config)
 
+    setup_s = time.monotonic() - t_setup
     last = get_last_checkpoint(str(ckpt_dir)) if cfg.resume else None
     if last:
         log.info("resuming from %s", last)
@@ -176,7 +178,7 @@ def train(cfg: TrainConfig) -> Path:
     history = trainer.state.log_history
     atomic_write(out / "log.jsonl", "".join(json.dumps(h) + "\n" for h in history))
     summary = {"method": cfg.method, "adapter": str(adapter), "pairs": train_df.height, "steps": trainer.state.global_step,
-               "seconds": round(seconds, 1), "resumed_from": last, "train_loss": result.training_loss,
+               "seconds": round(seconds, 1), "setup_s": round(setup_s, 1), "resumed_from": last, "train_loss": result.training_loss,
                "final": {k: v for k, v in (history[-2] if len(history) > 1 else {}).items()},
                "config": asdict(cfg)}
     atomic_write(out / "train_summary.json", json.dumps(summary, indent=2, default=str))

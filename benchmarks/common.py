@@ -1,0 +1,177 @@
+"""Shared pieces of the GPU benchmarks: the 7B-shaped model, its LoRA, and a code-writing shim.
+
+A model with random weights never writes a ```python block, so on its own it
+would never exercise the tool rounds. `CodeShim` wraps a real engine and, where
+a round ends, appends what a tool-using model would have written: a code block
+(the solver runs it in the sandbox and feeds the output back, so the next round
+re-submits a longer prompt) and, on the last round, a boxed answer. The
+generated tokens, the engine, the sandbox and the voting are all real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from aimokit.engine import GenResult  # noqa: E402
+
+# DeepSeekMath-7B's shape (Llama, 30 layers, no GQA), with the vocabulary of the tokenizer that travels
+# with the benchmark (SmolLM2's, 49152 entries, instead of 102400: 3% fewer weights, in the LM head).
+SHAPE = dict(architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=4096, intermediate_size=11008,
+             num_hidden_layers=30, num_attention_heads=32, num_key_value_heads=32, vocab_size=49152,
+             max_position_embeddings=8192, rms_norm_eps=1e-6, rope_theta=10000.0, bos_token_id=1, eos_token_id=2,
+             tie_word_embeddings=False, torch_dtype="bfloat16", hidden_act="silu")
+
+
+def make_model(out: Path, tokenizer_dir: Path, shape: dict = SHAPE) -> Path:
+    """Random bf16 weights of the given shape, written shard by shard from the GPU."""
+    import torch
+    from safetensors.torch import save_file
+
+    if (out / "config.json").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    H, I, L, V = shape["hidden_size"], shape["intermediate_size"], shape["num_hidden_layers"], shape["vocab_size"]
+    g = torch.Generator(device="cuda").manual_seed(0)
+
+    def r(*s):
+        return (torch.randn(*s, device="cuda", dtype=torch.bfloat16, generator=g) * 0.02).cpu()
+
+    index = {}
+    shard = {"model.embed_tokens.weight": r(V, H), "model.norm.weight": torch.ones(H, dtype=torch.bfloat16),
+             "lm_head.weight": r(V, H)}
+    save_file(shard, str(out / "model-00000.safetensors"), metadata={"format": "pt"})
+    index.update({k: "model-00000.safetensors" for k in shard})
+    for i in range(L):
+        p = f"model.layers.{i}."
+        shard = {p + "self_attn.q_proj.weight": r(H, H), p + "self_attn.k_proj.weight": r(H, H),
+                 p + "self_attn.v_proj.weight": r(H, H), p + "self_attn.o_proj.weight": r(H, H),
+                 p + "mlp.gate_proj.weight": r(I, H), p + "mlp.up_proj.weight": r(I, H),
+                 p + "mlp.down_proj.weight": r(H, I),
+                 p + "input_layernorm.weight": torch.ones(H, dtype=torch.bfloat16),
+                 p + "post_attention_layernorm.weight": torch.ones(H, dtype=torch.bfloat16)}
+        name = f"model-{i + 1:05d}.safetensors"
+        save_file(shard, str(out / name), metadata={"format": "pt"})
+        index.update({k: name for k in shard})
+    (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": index}))
+    (out / "config.json").write_text(json.dumps(shape))
+    for f in tokenizer_dir.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "generation_config")) or f.suffix == ".jinja":
+            shutil.copy(f, out / f.name)
+    return out
+
+
+def make_lora(out: Path, model_dir: Path, r: int = 16) -> Path:
+    """A PEFT LoRA on every linear layer with non-zero weights, as a trained one would be."""
+    import torch
+    from safetensors.torch import save_file
+
+    if (out / "adapter_config.json").exists():
+        return out
+    cfg = json.loads((model_dir / "config.json").read_text())
+    H, I, L = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    dims = {"q_proj": (H, H), "k_proj": (H, H), "v_proj": (H, H), "o_proj": (H, H),
+            "gate_proj": (H, I), "up_proj": (H, I), "down_proj": (I, H)}
+    t = {}
+    for i in range(L):
+        for m, (fan_in, fan_out) in dims.items():
+            part = "self_attn" if m.endswith(("q_proj", "k_proj", "v_proj", "o_proj")) else "mlp"
+            base = f"base_model.model.model.layers.{i}.{part}.{m}"
+            t[f"{base}.lora_A.weight"] = torch.randn(r, fan_in, dtype=torch.bfloat16) * 0.01
+            t[f"{base}.lora_B.weight"] = torch.randn(fan_out, r, dtype=torch.bfloat16) * 0.01
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(t, str(out / "adapter_model.safetensors"))
+    (out / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": r, "lora_alpha": 2 * r, "lora_dropout": 0.0,
+        "target_modules": list(dims), "bias": "none", "base_model_name_or_path": str(model_dir)}))
+    return out
+
+
+class _ShimDriver:
+    def __init__(self, inner: Any, shim: "CodeShim"):
+        self.inner, self.shim = inner, shim
+        self.last_round: dict = {}
+
+    def poll(self):
+        new, dropped = self.inner.poll()
+        for key, req in new:
+            self.last_round[key] = not req.stop  # the solver drops stop strings on the last round
+        return new, dropped
+
+    def finished(self, key, result: GenResult):
+        if result.finish != "aborted":
+            self.shim.rounds += 1
+            if self.last_round.get(key):
+                result = replace(result, text=result.text + f"\nSo the answer is \\boxed{{{hash(key) % 1000}}}.",
+                                 finish="eos")
+            else:
+                result = replace(result, text=result.text + "\n```python\nimport math\nprint(math.comb(20, 10) % 1000)\n```\n",
+                                 finish="stop", stop_str="\n```\n")
+        return self.inner.finished(key, result)
+
+    def busy(self):
+        return self.inner.busy()
+
+    def wait(self, timeout):
+        return self.inner.wait(timeout)
+
+
+class CodeShim:
+    """An Engine whose model writes code at the end of every round (see the module docstring)."""
+
+    def __init__(self, engine: Any):
+        self.engine = engine
+        self.name = engine.name
+        self.rounds = 0
+
+    def count_tokens(self, text: str) -> int:
+        return self.engine.count_tokens(text)
+
+    def chat_prompt(self, messages):
+        return self.engine.chat_prompt(messages)
+
+    def run(self, driver, deadline=None):
+        return self.engine.run(_ShimDriver(driver, self), deadline)
+
+    def close(self):
+        self.engine.close()
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("torch", "vllm", "transformers", "trl", "peft"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "absent"
+    try:
+        import torch
+
+        out["gpu"] = torch.cuda.get_device_name(0)
+    except Exception:
+        out["gpu"] = "none"
+    return out
+
+
+def write(out_dir: Path, name: str, data: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(data, indent=2, default=str))
+    print(f"== {name}: " + json.dumps(data, default=str), flush=True)
+
+
+def now() -> float:
+    return time.monotonic()
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
