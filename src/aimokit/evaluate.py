@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -44,13 +42,6 @@ class EvalConfig:
     z: float = 1.96  # confidence level of the intervals (95%)
     curve_draws: int = 200  # random subsets per k for the maj@k curve
     seed: int = 0
-
-
-def _write_parquet(df: pl.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(fd)
-    df.write_parquet(tmp)
-    os.replace(tmp, path)  # atomic: a reader never sees half a file
 
 
 def run_evaluation(cfg: SolveConfig, problems: list[Problem], out: Path, ev: EvalConfig,
@@ -110,7 +101,7 @@ def _append(frames: list[pl.DataFrame], results: list, path: Path) -> None:
                          "code_errors": x["code_errors"], "aborted": x["aborted"], "seconds": per})
     if rows:
         frames.append(pl.DataFrame(rows, schema=RESPONSE_SCHEMA))
-        _write_parquet(pl.concat(frames), path)
+        atomic_write(path, pl.concat(frames))
 
 
 # -- metrics ------------------------------------------------------------------

@@ -9,9 +9,7 @@ crash or a timeout keeps every answer given so far.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +17,7 @@ import polars as pl
 
 from .config import CompetitionConfig
 from .problems import Problem
+from .report import atomic_write
 
 
 class GatewayError(RuntimeError):
@@ -27,19 +26,9 @@ class GatewayError(RuntimeError):
 
 def write_submission(rows: list[tuple[str, int]], path: Path) -> None:
     """Atomic: the file on disk is always a complete, valid submission."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     df = pl.DataFrame({"id": [r[0] for r in rows], "answer": [r[1] for r in rows]},
                       schema={"id": pl.String, "answer": pl.Int64})
-    fd, tmp = tempfile.mkstemp(prefix=".submission-", suffix=".parquet", dir=path.parent)
-    os.close(fd)
-    try:
-        df.write_parquet(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, df)
 
 
 def check_prediction(out: object, problem_id: str, comp: CompetitionConfig) -> int:

@@ -27,12 +27,22 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, data: str | pl.DataFrame) -> None:
+    """Text, or a frame as parquet, written so the file on disk is always whole: temp file, fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if isinstance(data, pl.DataFrame):
+                data.write_parquet(f)
+            else:
+                f.write(data.encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def build_report(run_dir: Path, expected: int, limit_s: float, wall_s: float | None = None) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from ..report import atomic_write
 from .build import content_hash
 from .config import PushOptions
 
@@ -157,10 +157,7 @@ def load_state(out: Path) -> dict[str, str]:
 
 
 def save_state(out: Path, state: dict[str, str]) -> None:
-    p = out / STATE_FILE
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, p)  # atomic: a crash never leaves half a state file
+    atomic_write(out / STATE_FILE, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
 def _exists(api: Any, ref: str, opts: PushOptions) -> bool:
