@@ -207,18 +207,23 @@ class SolveConfig:
 
     def override(self, dotted: dict[str, Any]) -> "SolveConfig":
         """Return a copy with `{"solver.samples": 4, ...}` applied."""
-        data = self.to_dict()
-        for key, value in dotted.items():
-            parts = key.split(".")
-            node = data
-            for p in parts[:-1]:
-                if p not in node or not isinstance(node[p], dict):
-                    raise ConfigError(f"unknown setting {key!r}")
-                node = node[p]
-            if parts[-1] not in node:
+        return override(self, dotted).validate()
+
+
+def override(cfg: Any, dotted: dict[str, Any]) -> Any:
+    """A copy of any config dataclass with `{"section.key": value}` applied; an unknown key is an error."""
+    data = dataclasses.asdict(cfg)
+    for key, value in dotted.items():
+        parts = key.split(".")
+        node = data
+        for p in parts[:-1]:
+            if p not in node or not isinstance(node[p], dict):
                 raise ConfigError(f"unknown setting {key!r}")
-            node[parts[-1]] = value
-        return SolveConfig.from_dict(data)
+            node = node[p]
+        if parts[-1] not in node:
+            raise ConfigError(f"unknown setting {key!r}")
+        node[parts[-1]] = value
+    return from_dict(type(cfg), data)
 
 
 def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
@@ -292,14 +297,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 def load_job(cls: type, path: str | Path | None, overrides: dict[str, Any] | None = None, what: str = "config") -> Any:
     """Any job's config dataclass from TOML plus `key=value` / `section.key=value` overrides."""
-    data = read_toml(path, what) if path else {}
-    for key, value in (overrides or {}).items():
-        *parents, last = key.split(".")
-        node = data
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return from_dict(cls, data)
+    cfg = from_dict(cls, read_toml(path, what) if path else {})
+    return override(cfg, overrides) if overrides else cfg
 
 
 PATH_FIELDS = ("competition.data_dir", "engine.model", "engine.lora", "run.problems", "run.output_dir")
