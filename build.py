@@ -23,7 +23,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 
-DEFAULT_PROBLEMS = ROOT.parent / "shared" / "data" / "aime24.jsonl"
 
 
 def _parse_sets(items: list[str]) -> dict:
@@ -42,11 +41,11 @@ def _parse_sets(items: list[str]) -> dict:
 def cmd_dry_run(args: argparse.Namespace) -> int:
     from aimokit.config import ConfigError, load_config, to_toml
     from aimokit.models import embedded_default_model
-    from aimokit.problems import ProblemFileError, load_problems
+    from aimokit.problems import ProblemFileError, load_problems, sample_problems
     from aimokit.report import write_report
 
     overrides = _parse_sets(args.set)
-    overrides["run.problems"] = str(Path(args.problems).resolve())
+    overrides["run.problems"] = str(Path(args.problems or sample_problems()).resolve())
     if args.time_limit is not None:
         overrides["competition.time_limit_s"] = float(args.time_limit)
     run_dir = Path(args.out or ROOT / "runs" / time.strftime("dry-run-%Y%m%d-%H%M%S")).resolve()
@@ -183,7 +182,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aimokit.evaluate import EvalConfig, run_evaluation, write_report
     from aimokit.kernel import setup_logging
     from aimokit.models import embedded_default_model
-    from aimokit.problems import ProblemFileError, load_problems
+    from aimokit.problems import ProblemFileError, load_problems, sample_problems
 
     setup_logging()
     overrides = _parse_sets(args.set)
@@ -193,7 +192,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out or ROOT / "runs" / time.strftime("eval-%Y%m%d-%H%M%S")).resolve()
     try:
         cfg = expand_paths(load_config(args.config, overrides))
-        problems = load_problems(args.problems, cfg.competition)
+        problems = load_problems(args.problems or sample_problems(), cfg.competition)
         if args.limit:
             problems = problems[:args.limit]
         if not cfg.engine.model:
@@ -247,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="build.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("dry-run", help="run the submission kernel locally on sample problems")
-    d.add_argument("--problems", default=str(DEFAULT_PROBLEMS), help="csv / jsonl / parquet with id, problem[, answer]")
+    d.add_argument("--problems", default=None,
+                   help="csv / jsonl / parquet with id, problem[, answer] (default: the 30 AIME 2024 problems)")
     d.add_argument("--time-limit", type=float, default=None, help="seconds (default: the config's)")
     d.add_argument("--config", default=str(ROOT / "configs" / "dry-run.toml"))
     d.add_argument("--out", default=None, help="output folder (default: runs/dry-run-<time>)")
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             q.add_argument("--path", default=None, help="where to write (default: runs/kaggle/<slug>)")
         q.set_defaults(func=func)
     e = sub.add_parser("evaluate", help="K samples per labelled problem: responses.parquet, maj/pass report, plots")
-    e.add_argument("--problems", default=str(DEFAULT_PROBLEMS))
+    e.add_argument("--problems", default=None, help="labelled problems (default: the 30 AIME 2024 problems)")
     e.add_argument("--samples", type=int, default=8)
     e.add_argument("--batch", type=int, default=8, help="problems solved together")
     e.add_argument("--limit", type=int, default=0, help="only the first N problems")

@@ -19,10 +19,11 @@ import polars as pl
 from common import ROOT, CodeShim, versions, write
 
 from aimokit.config import SolveConfig
+from aimokit.problems import sample_problems
 from aimokit.engine import create_engine
 from aimokit.kernel import Kernel, serve
 
-AIME = next((p for p in (ROOT / "shared" / "data" / "aime24.jsonl", ROOT.parent / "shared" / "data" / "aime24.jsonl") if p.exists()), ROOT.parent / "shared" / "data" / "aime24.jsonl")
+AIME = sample_problems()
 
 
 def main() -> None:

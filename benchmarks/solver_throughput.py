@@ -21,11 +21,12 @@ from pathlib import Path
 from common import ROOT, CodeShim, now, versions, write
 
 from aimokit.config import SolveConfig
+from aimokit.problems import sample_problems
 from aimokit.engine import create_engine
 from aimokit.problems import load_problems
 from aimokit.solver import Solver
 
-AIME = next((p for p in (ROOT / "shared" / "data" / "aime24.jsonl", ROOT.parent / "shared" / "data" / "aime24.jsonl") if p.exists()), ROOT.parent / "shared" / "data" / "aime24.jsonl")
+AIME = sample_problems()
 
 
 def main() -> None:

@@ -10,8 +10,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from aimokit.config import SolveConfig  # noqa: E402
 from aimokit.engine import GenRequest, GenResult  # noqa: E402
+from aimokit.problems import sample_problems  # noqa: E402
 
-AIME = ROOT.parent / "shared" / "data" / "aime24.jsonl"
+AIME = sample_problems()
 
 
 class ScriptedEngine:

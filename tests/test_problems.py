@@ -4,13 +4,23 @@ import pytest
 from aimokit.config import CompetitionConfig
 from aimokit.problems import ProblemFileError, load_problems
 
-from conftest import AIME
+from conftest import AIME, ROOT
 
 
 def test_loads_the_aime_sample():
     ps = load_problems(AIME)
     assert len(ps) == 30 and all(p.answer is not None for p in ps)
     assert len({p.id for p in ps}) == 30
+
+
+def test_packaged_sample_is_the_shared_one():
+    """A clone with no shared/ beside it falls back to the packaged copy; it must be the same file."""
+    from aimokit.problems import PACKAGED_SAMPLE
+
+    shared = ROOT.parent / "shared" / "data" / "aime24.jsonl"
+    if shared.is_file():
+        assert PACKAGED_SAMPLE.read_bytes() == shared.read_bytes()
+    assert load_problems(PACKAGED_SAMPLE) == load_problems(AIME)
 
 
 @pytest.mark.parametrize("ext", ["csv", "jsonl", "parquet"])

@@ -14,6 +14,19 @@ import polars as pl
 from .config import CompetitionConfig
 
 
+PACKAGED_SAMPLE = Path(__file__).parent / "data" / "aime24.jsonl"  # a copy of shared/data/aime24.jsonl
+
+
+def sample_problems() -> Path:
+    """The 30 AIME 2024 problems: shared/data beside the checkout when it is there, else the packaged copy.
+
+    The copy keeps a clone anywhere (CI's temporary folder, a GPU machine) able
+    to run the dry-run, the tests and the benchmarks.
+    """
+    shared = Path(__file__).resolve().parents[3] / "shared" / "data" / "aime24.jsonl"
+    return shared if shared.is_file() else PACKAGED_SAMPLE
+
+
 class ProblemFileError(ValueError):
     """A problems file cannot be used as it is."""
 
