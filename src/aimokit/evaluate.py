@@ -21,6 +21,7 @@ from typing import Any
 
 import polars as pl
 
+from .answers import is_correct
 from .config import SolveConfig
 from .problems import Problem, ProblemFileError
 from .report import atomic_write
@@ -94,7 +95,7 @@ def _append(frames: list[pl.DataFrame], results: list, path: Path) -> None:
     for r in results:
         per = r.seconds / max(1, len(r.responses))  # the batch's wall time, shared by its samples
         for x in r.responses:
-            correct = x["answer"] is not None and r.gold is not None and int(x["answer"]) == int(r.gold)
+            correct = bool(is_correct(x["answer"], r.gold))  # the kernel's own equivalence (math-verify)
             rows.append({"problem_id": r.id, "sample": x["sample"], "prompt": x["prompt"],
                          "response": x["response"], "answer": x["answer"], "gold": r.gold, "correct": correct,
                          "boxed": x["boxed"], "tokens": x["tokens"], "code_runs": x["code_runs"],
@@ -241,6 +242,6 @@ def write_report(out: Path, ev: EvalConfig) -> dict[str, Any]:
     meta_path = out / "eval_meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     images = plot(m, out)
-    atomic_write(out / "metrics.json", json.dumps({k: v for k, v in m.items()}, indent=2))
+    atomic_write(out / "metrics.json", json.dumps(m, indent=2))
     atomic_write(out / "report.md", render(m, meta, images))
     return m

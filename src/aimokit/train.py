@@ -88,12 +88,6 @@ def _read(path: str, method: str) -> pl.DataFrame:
     return df.select("prompt", "chosen", "rejected")
 
 
-def _has_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def _dtype(name: str):
     import torch
 
@@ -104,6 +98,7 @@ def _dtype(name: str):
 
 def train(cfg: TrainConfig) -> Path:
     """Train, save `output_dir/adapter`, validate it against the base model; returns the adapter path."""
+    import torch
     from datasets import Dataset
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -124,7 +119,8 @@ def train(cfg: TrainConfig) -> Path:
     tok = AutoTokenizer.from_pretrained(cfg.model)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=_dtype(cfg.dtype))
+    dtype = _dtype(cfg.dtype)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype)
     peft_config = None
     if cfg.init_adapter:
         model = PeftModel.from_pretrained(model, cfg.init_adapter, is_trainable=True)
@@ -138,7 +134,7 @@ def train(cfg: TrainConfig) -> Path:
         max_steps=cfg.max_steps, logging_steps=cfg.logging_steps, save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit, seed=cfg.seed, report_to=[], disable_tqdm=False,
         gradient_checkpointing=cfg.gradient_checkpointing, max_length=cfg.max_length,
-        bf16=str(_dtype(cfg.dtype)) == "torch.bfloat16", use_cpu=not _has_cuda(),
+        bf16=dtype == torch.bfloat16, use_cpu=not torch.cuda.is_available(),
         eval_strategy=("steps" if cfg.eval_steps else "no") if val_df is not None else "no",
         eval_steps=cfg.eval_steps or None,
     )
