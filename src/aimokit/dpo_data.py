@@ -105,6 +105,7 @@ def make_pairs(cfg: DPODataConfig) -> pl.LazyFrame:
     lf = read_responses(cfg.responses)
     if cfg.solutions:
         lf = _with_solutions(lf, cfg.solutions)
+    lf = lf.collect().lazy()  # read the files once: the check below and the pairs both need them
     _check_usable(lf)
     lf = lf.unique(subset=["problem_id", "prompt", "response"], maintain_order=True)
     chosen = lf.filter(pl.col("correct")).select("problem_id", "prompt", pl.col("response").alias("chosen"))
