@@ -180,7 +180,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aimokit.adapters import AdapterError
     from aimokit.config import ConfigError, expand_paths, load_config
     from aimokit.evaluate import EvalConfig, run_evaluation, write_report
-    from aimokit.kernel import setup_logging
+    from aimokit.serving import setup_logging
     from aimokit.models import embedded_default_model
     from aimokit.problems import ProblemFileError, load_problems, sample_problems
 

@@ -21,7 +21,8 @@ from common import ROOT, CodeShim, versions, write
 from aimokit.config import SolveConfig
 from aimokit.problems import sample_problems
 from aimokit.engine import create_engine
-from aimokit.kernel import Kernel, serve
+from aimokit.kernel import Kernel
+from aimokit.serving import serve
 
 AIME = sample_problems()
 

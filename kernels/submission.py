@@ -22,7 +22,7 @@ for candidate in (
         sys.path.insert(0, os.path.abspath(candidate))
         break
 
-from aimokit.kernel import main  # noqa: E402
+from aimokit.serving import main  # noqa: E402
 
 if __name__ == "__main__":  # vLLM spawns worker processes: keep the guard
     sys.exit(main())

@@ -102,3 +102,45 @@ def fast_cfg(tmp_path) -> SolveConfig:
                    "min_problem_s": 0.5, "max_problem_s": 20.0, "prior_tokens_per_sample": 50},
         "run": {"output_dir": str(tmp_path / "out")},
     })
+
+
+COMPETITION_PACKAGE = ROOT / "tests" / "helpers" / "kaggle_evaluation"
+_COMPETITION_MODULES = ("kaggle_evaluation", "aimo")
+
+
+def lay_out_competition(data: Path, rows: list[dict], file: str = "test.csv") -> Path:
+    """A competition folder as Kaggle mounts it: the `kaggle_evaluation` stand-in beside test.csv."""
+    import shutil
+
+    import polars as pl
+
+    data.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(COMPETITION_PACKAGE, data / "kaggle_evaluation", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    pl.DataFrame(rows).write_csv(data / file)
+    return data
+
+
+@pytest.fixture
+def competition(tmp_path, monkeypatch):
+    """Lay out a competition folder; the working directory (where the gateway writes) is tmp_path/working.
+
+    The kernel puts the data folder on sys.path; afterwards the stand-in modules are forgotten again.
+    """
+    import sys as _sys
+
+    path = list(_sys.path)
+    working = tmp_path / "working"
+    working.mkdir()
+    monkeypatch.chdir(working)
+    monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
+
+    def forget():
+        for name in list(_sys.modules):
+            if name.split(".")[0] in _COMPETITION_MODULES:
+                del _sys.modules[name]
+
+    forget()
+    yield lambda rows, file="test.csv": lay_out_competition(tmp_path / "data", rows, file)
+    _sys.path[:] = path
+    forget()

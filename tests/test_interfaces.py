@@ -1,42 +1,25 @@
-"""The competition interfaces, with stand-ins for the modules that ship with the competition data."""
+"""The competition interfaces, against a stand-in that enforces what the real relay and gateways enforce.
 
-import os
+tests/helpers/kaggle_evaluation is laid out like the package that ships with the
+AIMO-2/3 data: plain named functions only, routing by __name__, predict on a
+server thread, the gateway's row shapes and row-count check, serve() blocking
+under KAGGLE_IS_COMPETITION_RERUN and run_local_gateway otherwise.
+"""
+
+import json
 import subprocess
 import sys
-import textwrap
+import threading
 
 import polars as pl
 import pytest
 
-from aimokit.kernel import Kernel, serve
+from aimokit.engine import GenResult
+from aimokit.gateway import GatewayError, run_local_gateway
+from aimokit.kernel import Kernel
+from aimokit.serving import make_predict, serve
 
 from conftest import ROOT, tir_respond
-
-KAGGLE_EVALUATION = '''
-import os
-import polars as pl
-
-class AIMO2InferenceServer:
-    """Like the real one: predict(*row) with one-element Series, a one-row frame back."""
-    def __init__(self, predict):
-        self.predict = predict
-
-    def _loop(self, test_csv):
-        df = pl.read_csv(test_csv).sample(fraction=1.0, shuffle=True, seed=0)
-        rows = []
-        for row in df.iter_rows(named=True):
-            out = self.predict(pl.Series("id", [row["id"]]), pl.Series("problem", [row["problem"]]))
-            assert out.columns == ["id", "answer"] and out.height == 1
-            rows.append(out)
-        pl.concat(rows).write_parquet(os.path.join(os.environ["FAKE_OUT"], "submission.parquet"))
-
-    def serve(self):
-        self._loop(os.path.join(os.environ["FAKE_DATA"], "test.csv"))
-        open(os.path.join(os.environ["FAKE_OUT"], "served"), "w").close()
-
-    def run_local_gateway(self, paths):
-        self._loop(paths[0])
-'''
 
 AIMO = '''
 import pandas as pd
@@ -59,48 +42,108 @@ def make_env():
     return _Env()
 '''
 
-
-_FAKE_MODULES = ["kaggle_evaluation", "kaggle_evaluation.aimo_2_inference_server", "aimo"]
-
-
-@pytest.fixture(autouse=True)
-def _forget_fake_modules():
-    """The kernel puts the data dir on sys.path; later tests must not see the fakes."""
-    path = list(sys.path)
-    yield
-    sys.path[:] = path
-    for name in _FAKE_MODULES:
-        sys.modules.pop(name, None)
+ROWS = [{"id": "x", "problem": "p1"}, {"id": "y", "problem": "p2"}, {"id": "z", "problem": "p3"}]
+SERVERS = {"aimo2": ("kaggle_evaluation.aimo_2_inference_server", "AIMO2InferenceServer"),
+           "aimo3": ("kaggle_evaluation.aimo_3_inference_server", "AIMO3InferenceServer")}
 
 
-def _data_dir(tmp_path, monkeypatch):
-    data = tmp_path / "data"
-    (data / "kaggle_evaluation").mkdir(parents=True)
-    (data / "kaggle_evaluation" / "__init__.py").write_text("")
-    (data / "kaggle_evaluation" / "aimo_2_inference_server.py").write_text(KAGGLE_EVALUATION)
-    (data / "aimo.py").write_text(AIMO)
-    pl.DataFrame({"id": ["x", "y", "z"], "problem": ["p1", "p2", "p3"]}).write_csv(data / "test.csv")
-    monkeypatch.setenv("FAKE_DATA", str(data))
-    monkeypatch.setenv("FAKE_OUT", str(tmp_path))
-    for name in _FAKE_MODULES:
-        sys.modules.pop(name, None)
-    return data
+def _cfg(fast_cfg, data, comp="aimo3"):
+    module, cls = SERVERS[comp]
+    return fast_cfg.override({"competition.data_dir": str(data), "competition.server_module": module,
+                              "competition.server_class": cls})
 
 
-def test_kaggle_evaluation_local_gateway_and_rerun(scripted, fast_cfg, tmp_path, monkeypatch):
-    data = _data_dir(tmp_path, monkeypatch)
-    cfg = fast_cfg.override({"competition.data_dir": str(data)})
-    monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
-    serve(cfg, Kernel(cfg, engine_factory=lambda c: scripted(tir_respond)))
-    assert pl.read_parquet(tmp_path / "submission.parquet")["answer"].to_list() == [42, 42, 42]
-    assert not (tmp_path / "served").exists()
+def test_the_stand_in_refuses_what_the_real_relay_refuses(competition, fast_cfg, scripted):
+    data = competition(ROWS)
+    sys.path.insert(0, str(data))
+    from kaggle_evaluation.aimo_3_inference_server import AIMO3InferenceServer
+
+    kernel = Kernel(fast_cfg, engine_factory=lambda c: scripted(tir_respond))
+    with pytest.raises(ValueError, match="must be functions, got <class 'method'>"):
+        AIMO3InferenceServer(kernel.kaggle_predict)  # what the kit passed before: a bound method
+    with pytest.raises(ValueError, match="must be named"):
+        AIMO3InferenceServer(lambda *a: None)
+    server = AIMO3InferenceServer(make_predict(kernel))
+    assert list(server.server.listeners_map) == ["predict"]  # routed by __name__
+    # A function with another name registers, but the gateway's call to `predict` finds no listener.
+    def solve(*a):
+        return 0
+    with pytest.raises(Exception, match="No listener for predict"):
+        AIMO3InferenceServer(solve).run_local_gateway((str(data / "test.csv"),))
+
+
+@pytest.mark.parametrize("comp", ["aimo2", "aimo3"])
+def test_local_gateway_path_answers_every_row_on_a_server_thread(competition, fast_cfg, scripted, comp):
+    data = competition(ROWS)
+    threads = []
+
+    def respond(prompt, req):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return tir_respond(prompt, req)
+
+    cfg = _cfg(fast_cfg, data, comp)
+    serve(cfg, Kernel(cfg, engine_factory=lambda c: scripted(respond)))
+    sub = pl.read_parquet("submission.parquet")  # written by the gateway, in the working directory
+    assert sub.columns == ["id", "answer"] and sorted(sub["id"].to_list()) == ["x", "y", "z"]
+    assert sub["answer"].to_list() == [42, 42, 42]
+    assert threads and not any(threads)  # predict never ran on the main thread
+    assert not (data.parent / "working" / "result.json").exists()
+
+
+def test_rerun_path_serves_until_the_gateway_is_done(competition, fast_cfg, scripted, monkeypatch):
+    data = competition(ROWS)
     monkeypatch.setenv("KAGGLE_IS_COMPETITION_RERUN", "1")
-    serve(cfg, Kernel(cfg, engine_factory=lambda c: scripted(tir_respond)))
-    assert (tmp_path / "served").exists()
+    cfg = _cfg(fast_cfg, data)
+    kernel = serve(cfg, Kernel(cfg, engine_factory=lambda c: scripted(tir_respond)))
+    assert json.loads(open("result.json").read()) == {"Succeeded": True}
+    assert sorted(pl.read_parquet("submission.parquet")["id"].to_list()) == ["x", "y", "z"]
+    assert len(kernel.results) == 3
 
 
-def test_aimo1_environment(scripted, fast_cfg, tmp_path, monkeypatch):
-    data = _data_dir(tmp_path, monkeypatch)
+def test_reference_csv_passes_the_answer_column_and_it_is_graded(competition, fast_cfg, scripted):
+    data = competition([dict(r, answer=42 if r["id"] != "z" else 7) for r in ROWS], file="reference.csv")
+    cfg = _cfg(fast_cfg, data)
+    import importlib
+    sys.path.insert(0, str(data))
+    server = importlib.import_module(SERVERS["aimo3"][0]).AIMO3InferenceServer
+    kernel = Kernel(cfg, engine_factory=lambda c: scripted(tir_respond))
+    server(make_predict(kernel)).run_local_gateway((str(data / "reference.csv"),))
+    kernel.close()
+    assert {r.id: r.correct for r in kernel.results} == {"x": True, "y": True, "z": False}
+
+
+def test_malformed_rows_and_repeated_ids_still_answer_every_row(competition, fast_cfg, scripted):
+    rows = ROWS + [{"id": "x", "problem": "p1 again"}, {"id": "w", "problem": None}, {"id": "v", "problem": "  "}]
+    data = competition(rows)
+    calls = []
+    cfg = _cfg(fast_cfg, data)
+    kernel = serve(cfg, Kernel(cfg, engine_factory=lambda c: scripted(lambda p, r: calls.append(p) or tir_respond(p, r))))
+    sub = pl.read_parquet("submission.parquet")
+    assert sub.height == 6 and sub["answer"].is_between(0, 999).all()
+    by_id = {}
+    for i, a in sub.iter_rows():
+        by_id.setdefault(i, set()).add(a)
+    assert by_id["x"] == {42} and by_id["w"] == {0} and by_id["v"] == {0}
+    assert len(kernel.results) == 3  # x once, y, z: the repeat and the malformed rows cost no solve
+    assert any("malformed row" in e for e in kernel.events)
+    # Direct calls with odd shapes: never an exception, always one row per id.
+    p = make_predict(kernel)
+    assert p(pl.Series("id", ["a", "b"]), pl.Series("problem", ["q", "r"])).height == 2
+    assert p(pl.Series("id", [], dtype=pl.String), pl.Series("problem", [], dtype=pl.String)).height == 0
+    assert p("bare", 12345)["answer"].to_list() == [0]
+
+
+def test_local_gateway_refuses_a_bound_method_like_the_relay(fast_cfg, scripted):
+    kernel = Kernel(fast_cfg, engine_factory=lambda c: scripted(tir_respond))
+    with pytest.raises(GatewayError, match="must be functions"):
+        run_local_gateway(kernel.kaggle_predict, [], fast_cfg.run.output_dir, fast_cfg.competition)
+    with pytest.raises(GatewayError, match="must be named"):
+        run_local_gateway(lambda *a: None, [], fast_cfg.run.output_dir, fast_cfg.competition)
+
+
+def test_aimo1_environment(competition, scripted, fast_cfg):
+    data = competition(ROWS)
+    (data / "aimo.py").write_text(AIMO)
     cfg = fast_cfg.override({"competition.data_dir": str(data), "competition.interface": "aimo"})
     serve(cfg, Kernel(cfg, engine_factory=lambda c: scripted(tir_respond)))
     import aimo

@@ -9,7 +9,8 @@ import pytest
 
 from aimokit.engine import GenResult
 from aimokit.gateway import GatewayError, check_prediction, run_local_gateway
-from aimokit.kernel import Kernel, serve
+from aimokit.kernel import Kernel
+from aimokit.serving import make_predict, serve
 from aimokit.problems import Problem, load_problems
 
 from conftest import AIME, tir_respond
@@ -17,7 +18,7 @@ from conftest import AIME, tir_respond
 
 def run_gateway(cfg, factory, problems, **kw):
     kernel = Kernel(cfg, total_problems=len(problems), engine_factory=factory, **kw)
-    path = run_local_gateway(kernel.kaggle_predict, problems, kernel.out_dir, cfg.competition, 0)
+    path = run_local_gateway(make_predict(kernel), problems, kernel.out_dir, cfg.competition, 0)
     kernel.close()
     return kernel, pl.read_parquet(path)
 
@@ -95,30 +96,53 @@ def test_deadline_arriving_mid_problem_keeps_the_run_inside_the_limit(scripted, 
     assert any(r.stopped == "deadline" for r in kernel.results)
 
 
-def test_hung_engine_is_abandoned_by_the_watchdog(fast_cfg):
-    class Hung:
-        name = "hung"
+def test_hung_solve_is_answered_from_its_votes_and_the_engine_replaced(scripted, fast_cfg):
+    """A hang (a CUDA step that never returns): the votes so far answer, a new engine takes over."""
+    release = threading.Event()
 
-        def count_tokens(self, t):
-            return 1
-
-        def chat_prompt(self, m):
-            return "x"
-
+    class Hung(type(scripted(tir_respond))):
         def run(self, driver, deadline=None):
-            threading.Event().wait(30)  # a CUDA hang: the deadline is never checked
+            new, _ = driver.poll()  # two samples vote 5, then the step never returns
+            for key, _ in new[:2]:
+                driver.finished(key, GenResult("\\boxed{5}", 3, "eos"))
+            release.wait(30)
 
-        def close(self):
-            pass
+    engines = []
 
-    cfg = fast_cfg.override({"competition.time_limit_s": 6.0, "budget.safety_margin_s": 0.5,
-                             "budget.max_problem_s": 0.5})
+    def factory(cfg):
+        engines.append(Hung(tir_respond) if not engines else scripted(tir_respond))
+        return engines[-1]
+
+    cfg = fast_cfg.override({"competition.time_limit_s": 8.0, "budget.safety_margin_s": 0.5,
+                             "budget.max_problem_s": 0.5, "solver.early_stop": []})
     problems = load_problems(AIME)[:3]
-    t = time.monotonic()
-    kernel, sub = run_gateway(cfg, lambda c: Hung(), problems, watchdog_grace_s=0.5)
-    assert time.monotonic() - t < 3
+    try:
+        kernel, sub = run_gateway(cfg, factory, problems, watchdog_grace_s=0.3)
+    finally:
+        release.set()
     assert_valid(sub, problems, cfg.competition)
-    assert [r.stopped for r in kernel.results] == ["hung", "error", "error"]
+    assert [r.stopped for r in kernel.results][0] == "hung"
+    assert kernel.results[0].answer == 5 and kernel.results[0].votes == {5: 1.6}  # its votes so far (0.8 each: no code)
+    assert [r.answer for r in kernel.results[1:]] == [42, 42]  # the replacement engine solved the rest
+    assert len(engines) == 2 and any("hung" in e for e in kernel.events)
+
+
+def test_no_restart_when_the_measured_start_does_not_fit_the_budget(fast_cfg):
+    """A crash late in the run: the restart is skipped because the measured start time would not fit."""
+    starts = []
+
+    def factory(cfg):
+        starts.append(1)
+        time.sleep(0.6)  # a slow start, measured by the kernel
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    cfg = fast_cfg.override({"competition.time_limit_s": 2.5, "budget.safety_margin_s": 0.1,
+                             "budget.min_problem_s": 0.2, "budget.startup_estimate_s": 0.01})
+    problems = load_problems(AIME)[:6]
+    kernel, sub = run_gateway(cfg, factory, problems)
+    assert_valid(sub, problems, cfg.competition)
+    assert 1 <= len(starts) < 6  # tried again while the measured 0.6 s start fitted, not after
+    assert all(r.stopped in ("error", "no-time") for r in kernel.results)
 
 
 def test_serve_uses_the_local_gateway_when_problems_are_given(scripted, fast_cfg, tmp_path):

@@ -1,16 +1,24 @@
 """A local stand-in for the `kaggle_evaluation` gateway.
 
-It behaves as the real one does — rows shuffled, one problem at a time,
-each column a one-element polars Series, the returned frame checked — so a
-kernel that passes here fails on Kaggle for no interface reason. Unlike the
-real one, it writes submission.parquet atomically after every problem, so a
-crash or a timeout keeps every answer given so far.
+It behaves as the real one does, so a kernel that passes here fails on Kaggle
+for no interface reason:
+- the listener must be a plain function named `predict` (the real relay checks
+  `types.FunctionType`, refuses lambdas and routes by `__name__`);
+- rows are shuffled and sent one at a time, each column a one-element polars
+  Series, and `predict` runs on a worker thread, as on the relay's server;
+- the returned frame is checked.
+Unlike the real one, it writes submission.parquet atomically after every
+problem, so a crash, a kill or a timeout keeps every answer given so far, and a
+failed write (a full disk) leaves the previous file whole.
 """
 
 from __future__ import annotations
 
+import logging
 import random
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import FunctionType
 from typing import Callable
 
 import polars as pl
@@ -20,8 +28,21 @@ from .problems import Problem
 from .report import atomic_write
 
 
+log = logging.getLogger(__name__)
+
+
 class GatewayError(RuntimeError):
     """predict returned something the competition would reject."""
+
+
+def check_listener(fn: object, name: str = "predict") -> None:
+    """Refuse what the real relay refuses, with its words."""
+    if not isinstance(fn, FunctionType):
+        raise GatewayError(f"Endpoint listeners passed to `serve` must be functions, got {type(fn)}")
+    if fn.__name__ == "<lambda>":
+        raise GatewayError("Functions passed as endpoint listeners must be named")
+    if fn.__name__ != name:
+        raise GatewayError(f"No listener for {name} was registered (got a function named {fn.__name__!r})")
 
 
 def write_submission(rows: list[tuple[str, int]], path: Path) -> None:
@@ -55,15 +76,30 @@ def run_local_gateway(
     comp: CompetitionConfig,
     shuffle_seed: int = 0,
 ) -> Path:
+    check_listener(predict)
     order = list(problems)
     random.Random(shuffle_seed).shuffle(order)
     path = Path(output_dir) / "submission.parquet"
     rows: list[tuple[str, int]] = []
-    for p in order:
-        args = [pl.Series("id", [p.id]), pl.Series("problem", [p.problem])]
-        if p.answer is not None:  # as on reference.csv: the answer column is passed too
-            args.append(pl.Series("answer", [p.answer]))
-        answer = check_prediction(predict(*args), p.id, comp)
-        rows.append((p.id, answer))
-        write_submission(rows, path)
+    written = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-server") as server:
+        for p in order:
+            args = [pl.Series("id", [p.id]), pl.Series("problem", [p.problem])]
+            if p.answer is not None:  # as on reference.csv: the answer column is passed too
+                args.append(pl.Series("answer", [p.answer]))
+            answer = check_prediction(server.submit(predict, *args).result(), p.id, comp)
+            rows.append((p.id, answer))
+            written = _try_write(rows, path, written)
+    if written < len(rows):  # the last write failed: one more try before giving up
+        _try_write(rows, path, written)
     return path
+
+
+def _try_write(rows: list[tuple[str, int]], path: Path, written: int) -> int:
+    """Write the submission; on failure (a full disk) the last complete file stays and the run goes on."""
+    try:
+        write_submission(rows, path)
+        return len(rows)
+    except OSError as e:
+        log.error("could not write %s (%s); the previous version, with %d answers, is intact", path, e, written)
+        return written

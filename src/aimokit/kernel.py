@@ -1,21 +1,28 @@
-"""What a submission kernel runs: `predict` behind the competition's interface.
+"""What a submission kernel runs: `predict` for one problem, whatever happens.
 
 `Kernel.predict` never raises and always returns an answer in range before
-the time budget runs out: the engine starts lazily (the AIMO-2/3 server must
-start serving within 15 minutes), a crashed engine is restarted only when
-enough time remains, a hung engine is abandoned by a watchdog, and every
-result is appended to results.jsonl as it is produced. The same object backs
-the `kaggle_evaluation` server, the AIMO-1 `aimo` environment and the local
-gateway the dry-run uses.
+the time budget runs out:
+- the engine starts lazily (the AIMO-2/3 server must start serving within
+  15 minutes);
+- an engine that raises mid-problem leaves its votes so far as the answer, and
+  a new one is started if the remaining budget covers the measured start time;
+- a solve that hangs past its deadline is abandoned by a watchdog: the problem
+  is answered from its votes so far, the engine's processes (vLLM runs its core
+  in a process of its own) are killed, and a fresh engine takes over;
+- only when no engine can start again do the remaining problems get the fallback;
+- a problem id seen before gets its first answer again, at no cost;
+- every result is appended to results.jsonl (fsynced) as it is produced.
+
+How the kernel is reached (the competition server, the AIMO-1 environment or
+the local gateway) lives in `serving`.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
-import sys
+import signal
 import threading
 import time
 from pathlib import Path
@@ -24,7 +31,7 @@ from typing import Any, Callable
 import polars as pl
 
 from .budget import TimeBudget
-from .config import SolveConfig, expand_paths, load_config
+from .config import SolveConfig
 from .engine import Engine, create_engine
 from .problems import Problem
 from .solver import ProblemResult, SolveError, Solver
@@ -32,10 +39,31 @@ from .solver import ProblemResult, SolveError, Solver
 log = logging.getLogger("aimokit")
 
 EngineFactory = Callable[[SolveConfig], Engine]
+MAX_ENGINE_STARTS = 4
 
 
 def _default_factory(cfg: SolveConfig) -> Engine:
     return create_engine(cfg.engine)
+
+
+def _child_pids() -> set[int]:
+    """Every process below this one (psutil ships with vLLM; without it, none are known)."""
+    try:
+        import psutil
+    except ImportError:
+        return set()
+    try:
+        return {c.pid for c in psutil.Process().children(recursive=True)}
+    except Exception:
+        return set()
+
+
+def _kill_pids(pids: set[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 class Kernel:
@@ -46,47 +74,63 @@ class Kernel:
         engine_factory: EngineFactory = _default_factory,
         started_at: float | None = None,
         watchdog_grace_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.cfg = cfg
         self.engine_factory = engine_factory
+        self.clock = clock
         self.budget = TimeBudget(
             cfg.budget,
             cfg.competition.time_limit_s,
             total_problems or cfg.competition.expected_problems,
             cfg.solver,
-            started_at=started_at if started_at is not None else time.monotonic(),
+            started_at=started_at if started_at is not None else clock(),
+            clock=clock,
         )
         self.out_dir = Path(cfg.run.output_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.results_path = self.out_dir / "results.jsonl"
         self.engine: Engine | None = None
+        self.engine_pids: set[int] = set()  # the processes the current engine started
         self.solver: Solver | None = None
-        self.engine_dead = False  # a hung engine cannot be trusted again
         self.engine_starts = 0
         self.engine_start_s = 0.0
+        self.last_start_s: float | None = None  # measured: what a restart will cost
         self.watchdog_grace_s = watchdog_grace_s
         self.results: list[ProblemResult] = []
+        self.answers: dict[str, int] = {}  # by problem id: a repeated id gets its first answer
+        self.events: list[str] = []  # what went wrong, in words, for the summary
+
+    def _event(self, msg: str, *args: Any) -> None:
+        text = msg % args if args else msg
+        self.events.append(text)
+        log.error(text)
 
     # -- engine life cycle --------------------------------------------------
     def _ensure_solver(self) -> Solver | None:
         if self.solver is not None:
             return self.solver
-        if self.engine_dead:
-            return None
         if self.engine_starts > 0:
-            # A restart costs start-up time: only worth it if enough remains.
-            need = self.cfg.budget.startup_estimate_s + self.cfg.budget.min_problem_s
-            if self.budget.remaining() < need or self.engine_starts >= 3:
+            # A restart costs start-up time: only worth it if enough remains for it and one problem.
+            cost = self.last_start_s if self.last_start_s is not None else self.cfg.budget.startup_estimate_s
+            need = cost + self.cfg.budget.min_problem_s
+            if self.engine_starts >= MAX_ENGINE_STARTS or self.budget.remaining() < need:
                 return None
+            log.warning("starting a new engine (start %d; the last start took %.0fs, %.0fs remain)",
+                        self.engine_starts + 1, cost, self.budget.remaining())
         self.engine_starts += 1
-        t = time.monotonic()
+        t = self.clock()
+        before = _child_pids()
         try:
             self.engine = self.engine_factory(self.cfg)
-        except Exception:
-            log.exception("engine start failed (attempt %d)", self.engine_starts)
+        except Exception as e:
+            self._event("engine start %d failed: %r", self.engine_starts, e)
+            log.exception("engine start failed")
             return None
         finally:
-            self.engine_start_s += time.monotonic() - t
+            self.last_start_s = self.clock() - t
+            self.engine_start_s += self.last_start_s
+        self.engine_pids = _child_pids() - before
         self.solver = Solver(
             self.engine, self.cfg.solver, self.cfg.sandbox, self.cfg.competition,
             max_model_len=self.cfg.engine.max_model_len,
@@ -94,6 +138,7 @@ class Kernel:
         return self.solver
 
     def _drop_engine(self) -> None:
+        """Close the engine politely (it failed, but its process may still answer)."""
         if self.solver is not None:
             self.solver.close()
         if self.engine is not None:
@@ -101,21 +146,34 @@ class Kernel:
                 self.engine.close()
             except Exception:
                 log.exception("engine close failed")
-        self.solver = None
-        self.engine = None
+        _kill_pids(self.engine_pids)  # whatever the close left behind
+        self.solver, self.engine, self.engine_pids = None, None, set()
+
+    def _abandon_engine(self) -> None:
+        """A hung engine: kill its processes without waiting on it, and forget it."""
+        if self.solver is not None:
+            self.solver.close()
+        _kill_pids(self.engine_pids)
+        self.solver, self.engine, self.engine_pids = None, None, set()
 
     # -- the one entry point ---------------------------------------------------
     def predict(self, problem_id: str, problem: str, gold: int | None = None) -> int:
-        t0 = time.monotonic()
+        problem_id = str(problem_id)
+        if problem_id in self.answers:
+            log.warning("problem %s was sent again; giving its first answer %d", problem_id, self.answers[problem_id])
+            return self.answers[problem_id]
+        t0 = self.clock()
+        p = Problem(problem_id, problem, gold)
         try:
-            res = self._solve(Problem(str(problem_id), problem, gold))
+            res = self._solve(p)
         except Exception:  # never let one problem sink the submission
             log.exception("predict failed for %s", problem_id)
-            res = self._fallback(Problem(str(problem_id), problem, gold), "error")
+            res = self._fallback(p, "error")
         gen_seconds = res.seconds  # the solver's own time: engine start-up excluded
-        res.seconds = time.monotonic() - t0
+        res.seconds = self.clock() - t0
         self.budget.record(res.tokens, gen_seconds, res.samples)
         self.results.append(res)
+        self.answers[problem_id] = res.answer
         self._append(res)
         self._progress(res)
         return res.answer
@@ -142,16 +200,20 @@ class Kernel:
 
         th = threading.Thread(target=work, name=f"solve-{p.id}", daemon=True)
         th.start()
-        # The engine checks the deadline between steps; if a step itself
-        # hangs, give up on it rather than on the competition.
-        th.join(max(0.0, plan.deadline - time.monotonic()) + self.watchdog_grace_s)
+        # The engine checks the deadline between steps; if a step itself hangs,
+        # give up on that engine rather than on the competition.
+        th.join(max(0.0, plan.deadline - self.clock()) + self.watchdog_grace_s)
         if th.is_alive():
-            log.error("engine hung past the deadline on %s; answering without it from now on", p.id)
-            self.engine_dead = True
-            self.solver = None
-            return self._fallback(p, "hung")
+            so_far = solver.results_so_far("hung")
+            res = so_far[0] if so_far else self._fallback(p, "hung")
+            self._event("solve of %s hung %.1fs past its deadline; answered %d from %d votes so far; "
+                        "killing the engine (%d processes) and replacing it",
+                        p.id, self.watchdog_grace_s, res.answer, len(res.votes), len(self.engine_pids))
+            self._abandon_engine()
+            return res
         if "error" in box:
-            log.error("engine failed on %s: %r; it will be restarted if time allows", p.id, box["error"])
+            self._event("engine failed on %s: %r; answered from the votes so far, a new engine starts if time allows",
+                        p.id, box["error"])
             self._drop_engine()
             return box.get("res") or self._fallback(p, "error")
         return box["res"]
@@ -169,10 +231,13 @@ class Kernel:
     def _append(self, res: ProblemResult) -> None:
         row = res.as_row()
         row["budget_used"] = round(self.budget.used_fraction(), 4)
-        with open(self.results_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.results_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # a full disk must not cost the answer: the gateway still gets it
+            self._event("could not append to %s: %s", self.results_path, e)
 
     def _progress(self, res: ProblemResult) -> None:
         n, total = self.budget.done, self.budget.total_problems
@@ -193,105 +258,58 @@ class Kernel:
             "model": self.cfg.engine.model,
             "lora": self.cfg.engine.lora,
             "limit_s": self.budget.limit_s,
-            "elapsed_s": round(time.monotonic() - self.budget.started_at, 2),
+            "elapsed_s": round(self.clock() - self.budget.started_at, 2),
             "budget_used": round(self.budget.used_fraction(), 4),
             "engine_start_s": round(self.engine_start_s, 2),
             "engine_starts": self.engine_starts,
             "tokens": self.budget.tokens,
             "generation_s": round(self.budget.gen_seconds, 2),
+            "events": self.events,
         }
 
     def close(self) -> None:
-        (self.out_dir / "kernel_summary.json").write_text(json.dumps(self.summary(), indent=2))
-        if not self.engine_dead:
-            self._drop_engine()
+        from .report import atomic_write
 
-    # -- interfaces -----------------------------------------------------------
-    def kaggle_predict(self, id_: pl.Series, problem: pl.Series, answer: pl.Series | None = None) -> pl.DataFrame:
-        """The AIMO-2/3 `predict`: one-row Series in, a one-row frame out."""
-        pid = id_.item(0)
+        try:
+            atomic_write(self.out_dir / "kernel_summary.json", json.dumps(self.summary(), indent=2))
+        except OSError as e:
+            log.error("could not write kernel_summary.json: %s", e)
+        self._drop_engine()
+
+    # -- the competition's calling convention ---------------------------------
+    def kaggle_predict(self, id_: Any, problem: Any, answer: Any = None, *extra: Any) -> pl.DataFrame:
+        """The AIMO-2/3 `predict`: one-row Series in, a one-row frame out; never raises.
+
+        A malformed row (no id, several ids, no problem text) still gets a frame
+        with one row per id given, answered with the fallback, so the gateway's
+        row-count check passes and the run goes on.
+        """
+        ids = _values(id_)
+        fallback = self.cfg.competition.fallback_answer
+        texts = _values(problem)
+        if len(ids) != 1 or len(texts) != 1 or not isinstance(texts[0], str) or not texts[0].strip():
+            self._event("malformed row from the gateway (ids %r, problem %.80r); answering %d for each id",
+                        ids[:5], texts[:1], fallback)
+            return pl.DataFrame({"id": ids, "answer": [fallback] * len(ids)})
+        pid = ids[0]
         gold = None
-        if answer is not None and answer.item(0) is not None:
+        golds = _values(answer) if answer is not None else []
+        if golds and golds[0] is not None:
             try:
-                gold = int(answer.item(0))
+                gold = int(golds[0])
             except (TypeError, ValueError):
                 gold = None
-        value = self.predict(str(pid), str(problem.item(0)), gold)
+        value = self.predict(str(pid), texts[0], gold)
         return pl.DataFrame({"id": [pid], "answer": [int(value)]})
 
 
-def _import_competition_module(name: str, data_dir: str) -> Any:
-    """Import a module shipped with the competition data (not on PyPI)."""
-    if data_dir and data_dir not in sys.path and os.path.isdir(data_dir):
-        sys.path.insert(0, data_dir)
-    try:
-        return importlib.import_module(name)
-    except ImportError as e:
-        raise RuntimeError(
-            f"cannot import {name!r}: it ships with the competition data; attach the competition "
-            f"to the kernel (competition.data_dir={data_dir!r}) or set run.problems to use the local gateway"
-        ) from e
-
-
-def serve(cfg: SolveConfig, kernel: Kernel | None = None) -> Kernel:
-    """Run the configured interface until the problems are exhausted."""
-    from .gateway import run_local_gateway
-
-    comp = cfg.competition
-    if cfg.run.problems:
-        from .problems import load_problems
-
-        problems = load_problems(cfg.run.problems, comp)
-        kernel = kernel or Kernel(cfg, total_problems=len(problems))
-        try:
-            run_local_gateway(kernel.kaggle_predict, problems, Path(cfg.run.output_dir), comp, cfg.run.shuffle_seed)
-        finally:
-            kernel.close()
-        return kernel
-
-    kernel = kernel or Kernel(cfg)
-    try:
-        if comp.interface == "kaggle_evaluation":
-            module = _import_competition_module(comp.server_module, comp.data_dir)
-            server = getattr(module, comp.server_class)(kernel.kaggle_predict)
-            if os.getenv("KAGGLE_IS_COMPETITION_RERUN"):
-                server.serve()
-            else:
-                server.run_local_gateway((str(Path(comp.data_dir) / "test.csv"),))
-        else:  # AIMO-1
-            aimo = _import_competition_module("aimo", comp.data_dir)
-            env = aimo.make_env()
-            for test, sample_submission in env.iter_test():
-                sample_submission["answer"] = kernel.predict(str(test["id"].iloc[0]), str(test["problem"].iloc[0]))
-                env.predict(sample_submission)
-    finally:
-        kernel.close()
-    return kernel
-
-
-def setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Kernel entry: config from $AIMOKIT_CONFIG (or the first argument)."""
-    setup_logging()
-    argv = sys.argv[1:] if argv is None else argv
-    path = argv[0] if argv else os.environ.get("AIMOKIT_CONFIG", "")
-    cfg = expand_paths(load_config(path or None))  # $AIMOKIT_INPUT/... resolved here, where it runs
-    t0 = os.environ.get("AIMOKIT_T0")  # wall-clock start set by the notebook's first cell
-    started = time.monotonic() - max(0.0, time.time() - float(t0)) if t0 else None
-    kernel = None
-    if cfg.run.problems:
-        from .problems import load_problems
-
-        kernel = Kernel(cfg, total_problems=len(load_problems(cfg.run.problems, cfg.competition)), started_at=started)
-    else:
-        kernel = Kernel(cfg, started_at=started)
-    serve(cfg, kernel)
-    return 0
+def _values(x: Any) -> list:
+    """A column's values whatever the gateway sent: a Series, a list, or a bare scalar."""
+    if isinstance(x, pl.Series):
+        return x.to_list()
+    if hasattr(x, "tolist"):  # pandas / numpy
+        v = x.tolist()
+        return v if isinstance(v, list) else [v]
+    if isinstance(x, (list, tuple)):
+        return list(x)
+    return [x]

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from . import prompts
+from . import mathparse, prompts
 from .answers import Vote, decided, extract_answer, is_correct, tally, vote_weight, winner
 from .config import CompetitionConfig, SandboxConfig, SolverConfig
 from .engine import Engine, GenRequest, GenResult
@@ -257,6 +257,8 @@ class Solver:
         self.comp = competition
         self.max_model_len = max_model_len
         self.pool = ThreadPoolExecutor(max_workers=sandbox.workers, thread_name_prefix="sandbox")
+        self.current: tuple[_Run, float] | None = None  # the solve in progress and its start
+        mathparse.shared_worker().start()  # sympy's import is paid now, not by the first boxed answer
 
     def solve(
         self,
@@ -274,6 +276,7 @@ class Solver:
         start = time.monotonic()
         counts = samples if isinstance(samples, list) else [samples or self.cfg.samples] * len(problems)
         run = _Run(self, problems, counts)
+        self.current = (run, start)
         error: BaseException | None = None
         try:
             self.engine.run(run, deadline)
@@ -281,29 +284,46 @@ class Solver:
             log.exception("engine failed while solving %s", [p.id for p in problems])
             error = e
         timed_out = deadline is not None and time.monotonic() >= deadline
+        results = self._results(run, start, keep_responses, "error" if error is not None else None, timed_out)
+        self.current = None
+        if error is not None:
+            raise SolveError(results, error)
+        return results
+
+    def results_so_far(self, stopped: str) -> list[ProblemResult] | None:
+        """The answers the votes of the solve in progress give now (for a caller that gave up waiting on it)."""
+        current = self.current
+        if current is None:
+            return None
+        run, start = current
+        return self._results(run, start, False, stopped, True)
+
+    def _results(self, run: "_Run", start: float, keep_responses: bool, stopped: str | None,
+                 timed_out: bool) -> list[ProblemResult]:
         run.close_all()
         seconds = time.monotonic() - start
         results = []
-        for pi, p in enumerate(problems):
-            smps = [x for x in run.samples.values() if x.problem == pi]
-            if error is not None:
-                stopped = "error"
+        for pi, p in enumerate(run.problems):
+            smps = [x for x in list(run.samples.values()) if x.problem == pi]
+            if stopped is not None:
+                why = stopped
             elif run.closed[pi]:
-                stopped = "decided"
+                why = "decided"
             elif timed_out and any(not x.done or x.aborted for x in smps):
-                stopped = "deadline"
+                why = "deadline"
             else:
-                stopped = "exhausted"
-            answer = winner(run.votes[pi], self.comp.fallback_answer)
+                why = "exhausted"
+            votes = list(run.votes[pi])
+            answer = winner(votes, self.comp.fallback_answer)
             res = ProblemResult(
                 id=p.id,
                 answer=answer,
-                votes=tally(run.votes[pi]),
+                votes=tally(votes),
                 samples=len(smps),
                 answered=sum(1 for x in smps if x.answer is not None),
                 tokens=sum(x.tokens for x in smps),
                 seconds=seconds,
-                stopped=stopped,
+                stopped=why,
                 code_runs=sum(x.code_runs for x in smps),
                 code_errors=sum(x.code_errors for x in smps),
                 gold=p.answer,
@@ -325,8 +345,6 @@ class Solver:
                     for x in sorted(smps, key=lambda x: x.index)
                 ]
             results.append(res)
-        if error is not None:
-            raise SolveError(results, error)
         return results
 
     def close(self) -> None:

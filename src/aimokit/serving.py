@@ -1,0 +1,116 @@
+"""How a Kernel is reached: the competition's server, the AIMO-1 environment, or the local gateway.
+
+The real `kaggle_evaluation` relay accepts only plain, named functions as
+endpoint listeners (`isinstance(f, types.FunctionType)`, no lambdas, no bound
+methods) and routes each call by the function's `__name__`; it calls them on a
+server thread, never the main one. `make_predict` hands it exactly that: a
+function named `predict`.
+
+SIGTERM (a notebook stopped, a rerun torn down) raises SystemExit in the main
+thread, so the `finally` blocks run: results.jsonl is already fsynced per
+problem, the local gateway's submission is already complete for every problem
+answered, and the kernel summary is written on the way out.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FunctionType
+from typing import Any
+
+from .config import SolveConfig, expand_paths, load_config
+from .kernel import Kernel
+from .problems import Problem, load_problems
+
+log = logging.getLogger("aimokit")
+
+
+def make_predict(kernel: Kernel) -> FunctionType:
+    """The endpoint listener the competition's relay accepts: a plain function named `predict`."""
+
+    def predict(id_, problem, answer=None, *extra):  # reference.csv also passes `answer`
+        return kernel.kaggle_predict(id_, problem, answer, *extra)
+
+    return predict
+
+
+def _import_competition_module(name: str, data_dir: str) -> Any:
+    """Import a module shipped with the competition data (not on PyPI)."""
+    if data_dir and data_dir not in sys.path and os.path.isdir(data_dir):
+        sys.path.insert(0, data_dir)
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise RuntimeError(
+            f"cannot import {name!r}: it ships with the competition data; attach the competition "
+            f"to the kernel (competition.data_dir={data_dir!r}) or set run.problems to use the local gateway"
+        ) from e
+
+
+def serve(cfg: SolveConfig, kernel: Kernel | None = None, problems: list[Problem] | None = None) -> Kernel:
+    """Run the configured interface until the problems are exhausted (or the process is stopped)."""
+    from .gateway import run_local_gateway
+
+    comp = cfg.competition
+    if cfg.run.problems:
+        problems = problems if problems is not None else load_problems(cfg.run.problems, comp)
+        kernel = kernel or Kernel(cfg, total_problems=len(problems))
+        try:
+            run_local_gateway(make_predict(kernel), problems, Path(cfg.run.output_dir), comp, cfg.run.shuffle_seed)
+        finally:
+            kernel.close()
+        return kernel
+
+    kernel = kernel or Kernel(cfg)
+    try:
+        if comp.interface == "kaggle_evaluation":
+            module = _import_competition_module(comp.server_module, comp.data_dir)
+            server = getattr(module, comp.server_class)(make_predict(kernel))
+            if os.getenv("KAGGLE_IS_COMPETITION_RERUN"):
+                server.serve()  # blocks: the gateway runs elsewhere and calls predict
+            else:
+                server.run_local_gateway((str(Path(comp.data_dir) / "test.csv"),))
+        else:  # AIMO-1
+            aimo = _import_competition_module("aimo", comp.data_dir)
+            env = aimo.make_env()
+            for test, sample_submission in env.iter_test():
+                sample_submission["answer"] = kernel.predict(str(test["id"].iloc[0]), str(test["problem"].iloc[0]))
+                env.predict(sample_submission)
+    finally:
+        kernel.close()
+    return kernel
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    log.error("SIGTERM: stopping; every answered problem is in results.jsonl, the summary is written on exit")
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Kernel entry: config from $AIMOKIT_CONFIG (or the first argument)."""
+    setup_logging()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    argv = sys.argv[1:] if argv is None else argv
+    path = argv[0] if argv else os.environ.get("AIMOKIT_CONFIG", "")
+    cfg = expand_paths(load_config(path or None))  # $AIMOKIT_INPUT/... resolved here, where it runs
+    t0 = os.environ.get("AIMOKIT_T0")  # wall-clock start set by the notebook's first cell
+    started = time.monotonic() - max(0.0, time.time() - float(t0)) if t0 else None
+    problems = load_problems(cfg.run.problems, cfg.competition) if cfg.run.problems else None
+    kernel = Kernel(cfg, total_problems=len(problems) if problems else None, started_at=started)
+    serve(cfg, kernel, problems)
+    return 0
