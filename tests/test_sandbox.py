@@ -112,3 +112,58 @@ def test_run_many_runs_in_parallel_in_order():
                   SandboxConfig(timeout_s=5, workers=4))
     assert [r.output for r in rs] == ["0", "1", "2", "3"]
     assert time.monotonic() - t < 3.5
+
+
+def _plant_secret(tmp_path):
+    home = tmp_path / "home"
+    (home / ".kaggle").mkdir(parents=True)
+    secret = home / ".kaggle" / "kaggle.json"
+    secret.write_text('{"username": "alice", "key": "SECRET-KEY-0123"}')
+    return home, secret
+
+
+READ_ATTEMPTS = [
+    "open({p!r}).read()",
+    "__import__('pathlib').Path({p!r}).read_bytes()",
+    "__import__('os').read(__import__('os').open({p!r}, 0), 100)",
+    "__import__('io').open_code({p!r}).read()",
+    "__import__('linecache').getline({p!r}, 1)",
+    "__import__('importlib.machinery').machinery.SourceFileLoader('x', {p!r}).get_data({p!r})",
+    "__import__('shutil').copyfile({p!r}, 'copy.json')",
+    "__import__('os').symlink({p!r}, 'link.json') or open('link.json').read()",
+    "__import__('os').listdir({d!r})",
+    "__import__('glob').glob({d!r} + '/*')",
+    "open('/etc/passwd').read()",
+    "open('/proc/self/environ').read()",
+]
+
+
+@pytest.mark.parametrize("attempt", READ_ATTEMPTS)
+def test_reads_outside_the_allowlist_are_refused_and_no_secret_leaks(tmp_path, attempt):
+    home, secret = _plant_secret(tmp_path)
+    code = f"try:\n    print(repr({attempt.format(p=str(secret), d=str(secret.parent))}))\nexcept PermissionError as e:\n    print('refused:', e)"
+    r = run_code(code, CFG)
+    assert "SECRET-KEY" not in r.output and "alice" not in r.output
+    # linecache and glob swallow the refusal themselves and return nothing
+    assert "refused: sandbox:" in r.output or r.output in ("''", "[]"), r.output
+
+
+def test_a_credential_is_refused_even_inside_an_allowed_folder(tmp_path):
+    home, secret = _plant_secret(tmp_path)
+    (home / "data.txt").write_text("12345")
+    env = home / ".env"
+    env.write_text("TOKEN=SECRET-KEY-0123")
+    cfg = SandboxConfig(**{**CFG.__dict__, "read_paths": [str(home)]})
+    r = run_code(f"print(open({str(home / 'data.txt')!r}).read())", cfg)
+    assert r.ok and r.output == "12345"  # what the config names can be read
+    for path in (secret, env):
+        r = run_code(f"print(open({str(path)!r}).read())", cfg)
+        assert not r.ok and "SECRET-KEY" not in r.output and "not allowed" in r.output
+
+
+def test_python_libraries_and_scratch_stay_readable():
+    r = run_code("import sympy, numpy, json, os\nopen('a.txt','w').write('x')\n"
+                 "print(open('a.txt').read(), os.listdir('.') == ['a.txt'] or sorted(os.listdir('.')))\n"
+                 "print(len(open(json.__file__).read()) > 100)", CFG)
+    assert r.ok, r.output
+    assert r.output.splitlines()[-1] == "True"

@@ -103,6 +103,9 @@ class SandboxConfig:
     # names defined in round 1 still exist in round 2, like a notebook.
     cumulative: bool = True
     python: str = ""  # interpreter for the child; empty: the running one
+    # Files or folders model code may read besides its scratch directory and Python's own
+    # libraries (everything else, credentials above all, is refused).
+    read_paths: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         if self.timeout_s <= 0 or self.memory_mb < 64 or self.max_output_chars < 16:

@@ -15,6 +15,12 @@ and scratch directory. Defences, in layers:
   the audit hook refuses writes, deletes and renames outside it, and refuses
   starting processes or loading native libraries by hand (ctypes) that could
   step around the hook. RLIMIT_FSIZE caps any single file.
+- reads: only from a list (the scratch directory, the interpreter and its
+  libraries, and what `sandbox.read_paths` names); credentials (kaggle.json,
+  .env, ssh keys, token files, cloud configs) are refused even there. Listing a
+  directory counts as reading it. What the code prints goes to the model, to
+  responses.parquet and from there into training data, so a secret must never
+  be readable in the first place.
 
 The hook is a Python-level guard: it stops the mistakes and the obvious
 escapes a math model makes, not a determined attacker with a native exploit.
@@ -79,6 +85,29 @@ try:
 except Exception:
     pass
 _scratch = os.path.realpath(os.getcwd())
+_sep = os.sep
+def _roots():
+    import sysconfig
+    cands = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path, *_cfg["read_paths"]]
+    cands += [p for k, p in sysconfig.get_paths().items()]
+    out = set()
+    for c in cands:
+        if c and os.path.exists(c):
+            r = os.path.realpath(c)
+            if r != _sep:  # never the whole file system
+                out.add(r)
+    return tuple(sorted(out))
+_READ_ROOTS = _roots()
+_READ_FILES = {{"/dev/null", "/dev/urandom", "/dev/random", "/dev/zero"}}
+_SECRET_NAMES = {{"kaggle.json", ".env", ".netrc", ".git-credentials", ".pypirc", "credentials", "token",
+                 "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", ".bash_history", ".python_history",
+                 "application_default_credentials.json"}}
+_SECRET_DIRS = {{".ssh", ".kaggle", ".aws", ".gnupg", ".docker", ".huggingface", "gcloud", ".azure"}}
+def _secret(r):
+    parts = r.split(_sep)
+    name = parts[-1]
+    return (name in _SECRET_NAMES or name.startswith(".env.") or name.endswith((".pem", ".key", ".p12"))
+            or any(d in _SECRET_DIRS for d in parts[:-1]))
 _code = open("main.py", encoding="utf-8").read()
 _prelude = open("prelude.py", encoding="utf-8").read() if os.path.exists("prelude.py") else ""
 _W = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
@@ -97,6 +126,25 @@ def _inside(p):
     except Exception:
         return False
     return r == _scratch or r.startswith(_scratch + os.sep)
+def _readable(p):
+    if isinstance(p, int) or _inside(p):
+        return True
+    try:
+        p = _fspath(p)
+        if isinstance(p, bytes):
+            p = p.decode(errors="replace")
+        r = _realpath(p)
+    except Exception:
+        return False
+    if r in _READ_FILES:
+        return True
+    if _secret(r):
+        return False
+    return any(r == root or r.startswith(root + _sep) for root in _READ_ROOTS)
+def _refuse_read(p):
+    raise PermissionError(f"sandbox: reading {{p!r}} is not allowed; only the current directory, Python's "
+                          "libraries and sandbox.read_paths can be read")
+_LIST_EVENTS = {{"os.listdir", "os.scandir"}}
 _PATH_EVENTS = {{"os.remove", "os.rmdir", "os.mkdir", "os.truncate", "os.chmod", "os.chown",
                 "os.utime", "os.chflags", "os.lchflags", "os.setxattr", "os.removexattr",
                 "shutil.rmtree", "shutil.chown"}}
@@ -116,6 +164,14 @@ def _hook(event, args):
         if writing and not _inside(path):
             raise PermissionError(f"sandbox: writing {{path!r}} is not allowed; "
                                   "write inside the current directory")
+        if not writing and not _readable(path):
+            _refuse_read(path)
+    elif event in _LIST_EVENTS:
+        if args and args[0] is not None and not _readable(args[0]):
+            _refuse_read(args[0])
+    elif event == "sqlite3.connect":
+        if args and args[0] != ":memory:" and not _inside(args[0]):
+            raise PermissionError("sandbox: databases outside the current directory are not allowed")
     elif event in _PATH_EVENTS:
         if args and not _inside(args[0]):
             raise PermissionError(f"sandbox: {{event}} on {{args[0]!r}} is not allowed outside the scratch directory")
@@ -171,6 +227,7 @@ def run_code(code: str, config: SandboxConfig | None = None, prelude: str = "") 
                 "memory": int(cfg.memory_mb) << 20,
                 "cpu": int(cfg.timeout_s) + 2,
                 "fsize": int(cfg.max_file_bytes),
+                "read_paths": [str(Path(p).resolve()) for p in cfg.read_paths],
             }
         )
         env = {
