@@ -82,16 +82,28 @@ def run_local_gateway(
     path = Path(output_dir) / "submission.parquet"
     rows: list[tuple[str, int]] = []
     written = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-server") as server:
+    server = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-server")
+    fut, current = None, None
+    try:
         for p in order:
             args = [pl.Series("id", [p.id]), pl.Series("problem", [p.problem])]
             if p.answer is not None:  # as on reference.csv: the answer column is passed too
                 args.append(pl.Series("answer", [p.answer]))
-            answer = check_prediction(server.submit(predict, *args).result(), p.id, comp)
+            fut, current = server.submit(predict, *args), p.id
+            answer = check_prediction(fut.result(), p.id, comp)
             rows.append((p.id, answer))
+            fut = None
             written = _try_write(rows, path, written)
-    if written < len(rows):  # the last write failed: one more try before giving up
-        _try_write(rows, path, written)
+    finally:
+        # Stopped (SIGTERM) while a prediction had just come back: it was answered, so it is kept.
+        if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
+            try:
+                rows.append((current, check_prediction(fut.result(), current, comp)))
+            except GatewayError:
+                pass
+        if written < len(rows):  # unwritten answers: one more try
+            _try_write(rows, path, written)
+        server.shutdown(wait=False, cancel_futures=True)
     return path
 
 
@@ -100,6 +112,6 @@ def _try_write(rows: list[tuple[str, int]], path: Path, written: int) -> int:
     try:
         write_submission(rows, path)
         return len(rows)
-    except OSError as e:
+    except Exception as e:  # OSError, or polars' ComputeError wrapping one ("File too large", "No space left")
         log.error("could not write %s (%s); the previous version, with %d answers, is intact", path, e, written)
         return written

@@ -100,6 +100,7 @@ class Kernel:
         self.results: list[ProblemResult] = []
         self.answers: dict[str, int] = {}  # by problem id: a repeated id gets its first answer
         self.events: list[str] = []  # what went wrong, in words, for the summary
+        self.closed = False  # after close (a SIGTERM, the end): a solve still running records nothing
 
     def _event(self, msg: str, *args: Any) -> None:
         text = msg % args if args else msg
@@ -169,6 +170,8 @@ class Kernel:
         except Exception:  # never let one problem sink the submission
             log.exception("predict failed for %s", problem_id)
             res = self._fallback(p, "error")
+        if self.closed:  # stopped meanwhile: this answer reaches nobody, so it is not recorded
+            return res.answer
         gen_seconds = res.seconds  # the solver's own time: engine start-up excluded
         res.seconds = self.clock() - t0
         self.budget.record(res.tokens, gen_seconds, res.samples)
@@ -270,6 +273,7 @@ class Kernel:
     def close(self) -> None:
         from .report import atomic_write
 
+        self.closed = True
         try:
             atomic_write(self.out_dir / "kernel_summary.json", json.dumps(self.summary(), indent=2))
         except OSError as e:

@@ -55,8 +55,11 @@ class ExecResult:
 
     def for_model(self) -> str:
         """The text fed back to the model after the code block."""
+        lead = self.output + "\n" if self.output else ""
         if self.timed_out:
-            return (self.output + "\n" if self.output else "") + "TimeoutError: execution timed out"
+            return lead + "TimeoutError: execution timed out"
+        if self.returncode is not None and self.returncode < 0 and not self.truncated:
+            return lead + f"KilledError: the code's process was killed (signal {-self.returncode})"
         return self.output
 
 

@@ -101,10 +101,15 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
+def install_signal_handlers() -> None:
+    """SIGTERM becomes SystemExit in the main thread, so every `finally` runs (call from the main thread)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Kernel entry: config from $AIMOKIT_CONFIG (or the first argument)."""
     setup_logging()
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    install_signal_handlers()
     argv = sys.argv[1:] if argv is None else argv
     path = argv[0] if argv else os.environ.get("AIMOKIT_CONFIG", "")
     cfg = expand_paths(load_config(path or None))  # $AIMOKIT_INPUT/... resolved here, where it runs
