@@ -58,6 +58,24 @@ def _child_pids() -> set[int]:
         return set()
 
 
+def _dead(pids: set[int]) -> list[int]:
+    """Those of `pids` that have died (a killed child stays a zombie until reaped: that counts as dead)."""
+    try:
+        import psutil
+    except ImportError:
+        return []
+    dead = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                dead.append(pid)
+        except psutil.NoSuchProcess:
+            dead.append(pid)
+        except psutil.Error:
+            continue
+    return dead
+
+
 def _kill_pids(pids: set[int]) -> None:
     for pid in pids:
         try:
@@ -67,6 +85,8 @@ def _kill_pids(pids: set[int]) -> None:
 
 
 class Kernel:
+    POLL_S = 0.5  # how often a running solve's engine processes are checked for life
+
     def __init__(
         self,
         cfg: SolveConfig,
@@ -204,8 +224,23 @@ class Kernel:
         th = threading.Thread(target=work, name=f"solve-{p.id}", daemon=True)
         th.start()
         # The engine checks the deadline between steps; if a step itself hangs,
-        # give up on that engine rather than on the competition.
-        th.join(max(0.0, plan.deadline - self.clock()) + self.watchdog_grace_s)
+        # give up on that engine rather than on the competition. An engine process
+        # that dies (vLLM's core, killed or crashed) can leave the step blocked for
+        # good, so that is checked while waiting, not only at the deadline.
+        give_up = plan.deadline + self.watchdog_grace_s
+        dead: list[int] = []
+        while th.is_alive() and self.clock() < give_up:
+            th.join(min(self.POLL_S, max(0.0, give_up - self.clock())))
+            dead = _dead(self.engine_pids) if th.is_alive() else []
+            if dead:
+                break
+        if dead:
+            so_far = solver.results_so_far("error")
+            res = so_far[0] if so_far else self._fallback(p, "error")
+            self._event("engine process %s died while solving %s; answered %d from %d votes so far; "
+                        "a new engine starts if time allows", dead, p.id, res.answer, len(res.votes))
+            self._abandon_engine()
+            return res
         if th.is_alive():
             so_far = solver.results_so_far("hung")
             res = so_far[0] if so_far else self._fallback(p, "hung")

@@ -191,7 +191,8 @@ class _Run:
             smp.code_errors += 1
             smp.clean_code.pop()
         out = res.for_model()
-        smp.code_outputs.append(out)
+        # A failed run's text is a traceback: its line numbers are no printed answer.
+        smp.code_outputs.append(out if res.ok else "")
         appended = prompts.format_output(smp.text, out)
         smp.text += appended
         smp.exec_pos = len(smp.text)

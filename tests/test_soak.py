@@ -1,0 +1,113 @@
+"""The soak: 50 problems under a model that writes hostile output, through the real kernel path.
+
+Everything but the model is real: the local gateway (plain `predict`, server
+thread, atomic submission), the kernel and its budget, the solver loop, the
+sandbox running the code the model writes, answer extraction and voting.
+Every problem must be answered, in range, inside the limit.
+"""
+
+import json
+import time
+
+import polars as pl
+import pytest
+
+from aimokit.engine import GenResult
+from aimokit.kernel import Kernel
+from aimokit.serving import serve
+
+pytestmark = pytest.mark.slow
+
+TOWER = "\\boxed{2^{2^{2^{2^{2^{2^{2}}}}}}}"
+HOSTILE = [
+    # huge outputs
+    lambda: GenResult("x" * 2_000_000, 64, "length"),
+    lambda: GenResult("\\boxed{" + "7" * 1_000_000 + "}", 64, "eos"),
+    # endless code: loops, floods, forks, secrets, native escapes
+    lambda: GenResult("```python\nwhile True:\n    pass\n```\n", 16, "stop", "\n```\n"),
+    lambda: GenResult("```python\nprint('9' * 10**8)\n```\n", 16, "stop", "\n```\n"),
+    lambda: GenResult("```python\nimport os\nos.fork()\nprint(open('/etc/passwd').read())\n```\n", 16, "stop", "\n```\n"),
+    lambda: GenResult("```python\nimport ctypes\nctypes.CDLL(None).system(b'id')\n```\n", 16, "stop", "\n```\n"),
+    lambda: GenResult("```python\n" * 3000, 64, "length"),
+    lambda: GenResult("```python\nx = [[]]\nfor _ in range(10**7): x = [x]\nprint(x)\n```\n", 16, "stop", "\n```\n"),
+    # nested and unbalanced boxes, towers, factorials
+    lambda: GenResult("\\boxed{\\boxed{\\boxed{12}}}", 8, "eos"),
+    lambda: GenResult("\\boxed{" + "{" * 5000 + "12", 64, "eos"),
+    lambda: GenResult("\\boxed{" + "{" * 100 + "5" + "}" * 100 + "}", 64, "eos"),
+    lambda: GenResult(TOWER, 8, "eos"),
+    lambda: GenResult("\\boxed{(10^{8})!}", 8, "eos"),
+    lambda: GenResult("\\boxed{\\binom{10^{9}}{5 \\cdot 10^{8}}}", 8, "eos"),
+    # tool calls to tools that do not exist, in other protocols' syntax
+    lambda: GenResult('<tool_call>{"name": "bash", "arguments": {"cmd": "rm -rf /"}}</tool_call>', 16, "eos"),
+    lambda: GenResult("<|start|>assistant to=functions.shell<|channel|>commentary<|message|>{}<|call|>", 16, "eos"),
+    # answers out of range, odd characters
+    lambda: GenResult("\\boxed{-5}", 4, "eos"),
+    lambda: GenResult("\\boxed{10^{12}}", 4, "eos"),
+    lambda: GenResult("\\boxed{٤٢}", 4, "eos"),
+    lambda: GenResult("\x00\x00\ud800 \\boxed{7}", 4, "eos"),
+    lambda: GenResult("", 0, "eos"),
+]
+
+
+class Hostile:
+    """An Engine (same contract as the scripted one) that answers every request with the next hostile output."""
+
+    name = "hostile"
+
+    def __init__(self):
+        self.n = 0
+
+    def count_tokens(self, text):
+        return max(1, len(text) // 4)
+
+    def chat_prompt(self, messages):
+        return "".join(m["content"] for m in messages)
+
+    def run(self, driver, deadline=None):
+        queue = []
+        while True:
+            new, dropped = driver.poll()
+            queue.extend(new)
+            queue = [(k, r) for k, r in queue if k not in set(dropped)]
+            if deadline is not None and time.monotonic() >= deadline:
+                for k, _ in queue:
+                    driver.finished(k, GenResult("", 0, "aborted"))
+                return
+            if not queue:
+                if driver.busy():
+                    driver.wait(0.01)
+                    continue
+                return
+            key, _ = queue.pop(0)
+            self.n += 1
+            cancel = set(driver.finished(key, HOSTILE[self.n % len(HOSTILE)]()))
+            queue = [(k, r) for k, r in queue if k not in cancel]
+
+    def close(self):
+        pass
+
+
+def test_fifty_problems_of_hostile_output_are_all_answered_inside_the_limit(fast_cfg, tmp_path):
+    n, limit = 50, 150.0
+    problems = tmp_path / "p.csv"
+    pl.DataFrame({"id": [f"h{i}" for i in range(n)], "problem": [f"Problem {i}?" for i in range(n)]}).write_csv(problems)
+    cfg = fast_cfg.override({
+        "competition.time_limit_s": limit, "competition.expected_problems": n, "budget.safety_margin_s": 5.0,
+        "budget.max_problem_s": 10.0, "sandbox.timeout_s": 1.0, "sandbox.workers": 2,
+        "solver.samples": 3, "solver.max_rounds": 3, "solver.early_stop": [], "run.problems": str(problems),
+    })
+    t = time.monotonic()
+    engine = Hostile()
+    kernel = serve(cfg, Kernel(cfg, total_problems=n, engine_factory=lambda c: engine, started_at=t))
+    wall = time.monotonic() - t
+    sub = pl.read_parquet(kernel.out_dir / "submission.parquet")
+    assert wall < limit
+    assert sub.height == n and sorted(sub["id"].to_list()) == sorted(f"h{i}" for i in range(n))
+    assert sub["answer"].is_between(0, 999).all()
+    rows = [json.loads(l) for l in (kernel.out_dir / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == n and kernel.engine_starts == 1  # the engine was never lost
+    assert engine.n >= n * 3  # every problem really ran its samples through the hostile model
+    assert not any(r["stopped"] in ("error", "hung") for r in rows)
+    answers = {r["answer"] for r in rows}
+    # only what a hostile output plainly said (-5 is 995 mod 1000), or the fallback
+    assert answers <= {0, 5, 7, 12, 42, 995}
