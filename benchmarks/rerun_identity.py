@@ -10,7 +10,9 @@ only what is varied on purpose differs). Variants change one thing each:
 - `order`: the problems in another order, so the prefix cache holds other things;
 - `no-prefix-cache`: prefix caching off (compared with itself in another order);
 - `batch-invariant`: `VLLM_BATCH_INVARIANT=1`, vLLM's batch-invariant kernels
-  (compared with itself at one sample fewer).
+  (compared with a rerun of itself, and at one sample fewer);
+- `sync`: `solver.sync_tool_rounds = true`, tool results re-enter only between
+  rounds, in a fixed order (compared with a rerun of itself).
 
 For each pair it reports the share of samples (problem, sample index) with the
 same response text, with the same extracted answer, and the share of problems
@@ -40,11 +42,15 @@ VARIANTS = {  # name: (overrides, env, one sample fewer, shuffled order)
     "no-prefix-cache": ({"engine.enable_prefix_caching": False}, {}, False, False),
     "no-prefix-cache-order": ({"engine.enable_prefix_caching": False}, {}, False, True),
     "batch-invariant": ({}, {"VLLM_BATCH_INVARIANT": "1"}, False, False),
+    "batch-invariant-rerun": ({}, {"VLLM_BATCH_INVARIANT": "1"}, False, False),
     "batch-invariant-fewer": ({}, {"VLLM_BATCH_INVARIANT": "1"}, True, False),
+    "sync": ({"solver.sync_tool_rounds": True}, {}, False, False),
+    "sync-rerun": ({"solver.sync_tool_rounds": True}, {}, False, False),
 }
 PAIRS = [("base", "rerun"), ("base", "fewer-samples"), ("base", "order"),
-         ("no-prefix-cache", "no-prefix-cache-order"), ("batch-invariant", "batch-invariant-fewer"),
-         ("base", "batch-invariant")]
+         ("no-prefix-cache", "no-prefix-cache-order"), ("batch-invariant", "batch-invariant-rerun"),
+         ("batch-invariant", "batch-invariant-fewer"),
+         ("base", "batch-invariant"), ("sync", "sync-rerun")]
 
 
 def one(args: argparse.Namespace) -> None:

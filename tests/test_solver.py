@@ -84,3 +84,30 @@ def test_deadline_stops_generation_and_answers_from_what_exists(scripted, fast_c
 def test_no_answer_at_all_gives_the_fallback(scripted, fast_cfg):
     res = make(scripted(lambda p, r: GenResult("I give up.", 4, "eos")), fast_cfg).solve(P[:1], samples=2)[0]
     assert res.answer == fast_cfg.competition.fallback_answer and res.answered == 0
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_sync_tool_rounds_make_batching_independent_of_sandbox_timing(scripted, fast_cfg, sync):
+    """Two runs whose code takes different times: with sync_tool_rounds the engine sees the same sequence."""
+    from aimokit.solver import Solver
+
+    def run(delays):
+        def respond(prompt, req):
+            if "```output\n" not in prompt:
+                tag = req.seed % 1000
+                return GenResult(f"```python\nimport time\ntime.sleep({delays[req.seed % 4]})\nprint({tag})\n```\n",
+                                 10, "stop", "\n```\n")
+            return GenResult("\\boxed{%s}" % prompt.rsplit("```output\n", 1)[1].split("\n")[0], 3, "eos")
+
+        engine = scripted(respond)  # distinct answers: no early stop, every sample reaches round 2
+        cfg = fast_cfg.solver.__class__(**{**fast_cfg.solver.__dict__, "samples": 4, "early_stop": [],
+                                           "sync_tool_rounds": sync})
+        solver = Solver(engine, cfg, fast_cfg.sandbox.__class__(**{**fast_cfg.sandbox.__dict__, "workers": 4}),
+                        fast_cfg.competition)
+        solver.solve([Problem("p", "q")], None, 4)
+        solver.close()
+        return [p.rsplit("```output\n", 1)[1] for p in engine.prompts if "```output\n" in p]
+
+    a, b = run([0.0, 0.3, 0.6, 0.9]), run([0.9, 0.6, 0.3, 0.0])
+    assert len(a) == len(b) == 4
+    assert (a == b) is sync  # without the knob, re-entry follows the sandbox's timing

@@ -101,7 +101,14 @@ class _Run:
 
     # -- Driver -------------------------------------------------------------
     def poll(self):
-        for fut in [f for f in self.running if f.done()]:
+        done = [f for f in self.running if f.done()]
+        if self.s.cfg.sync_tool_rounds:
+            # Re-enter only when nothing is generating and every block has run, in a fixed order: the
+            # batch then changes at the same steps in every run, whatever the sandbox's timing.
+            if self.in_engine or len(done) < len(self.running):
+                done = []
+            done.sort(key=lambda f: self.running[f])
+        for fut in done:
             key = self.running.pop(fut)
             smp = self.samples[key]
             if self.closed[smp.problem] or smp.done:
