@@ -104,7 +104,7 @@ def fast_cfg(tmp_path) -> SolveConfig:
     })
 
 
-COMPETITION_PACKAGE = ROOT / "tests" / "helpers" / "kaggle_evaluation"
+COMPETITION_PACKAGE = ROOT / "tests" / "stand_ins" / "kaggle_evaluation"  # never on sys.path itself
 _COMPETITION_MODULES = ("kaggle_evaluation", "aimo")
 
 

@@ -12,7 +12,7 @@ import pytest
 from aimokit.config import load_config, to_toml
 from aimokit.problems import load_problems
 
-from conftest import AIME, ROOT
+from conftest import AIME, ROOT, lay_out_competition
 
 pytestmark = pytest.mark.slow
 
@@ -87,23 +87,6 @@ def test_submission_kernel_end_to_end_on_vllm_with_lora(default_model, lora_adap
     assert wall < limit + 60  # start-up of the interpreter and shutdown on top
 
 
-AIMO3_SERVER = '''
-import os
-import polars as pl
-
-class AIMO3InferenceServer:
-    """Stands in for the competition's server: rows in shuffled order, submission.parquet in the working dir."""
-    def __init__(self, predict):
-        self.predict = predict
-
-    def run_local_gateway(self, paths):
-        df = pl.read_csv(paths[0]).sample(fraction=1.0, shuffle=True, seed=1)
-        rows = [self.predict(pl.Series("id", [r["id"]]), pl.Series("problem", [r["problem"]]))
-                for r in df.iter_rows(named=True)]
-        pl.concat(rows).write_parquet("submission.parquet")
-'''
-
-
 def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(default_model, lora_adapter, tmp_path):
     """build.py's notebook, run as a script, finds everything under $AIMOKIT_INPUT by itself."""
     import shutil
@@ -137,12 +120,9 @@ def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(defau
     for name, d in built["datasets"].items():
         shutil.copytree(d, inp / f"aimokit-{name}")
     (inp / "smollm2-135m-instruct").symlink_to(default_model, target_is_directory=True)
-    data = inp / comp
-    (data / "kaggle_evaluation").mkdir(parents=True)
-    (data / "kaggle_evaluation" / "__init__.py").write_text("")
-    (data / "kaggle_evaluation" / "aimo_3_inference_server.py").write_text(AIMO3_SERVER)
     ps = load_problems(AIME)[:3]
-    pl.DataFrame({"id": [p.id for p in ps], "problem": [p.problem for p in ps]}).write_csv(data / "test.csv")
+    # The competition folder, with the stand-in that refuses what the real relay refuses (bound methods, lambdas).
+    lay_out_competition(inp / comp, [{"id": p.id, "problem": p.problem} for p in ps])
     working = tmp_path / "kaggle" / "working"
     working.mkdir()
 

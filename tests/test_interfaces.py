@@ -1,6 +1,6 @@
 """The competition interfaces, against a stand-in that enforces what the real relay and gateways enforce.
 
-tests/helpers/kaggle_evaluation is laid out like the package that ships with the
+tests/stand_ins/kaggle_evaluation is laid out like the package that ships with the
 AIMO-2/3 data: plain named functions only, routing by __name__, predict on a
 server thread, the gateway's row shapes and row-count check, serve() blocking
 under KAGGLE_IS_COMPETITION_RERUN and run_local_gateway otherwise.
