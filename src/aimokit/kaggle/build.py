@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from ..config import load_config, to_toml
 from .config import ShipConfig
 from .bundle import copy_tree
 from .metadata import DatasetSpec, KernelSpec
+from .wheelhouse import WheelhouseError, build_wheelhouse, read_image_list
 from .notebook import ADAPTERS_MARKER, SOURCE_MARKER, WHEELS_MARKER, make_notebook, write_notebook
 
 
@@ -88,23 +87,16 @@ def build_adapters(cfg: ShipConfig, out: Path) -> Path | None:
     return d
 
 
-def build_wheels(cfg: ShipConfig, out: Path) -> Path:
+def build_wheels(root: Path, cfg: ShipConfig, out: Path) -> Path:
+    """The requirements' full closure for the image, less what the image has (see wheelhouse)."""
     w = cfg.wheels
     spec = DatasetSpec(cfg.ref(w.slug), w.title, cfg.license)
     d = _dataset_dir(out, "wheels", spec)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(d),
-           "--python-version", w.python_version, "--implementation", "cp"]
-    for plat in w.platforms:
-        cmd += ["--platform", plat]
-    cmd += ["--platform", "any"]
-    for fl in w.find_links:
-        cmd += ["--find-links", fl]
-    if w.no_index:
-        cmd.append("--no-index")
-    cmd += w.requirements
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BuildError(f"pip download failed for {w.requirements}:\n{proc.stderr[-2000:]}")
+    try:
+        image = read_image_list(root / w.image) if w.image else {}
+        build_wheelhouse(w, image, d, w.image)
+    except WheelhouseError as e:
+        raise BuildError(f"wheels dataset: {e}") from None
     (d / WHEELS_MARKER).write_text("\n".join(w.requirements) + "\n")
     return d
 
@@ -155,7 +147,7 @@ def build_all(root: Path, cfg: ShipConfig, out: Path, wheels: bool = True) -> di
     if adapters:
         built["datasets"]["adapters"] = adapters
     if wheels:
-        built["datasets"]["wheels"] = build_wheels(cfg, out)
+        built["datasets"]["wheels"] = build_wheels(root, cfg, out)
     slugs = cfg.dataset_slugs()
     refs = [cfg.ref(slugs[name]) for name in built["datasets"]]
     for d in built["datasets"].values():

@@ -38,6 +38,12 @@ class WheelsConfig:
         "manylinux_2_28_x86_64", "manylinux_2_31_x86_64", "manylinux_2_34_x86_64", "manylinux_2_35_x86_64"])
     find_links: list[str] = field(default_factory=list)
     no_index: bool = False
+    # The target image's packages (`pip list --format=freeze`, as `build.py probe-image` records it),
+    # relative to the checkout: what the image has at a compatible version is not shipped.
+    # Empty: no image list, the whole closure ships.
+    image: str = ""
+    # Image packages to ship anyway, over the image's version (the fix for a conflict).
+    replace: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -1,0 +1,99 @@
+"""The wheelhouse resolver against a local index of tiny wheels (nothing is downloaded)."""
+
+import base64
+import hashlib
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from aimokit.kaggle.config import WheelsConfig
+from aimokit.kaggle.wheelhouse import WheelhouseError, build_wheelhouse, pins_from_report, read_image_list
+
+HOST = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def tiny_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
+    """A real, installable wheel: one module, and its dependencies as Requires-Dist."""
+    folder.mkdir(parents=True, exist_ok=True)
+    info = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": f"VERSION = {version!r}\n",
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                                 + "".join(f"Requires-Dist: {r}\n" for r in requires),
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+
+    def digest(c):
+        return base64.urlsafe_b64encode(hashlib.sha256(c.encode()).digest()).rstrip(b"=").decode()
+
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for p, c in files.items():
+            z.writestr(p, c)
+        z.writestr(f"{info}/RECORD", "".join(f"{p},sha256={digest(c)},{len(c)}\n" for p, c in files.items())
+                   + f"{info}/RECORD,,\n")
+    return path
+
+
+@pytest.fixture
+def index(tmp_path):
+    """appa -> bepp -> cinn (a chain), and cinn in two versions."""
+    d = tmp_path / "index"
+    tiny_wheel(d, "appa", "1.0", ("bepp>=1",))
+    tiny_wheel(d, "bepp", "1.2", ("cinn==2.0",))
+    tiny_wheel(d, "cinn", "2.0")
+    tiny_wheel(d, "cinn", "1.0")
+    tiny_wheel(d, "dell", "0.5")
+    return d
+
+
+def _cfg(index, **kw):
+    return WheelsConfig(requirements=["appa==1.0"], python_version=HOST, find_links=[str(index)], no_index=True, **kw)
+
+
+def test_a_dependency_chain_is_closed_and_installs_with_no_index(index, tmp_path):
+    m = build_wheelhouse(_cfg(index), {}, tmp_path / "wh")
+    assert m["shipped"] == ["appa==1.0", "bepp==1.2", "cinn==2.0"]
+    assert sorted(p.name for p in (tmp_path / "wh").glob("*.whl")) == [
+        "appa-1.0-py3-none-any.whl", "bepp-1.2-py3-none-any.whl", "cinn-2.0-py3-none-any.whl"]
+    assert "installed with --no-index into an empty folder" in m["verified"]
+    assert json.loads((tmp_path / "wh" / "wheelhouse.json").read_text()) == m
+
+
+def test_a_package_the_image_has_is_left_out(index, tmp_path):
+    m = build_wheelhouse(_cfg(index), {"cinn": "2.0", "dell": "0.5"}, tmp_path / "wh")
+    assert m["shipped"] == ["appa==1.0", "bepp==1.2"]  # cinn comes from the image
+    assert m["image_packages_relied_on"] == 2
+
+
+def test_a_conflicting_pin_stops_the_build_and_names_the_fix(index, tmp_path):
+    with pytest.raises(WheelhouseError) as e:
+        build_wheelhouse(_cfg(index), {"cinn": "1.0"}, tmp_path / "wh")
+    msg = str(e.value)
+    assert "the image has cinn 1.0" in msg and "bepp 1.2 needs cinn==2.0" in msg
+    assert "wheels.replace = ['cinn']" in msg
+    assert not list((tmp_path / "wh").glob("*.whl")) if (tmp_path / "wh").exists() else True
+
+
+def test_replacing_an_image_package_ships_it(index, tmp_path):
+    m = build_wheelhouse(_cfg(index, replace=["cinn"]), {"cinn": "1.0"}, tmp_path / "wh")
+    assert m["shipped"] == ["appa==1.0", "bepp==1.2", "cinn==2.0"] and m["replaced_over_image"] == ["cinn"]
+
+
+def test_an_incomplete_wheelhouse_fails_verification(index, tmp_path):
+    """If a shipped wheel goes missing, the --no-index check catches it."""
+    from aimokit.kaggle import wheelhouse
+
+    cfg = _cfg(index)
+    tiny_wheel(tmp_path / "wh", "appa", "1.0", ("bepp>=1",))
+    with pytest.raises(WheelhouseError, match="not complete"):
+        wheelhouse.verify(cfg.requirements, tmp_path / "wh", {}, cfg, tmp_path / "work")
+
+
+def test_image_lists_are_read_from_pip_freeze(tmp_path):
+    f = tmp_path / "image.txt"
+    f.write_text("# probe\nTorch==2.11.0+cu130\nnumpy == 2.3.4\n-e git+https://x#egg=y\nfoo @ file:///tmp/foo\n")
+    assert read_image_list(f) == {"torch": "2.11.0+cu130", "numpy": "2.3.4"}
+    with pytest.raises(WheelhouseError, match="probe-image"):
+        read_image_list(tmp_path / "missing.txt")
