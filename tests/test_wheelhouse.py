@@ -97,3 +97,18 @@ def test_image_lists_are_read_from_pip_freeze(tmp_path):
     assert read_image_list(f) == {"torch": "2.11.0+cu130", "numpy": "2.3.4"}
     with pytest.raises(WheelhouseError, match="probe-image"):
         read_image_list(tmp_path / "missing.txt")
+
+
+def test_the_image_can_stand_in_for_an_exact_pin_and_it_is_recorded(index, tmp_path):
+    """vLLM 0.26 pins numba==0.65.0 where images carry newer ones: ignore_pins lets the image's stand in."""
+    m = build_wheelhouse(_cfg(index, ignore_pins=["cinn"]), {"cinn": "1.0"}, tmp_path / "wh")
+    assert m["shipped"] == ["appa==1.0", "bepp==1.2"]
+    assert m["image_stands_in_for_pins"] == {"cinn": "the image's 1.0 for ==2.0"}
+
+
+def test_ignore_pins_does_not_hide_other_conflicts(tmp_path):
+    d = tmp_path / "index"
+    tiny_wheel(d, "appa", "1.0", ("cinn>=2",))  # a range, not a pin: the image's 1.0 cannot stand in
+    tiny_wheel(d, "cinn", "2.0")
+    with pytest.raises(WheelhouseError, match="the image has cinn 1.0, but appa 1.0 needs cinn>=2"):
+        build_wheelhouse(_cfg(d, ignore_pins=["cinn"]), {"cinn": "1.0"}, tmp_path / "wh")

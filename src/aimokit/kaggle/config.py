@@ -33,17 +33,21 @@ class WheelsConfig:
     # What the Kaggle image lacks; vLLM's torch pin must match the image's torch.
     requirements: list[str] = field(default_factory=lambda: ["vllm==0.26.0"])
     python_version: str = "3.12"
+    # Wheel platform tags the image accepts: glibc 2.39 on the probed images (image-*.probe.json).
+    # pip does not read manylinux2014 (some wheels, cuda-tile's, carry only that) into manylinux_2_17.
     platforms: list[str] = field(default_factory=lambda: [
-        "manylinux_2_17_x86_64", "manylinux_2_24_x86_64", "manylinux_2_27_x86_64",
-        "manylinux_2_28_x86_64", "manylinux_2_31_x86_64", "manylinux_2_34_x86_64", "manylinux_2_35_x86_64"])
+        "manylinux2014_x86_64", *[f"manylinux_2_{v}_x86_64" for v in range(17, 40)]])
     find_links: list[str] = field(default_factory=list)
     no_index: bool = False
     # The target image's packages (`pip list --format=freeze`, as `build.py probe-image` records it),
     # relative to the checkout: what the image has at a compatible version is not shipped.
     # Empty: no image list, the whole closure ships.
     image: str = ""
-    # Image packages to ship anyway, over the image's version (the fix for a conflict).
+    # Image packages to ship anyway, over the image's version (one fix for a conflict).
     replace: list[str] = field(default_factory=list)
+    # Image packages that stand in for a requirement's exact pin (`numba==0.65.0` met by the image's
+    # 0.68.0): the other fix, where the pin is stricter than the code needs. Recorded in wheelhouse.json.
+    ignore_pins: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -22,6 +22,7 @@ import base64
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,12 +78,19 @@ def _stub(name: str, version: str, folder: Path) -> None:
         z.writestr(f"{info}/RECORD", record)
 
 
-def image_stubs(image: dict[str, str], replace: list[str], folder: Path) -> Path:
-    """Stub wheels for the image's packages (those not replaced) and the constraints that pin them."""
-    folder.mkdir(parents=True, exist_ok=True)
+def image_stubs(image: dict[str, str], replace: list[str], folder: Path,
+                stand_in: dict[str, str] | None = None) -> Path:
+    """Stub wheels for the image's packages (those not replaced) and the constraints that pin them.
+
+    `stand_in` gives the version a stub claims instead of the image's (see `wheels.ignore_pins`).
+    """
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
     keep = {canonical(r) for r in replace}
     lines = []
     for name, version in sorted(image.items()):
+        version = (stand_in or {}).get(name, version)
         if name in keep or not re.match(r"^\d", version):
             continue
         _stub(name, version, folder)
@@ -136,17 +144,41 @@ def explain_conflict(stderr: str, requirements: list[str]) -> str:
     return f"pip could not resolve {requirements} for the target:\n{tail[-1500:]}"
 
 
-def resolve(requirements: list[str], image: dict[str, str], cfg: WheelsConfig, work: Path) -> list[Pin]:
-    """The packages to ship: pip's closure of `requirements` for the target, minus what the image has."""
-    stubs = work / "image-stubs"
-    constraints = image_stubs(image, cfg.replace, stubs)
-    report = work / "resolve-report.json"
-    proc = _pip(["install", "--dry-run", "--ignore-installed", "--report", str(report),  # not --quiet: it hides the conflict
-                 "--target", str(work / "unused-target"), *_target_args(cfg), "--find-links", str(stubs),
-                 "-c", str(constraints), *_index_args(cfg), *requirements])
-    if proc.returncode != 0:
-        raise WheelhouseError(explain_conflict(proc.stdout + proc.stderr, requirements))  # pip splits them
-    return pins_from_report(json.loads(report.read_text()))
+def resolve(requirements: list[str], image: dict[str, str], cfg: WheelsConfig, work: Path,
+            stand_in: dict[str, str] | None = None) -> list[Pin]:
+    """The packages to ship: pip's closure of `requirements` for the target, minus what the image has.
+
+    A conflict on a package of `cfg.ignore_pins` with an exact pin is settled by letting the image's
+    package stand in for the pinned version (recorded in `stand_in`); any other conflict is an error.
+    """
+    stand_in = {} if stand_in is None else stand_in
+    ignorable = {canonical(n) for n in cfg.ignore_pins}
+    for _ in range(len(ignorable) + 1):
+        stubs = work / "image-stubs"
+        constraints = image_stubs(image, cfg.replace, stubs, stand_in)
+        report = work / "resolve-report.json"
+        proc = _pip(["install", "--dry-run", "--ignore-installed", "--report", str(report),  # not --quiet: it hides the conflict
+                     "--target", str(work / "unused-target"), *_target_args(cfg), "--find-links", str(stubs),
+                     "-c", str(constraints), *_index_args(cfg), *requirements])
+        if proc.returncode == 0:
+            return pins_from_report(json.loads(report.read_text()))
+        log = proc.stdout + proc.stderr  # pip splits the explanation between them
+        pinned = _exact_pins_on_image(log, ignorable - set(stand_in))
+        if not pinned:
+            raise WheelhouseError(explain_conflict(log, requirements))
+        stand_in.update(pinned)
+    raise WheelhouseError(explain_conflict(log, requirements))
+
+
+def _exact_pins_on_image(log: str, names: set[str]) -> dict[str, str]:
+    """{package: pinned version} for conflicts where a requirement pins (==) one of `names` that the image has."""
+    image_pins = {canonical(n) for n, _ in re.findall(r"\(constraint\) ([A-Za-z0-9._-]+)==([^\s+]+)\+" + IMAGE_TAG, log)}
+    out = {}
+    for _, spec in re.findall(r"^\s+(\S+ \S+) depends on (.+)$", log, re.M):
+        m = re.fullmatch(r"([A-Za-z0-9._-]+)(?:\[[^\]]*\])?==([\w.]+)", spec.strip())
+        if m and canonical(m.group(1)) in names & image_pins:
+            out[canonical(m.group(1))] = m.group(2)
+    return out
 
 
 def pins_from_report(report: dict) -> list[Pin]:
@@ -177,14 +209,15 @@ def download(pins: list[Pin], dest: Path, cfg: WheelsConfig) -> list[Path]:
     return wheels
 
 
-def verify(requirements: list[str], wheels: Path, image: dict[str, str], cfg: WheelsConfig, work: Path) -> str:
+def verify(requirements: list[str], wheels: Path, image: dict[str, str], cfg: WheelsConfig, work: Path,
+           stand_in: dict[str, str] | None = None) -> str:
     """The wheelhouse plus the image must satisfy the requirements with no index: prove it with pip.
 
     Always by resolution for the target (`--dry-run`); where this Python is the
     target's, by a real install into an empty folder too. Returns what was done.
     """
     stubs = work / "verify-stubs"
-    constraints = image_stubs(image, cfg.replace, stubs)
+    constraints = image_stubs(image, cfg.replace, stubs, stand_in)
     base = ["install", "--no-index", "--find-links", str(wheels), "--find-links", str(stubs), "-c", str(constraints),
             "--ignore-installed", "--quiet"]
     target = work / "verify-target"
@@ -204,17 +237,19 @@ def verify(requirements: list[str], wheels: Path, image: dict[str, str], cfg: Wh
 
 def build_wheelhouse(cfg: WheelsConfig, image: dict[str, str], dest: Path, image_name: str = "") -> dict:
     """Resolve, download and verify; returns the manifest, also written beside the wheels."""
+    stand_in: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="aimokit-wheelhouse-") as tmp:
         work = Path(tmp)
-        pins = resolve(cfg.requirements, image, cfg, work)
+        pins = resolve(cfg.requirements, image, cfg, work, stand_in)
         wheels = download(pins, dest, cfg)
-        how = verify(cfg.requirements, dest, image, cfg, work)
+        how = verify(cfg.requirements, dest, image, cfg, work, stand_in)
     manifest = {
         "requirements": cfg.requirements,
         "python_version": cfg.python_version,
         "image_list": image_name or "none: the whole closure ships",
         "shipped": [f"{p.name}=={p.version}" for p in pins],
         "replaced_over_image": sorted(canonical(r) for r in cfg.replace),
+        "image_stands_in_for_pins": {n: f"the image's {image[n]} for =={v}" for n, v in sorted(stand_in.items())},
         "image_packages_relied_on": len(set(image) - {canonical(r) for r in cfg.replace}),
         "verified": how,
         "bytes": sum(w.stat().st_size for w in wheels),
