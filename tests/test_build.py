@@ -49,7 +49,7 @@ def test_build_writes_every_dataset_and_kernel_folder(tmp_path):
     assert [p.name for p in wheels.glob("*.whl")] == ["tinypkg-0.1-py3-none-any.whl"]
     kdir = built["kernels"][0]
     kmeta = json.loads((kdir / "kernel-metadata.json").read_text())
-    assert kmeta["dataset_sources"] == ["alice/aimokit-source", "alice/aimokit-wheels"]
+    assert kmeta["dataset_sources"] == ["alice/aimokit-source", "alice/aimokit-wheels", "alice/deepseek-math"]
     assert kmeta["competition_sources"] == ["ai-mathematical-olympiad-progress-prize-3"]
     assert kmeta["enable_internet"] is False and (kdir / kmeta["code_file"]).is_file()
     h = content_hash(src)

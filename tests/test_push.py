@@ -112,7 +112,7 @@ def test_push_sends_every_file_and_a_second_push_sends_nothing(kaggle, tmp_path,
     assert push["newTitle"] == "aimokit submission" and push["language"] == "python"
     assert push["kernelType"] == "notebook" and push["isPrivate"] is True
     assert push["enableGpu"] is True and push["enableInternet"] is False
-    assert push["datasetDataSources"] == list(refs.values())
+    assert push["datasetDataSources"] == [*refs.values(), "alice/deepseek-math"]  # and the model, uploaded by the user
     assert push["competitionDataSources"] == ["ai-mathematical-olympiad-progress-prize-3"]
     assert push["machineShape"] == "NvidiaH100"
     nb = json.loads(push["text"])
@@ -132,7 +132,8 @@ def test_push_sends_every_file_and_a_second_push_sends_nothing(kaggle, tmp_path,
     new_calls = kaggle.calls[len(before):]
     assert "CreateDataset" not in new_calls and "SaveKernel" in new_calls
     assert len(kaggle.kernels["alice/aimokit-submission"]) == 2
-    assert kaggle.kernels["alice/aimokit-submission"][1]["datasetDataSources"] == [refs["source"], refs["adapters"]]
+    assert kaggle.kernels["alice/aimokit-submission"][1]["datasetDataSources"] == [refs["source"], refs["adapters"],
+                                                                                   "alice/deepseek-math"]
 
     st = _cli(tmp_path, env, "status")
     assert st.returncode == 0 and "alice/aimokit-submission: complete" in st.stdout

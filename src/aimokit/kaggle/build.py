@@ -20,6 +20,7 @@ from ..config import load_config, to_toml
 from .config import ShipConfig
 from .bundle import copy_tree
 from .metadata import DatasetSpec, KernelSpec
+from .inputs import InputError, check_inputs, mounts, required_paths
 from .wheelhouse import WheelhouseError, build_wheelhouse, read_image_list
 from .notebook import ADAPTERS_MARKER, SOURCE_MARKER, WHEELS_MARKER, make_notebook, write_notebook
 
@@ -106,13 +107,21 @@ def build_kernels(root: Path, cfg: ShipConfig, out: Path, datasets: list[str]) -
     for k in cfg.kernels:
         d = _fresh_dir(out / "kernels" / k.name)
         code_file = f"{k.name}.ipynb"
+        own = [r if "/" in r else cfg.ref(r) for r in k.dataset_sources]  # a bare slug: the user's own dataset
+        sources = datasets + [r for r in own if r not in datasets]
         spec = KernelSpec(
             id=cfg.ref(k.slug), title=k.title, code_file=code_file, is_private=k.is_private,
-            dataset_sources=datasets, competition_sources=[k.competition] if k.competition else [],
+            dataset_sources=sources, competition_sources=[k.competition] if k.competition else [],
             model_sources=k.model_sources, machine_shape=k.machine_shape,
         )
         meta = spec.metadata()
-        write_notebook(make_notebook(root / k.file, k.title, config_name=f"{k.name}.toml"), d / code_file)
+        shipped = load_config(out / "datasets" / "source" / f"{k.name}.toml")
+        try:
+            check_inputs(shipped, mounts(sources, k.competition, k.model_sources), f"kernel {k.name} ({k.config})")
+        except InputError as e:
+            raise BuildError(str(e)) from None
+        nb = make_notebook(root / k.file, k.title, config_name=f"{k.name}.toml", required=required_paths(shipped))
+        write_notebook(nb, d / code_file)
         (d / "kernel-metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
         dirs.append(d)
     return dirs

@@ -67,6 +67,10 @@ class KernelEntry:
     config: str = "configs/aimo3.toml"
     competition: str = "ai-mathematical-olympiad-progress-prize-3"
     machine_shape: str = "NvidiaH100"
+    # Inputs besides the kit's own datasets: a model uploaded as a dataset ('<owner>/<slug>', or a bare
+    # '<slug>' for your own; mounted at /kaggle/input/<slug>), or a Kaggle Model
+    # ('<owner>/<model>/<framework>/<variation>/<version>', mounted at /kaggle/input/<model>/...).
+    dataset_sources: list[str] = field(default_factory=list)
     model_sources: list[str] = field(default_factory=list)
     is_private: bool = True
 

@@ -1,0 +1,88 @@
+"""Every input a kernel's config names must come from a source the kernel attaches.
+
+A shipped config names its inputs as `$AIMOKIT_INPUT/<mount>/...` (/kaggle/input
+on Kaggle). Nothing else makes sure the model is there: a kernel whose model is
+not attached would run for hours and answer every problem with the fallback.
+So `build` refuses it, naming the missing source, and the notebook's first
+cell checks the same paths again where it runs, failing within a minute with a
+listing of what /kaggle/input does hold.
+
+Mount points (see ../shared/docs/competitions.md): a dataset at
+`/kaggle/input/<slug>`, the competition at `/kaggle/input/<competition>`, a
+Kaggle Model at `/kaggle/input/<model>/<framework>/<variation>/<version>`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..config import PATH_FIELDS, SolveConfig
+
+_INPUT = re.compile(r"^\$\{?AIMOKIT_INPUT\}?/(.+)$")
+
+
+class InputError(ValueError):
+    """A config names an input no attached source provides."""
+
+
+def model_mount(ref: str) -> str:
+    """`owner/model/framework/variation/version` -> where Kaggle mounts it under /kaggle/input."""
+    parts = ref.split("/")
+    if len(parts) != 5 or not all(parts):
+        raise InputError(f"model source {ref!r} must be 'owner/model/framework/variation/version' "
+                         "(as the model's page on Kaggle shows it, e.g. 'google/gemma/pytorch/7b/1')")
+    return "/".join(parts[1:])
+
+
+def mounts(dataset_refs: list[str], competition: str, model_sources: list[str]) -> dict[str, str]:
+    """{mount path under the input root: the source that provides it}."""
+    out = {ref.split("/", 1)[1]: f"dataset {ref}" for ref in dataset_refs}
+    if competition:
+        out[competition] = f"competition {competition}"
+    for ref in model_sources:
+        out[model_mount(ref)] = f"model {ref}"
+    return out
+
+
+def input_paths(cfg: SolveConfig) -> dict[str, str]:
+    """{setting: path under the input root} for every `$AIMOKIT_INPUT/...` path the config names."""
+    found: dict[str, str] = {}
+    for dotted in PATH_FIELDS:
+        section, key = dotted.split(".")
+        m = _INPUT.match(getattr(getattr(cfg, section), key))
+        if m:
+            found[dotted] = m.group(1).rstrip("/")
+    for key, value in cfg.engine.extra.items():  # a tokenizer or a vocabulary file passed to vLLM
+        if isinstance(value, str) and _INPUT.match(value):
+            found[f"engine.extra.{key}"] = _INPUT.match(value).group(1).rstrip("/")
+    return found
+
+
+def check_inputs(cfg: SolveConfig, available: dict[str, str], where: str) -> list[str]:
+    """The config's input paths (as `$AIMOKIT_INPUT/...`), or InputError naming each one no source provides."""
+    problems = []
+    for setting, rel in input_paths(cfg).items():
+        if any(rel == m or rel.startswith(m + "/") for m in available):
+            continue
+        first = rel.split("/")[0]
+        problems.append(
+            f"{setting} = '$AIMOKIT_INPUT/{rel}' needs an input mounted at /kaggle/input/{first}, and no attached "
+            f"source is. Attach it in the ship config's [[kernels]] entry: its dataset in dataset_sources "
+            f"('<owner>/{first}'), or a Kaggle Model in model_sources ('<owner>/{first}/<framework>/<variation>/"
+            f"<version>')")
+    if problems:
+        have = ", ".join(f"{m} ({src})" for m, src in sorted(available.items())) or "nothing"
+        raise InputError(f"{where}: " + "; ".join(problems) + f". Attached now: {have}")
+    return [f"$AIMOKIT_INPUT/{rel}" for rel in input_paths(cfg).values()]
+
+
+def required_paths(cfg: SolveConfig) -> list[str]:
+    """Every path the kernel needs where it runs, as written in the shipped config (with $VARIABLES)."""
+    out = []
+    for dotted in PATH_FIELDS:
+        section, key = dotted.split(".")
+        value: Any = getattr(getattr(cfg, section), key)
+        if isinstance(value, str) and value.startswith("$") and dotted != "run.output_dir":
+            out.append(value)
+    return out

@@ -1,0 +1,79 @@
+"""Inputs checked before anything is pushed, and again by the notebook where it runs."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from aimokit.config import load_config
+from aimokit.kaggle.build import BuildError, build_all
+from aimokit.kaggle.config import KernelEntry, ShipConfig
+from aimokit.kaggle.inputs import InputError, check_inputs, model_mount, mounts
+from aimokit.kaggle.metadata import KernelSpec, MetadataError
+
+from conftest import ROOT
+
+
+def _ship(tmp_path, **kernel):
+    cfg = ShipConfig(user="alice", kernels=[KernelEntry(**kernel)])
+    cfg.wheels.requirements, cfg.wheels.image = [], ""
+    return cfg
+
+
+def test_a_model_no_source_provides_is_a_build_error_naming_it(tmp_path):
+    with pytest.raises(BuildError) as e:
+        build_all(ROOT, _ship(tmp_path), tmp_path / "build", wheels=False)
+    msg = str(e.value)
+    assert "engine.model = '$AIMOKIT_INPUT/deepseek-math/deepseek-math-7b-rl'" in msg
+    assert "/kaggle/input/deepseek-math" in msg and "dataset_sources" in msg and "model_sources" in msg
+
+
+def test_attached_sources_satisfy_the_check(tmp_path):
+    built = build_all(ROOT, _ship(tmp_path, dataset_sources=["deepseek-math"]), tmp_path / "build", wheels=False)
+    meta = json.loads((built["kernels"][0] / "kernel-metadata.json").read_text())
+    assert "alice/deepseek-math" in meta["dataset_sources"]
+    cfg = load_config(ROOT / "configs" / "aimo3.toml", {"engine.model": "$AIMOKIT_INPUT/gpt-oss-120b/transformers/default/2"})
+    have = mounts([], "ai-mathematical-olympiad-progress-prize-3", ["openai/gpt-oss-120b/transformers/default/2"])
+    assert check_inputs(cfg, have, "x") == ["$AIMOKIT_INPUT/ai-mathematical-olympiad-progress-prize-3",
+                                            "$AIMOKIT_INPUT/gpt-oss-120b/transformers/default/2"]
+    with pytest.raises(InputError, match="gpt-oss-120b"):
+        check_inputs(cfg, mounts([], "ai-mathematical-olympiad-progress-prize-3", []), "x")
+
+
+def test_model_sources_are_checked_and_unknown_shapes_only_warn(caplog):
+    assert model_mount("google/gemma/pytorch/7b/1") == "gemma/pytorch/7b/1"
+    spec = KernelSpec(id="alice/aimokit-submission", title="aimokit submission", code_file="s.ipynb",
+                      model_sources=["openai/gpt-oss-120b"])
+    with pytest.raises(MetadataError, match="owner/model/framework/variation/version"):
+        spec.metadata()
+    spec.model_sources, spec.machine_shape = [], "NvidiaB200"
+    with caplog.at_level(logging.WARNING):
+        assert spec.metadata()["machine_shape"] == "NvidiaB200"
+    assert "not one the kaggle client documents" in caplog.text
+    spec.machine_shape = "NvidiaRtxPro6000"
+    assert spec.metadata()["machine_shape"] == "NvidiaRtxPro6000"
+
+
+def test_the_notebook_setup_cell_fails_fast_with_a_listing_when_an_input_is_missing(tmp_path):
+    built = build_all(ROOT, _ship(tmp_path, dataset_sources=["deepseek-math"]), tmp_path / "build", wheels=False)
+    nb = json.loads(next(built["kernels"][0].glob("*.ipynb")).read_text())
+    setup = "".join(nb["cells"][1]["source"])
+    inp = tmp_path / "input"
+    import shutil
+
+    shutil.copytree(built["datasets"]["source"], inp / "aimokit-source")
+    (inp / "ai-mathematical-olympiad-progress-prize-3").mkdir()  # the competition, but no model
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMOKIT_")}
+    env["AIMOKIT_INPUT"] = str(inp)
+    t = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", setup], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode != 0 and time.monotonic() - t < 60
+    assert "inputs missing" in proc.stderr and "deepseek-math" in proc.stderr
+    assert "aimokit-source/" in proc.stdout and "ai-mathematical-olympiad-progress-prize-3/" in proc.stdout
+    (inp / "deepseek-math" / "deepseek-math-7b-rl").mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-c", setup], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
