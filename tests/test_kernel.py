@@ -159,3 +159,45 @@ def test_missing_competition_module_names_the_fix(fast_cfg):
     cfg = fast_cfg.override({"competition.data_dir": "/nonexistent"})
     with pytest.raises(RuntimeError, match="attach the competition"):
         serve(cfg, Kernel(cfg, engine_factory=lambda c: None))
+
+
+def test_engine_process_death_is_noticed_at_once_and_other_processes_do_not_count(scripted, fast_cfg):
+    """vLLM's step blocks when its core dies: the kernel watches the engine's own processes, not others."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    core = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    release = threading.Event()
+
+    class CoreDies(type(scripted(tir_respond))):
+        def processes(self):
+            return {core.pid}
+
+        def run(self, driver, deadline=None):
+            new, _ = driver.poll()
+            driver.finished(new[0][0], GenResult("\\\\boxed{5}", 3, "eos"))
+            subprocess.run([sys.executable, "-c", "pass"])  # a process of no concern to the kernel, ending
+            os.kill(core.pid, signal.SIGKILL)  # the core dies; the step never returns
+            release.wait(30)
+
+    engines = []
+
+    def factory(cfg):
+        engines.append(CoreDies(tir_respond) if not engines else scripted(tir_respond))
+        return engines[-1]
+
+    cfg = fast_cfg.override({"competition.time_limit_s": 30.0, "budget.max_problem_s": 20.0,
+                             "solver.early_stop": []})
+    problems = load_problems(AIME)[:2]
+    t = time.monotonic()
+    try:
+        kernel, sub = run_gateway(cfg, factory, problems, watchdog_grace_s=20.0)
+    finally:
+        release.set()
+        core.wait()
+    assert time.monotonic() - t < 10  # noticed by polling, not at deadline + grace
+    assert kernel.results[0].stopped == "error" and kernel.results[0].answer == 5
+    assert kernel.results[1].answer == 42 and len(engines) == 2
+    assert any("died while solving" in e for e in kernel.events)

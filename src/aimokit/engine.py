@@ -69,6 +69,9 @@ class Engine(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional: `processes() -> set[int]`, the engine's own processes (vLLM's core). The kernel kills them
+    # when the engine hangs and treats their death as the engine's; an engine without it runs in-process.
+
 
 class ListDriver:
     """Feeds a fixed list of requests; the plain batch `generate`."""
@@ -243,6 +246,21 @@ class VLLMEngine:
         except Exception:
             pass
         return GenResult()
+
+    def processes(self) -> set[int]:
+        """The engine's own processes (its core and workers, titled 'VLLM::...'): killable, and watched for death."""
+        try:
+            import psutil
+        except ImportError:
+            return set()
+        own = set()
+        for child in psutil.Process().children(recursive=True):
+            try:
+                if child.name().startswith("VLLM::") or " ".join(child.cmdline()).startswith("VLLM::"):
+                    own.add(child.pid)
+            except psutil.Error:
+                continue
+        return own
 
     def close(self) -> None:
         try:

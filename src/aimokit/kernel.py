@@ -46,18 +46,6 @@ def _default_factory(cfg: SolveConfig) -> Engine:
     return create_engine(cfg.engine)
 
 
-def _child_pids() -> set[int]:
-    """Every process below this one (psutil ships with vLLM; without it, none are known)."""
-    try:
-        import psutil
-    except ImportError:
-        return set()
-    try:
-        return {c.pid for c in psutil.Process().children(recursive=True)}
-    except Exception:
-        return set()
-
-
 def _dead(pids: set[int]) -> list[int]:
     """Those of `pids` that have died (a killed child stays a zombie until reaped: that counts as dead)."""
     try:
@@ -111,7 +99,7 @@ class Kernel:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.results_path = self.out_dir / "results.jsonl"
         self.engine: Engine | None = None
-        self.engine_pids: set[int] = set()  # the processes the current engine started
+        self.engine_pids: set[int] = set()  # the current engine's own processes (see Engine.processes)
         self.solver: Solver | None = None
         self.engine_starts = 0
         self.engine_start_s = 0.0
@@ -141,7 +129,6 @@ class Kernel:
                         self.engine_starts + 1, cost, self.budget.remaining())
         self.engine_starts += 1
         t = self.clock()
-        before = _child_pids()
         try:
             self.engine = self.engine_factory(self.cfg)
         except Exception as e:
@@ -151,7 +138,10 @@ class Kernel:
         finally:
             self.last_start_s = self.clock() - t
             self.engine_start_s += self.last_start_s
-        self.engine_pids = _child_pids() - before
+        try:  # only the engine knows which processes are its own (vLLM's core); others are in-process
+            self.engine_pids = set(getattr(self.engine, "processes", set)())
+        except Exception:
+            self.engine_pids = set()
         self.solver = Solver(
             self.engine, self.cfg.solver, self.cfg.sandbox, self.cfg.competition,
             max_model_len=self.cfg.engine.max_model_len,
