@@ -129,21 +129,80 @@ def cmd_push(args: argparse.Namespace) -> int:
             return 0
         report = push_all(api, built["datasets"], refs, built["kernels"], out, cfg.push,
                           force_kernels=args.force_kernels)
+        print(report.summary())
+        if args.submit:
+            from aimokit.kaggle.push import wait_complete
+
+            for entry in cfg.kernels:
+                ref = cfg.ref(entry.slug)
+                print(f"waiting for {ref} to complete before submitting...")
+                wait_complete(api, ref, cfg.push, args.wait_s)
+                print(_submit(api, cfg, entry, None, args.message, out))
     except _ship_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(report.summary())
     return 0
 
 
-def _kernel_ref(cfg, name: str | None) -> str:
+def _kernel_entry(cfg, name: str | None):
     from aimokit.config import ConfigError
 
     names = [k.name for k in cfg.kernels]
     entry = next((k for k in cfg.kernels if k.name == (name or names[0])), None)
     if entry is None:
         raise ConfigError(f"no kernel named {name!r} in the ship config; it has {names}")
-    return cfg.ref(entry.slug)
+    return entry
+
+
+def _kernel_ref(cfg, name: str | None) -> str:
+    return cfg.ref(_kernel_entry(cfg, name).slug)
+
+
+def _submit(api, cfg, entry, version: int | None, message: str, out: Path) -> str:
+    from aimokit.config import ConfigError
+    from aimokit.kaggle.push import pushed_version, submit
+
+    ref = cfg.ref(entry.slug)
+    version = version or pushed_version(out, ref)
+    if version is None:
+        raise ConfigError(f"no pushed version of {ref} is recorded in {out}/push-state.json; "
+                          "push it first, or pass --version N (Kaggle needs an explicit version)")
+    if not entry.competition:
+        raise ConfigError(f"kernel {entry.name} has no competition in the ship config")
+    msg = submit(api, entry.competition, ref, version, message or cfg.push.version_note, cfg.push)
+    return f"submitted {ref} version {version} to {entry.competition}: {msg}"
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from aimokit.kaggle.config import ShipConfig
+    from aimokit.kaggle.push import authenticated_api
+
+    try:
+        cfg = ShipConfig.load(args.ship)
+        print(_submit(authenticated_api(), cfg, _kernel_entry(cfg, args.kernel), args.version, args.message,
+                      Path(args.out)))
+    except _ship_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_submissions(args: argparse.Namespace) -> int:
+    from aimokit.kaggle.config import ShipConfig
+    from aimokit.kaggle.push import authenticated_api, submissions
+
+    try:
+        cfg = ShipConfig.load(args.ship)
+        entry = _kernel_entry(cfg, args.kernel)
+        rows = submissions(authenticated_api(), entry.competition, cfg.push, limit=args.limit)
+    except _ship_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{'date':<26} {'status':<9} {'public':>8} {'private':>8}  description")
+    for r in rows:
+        print(f"{r['date']:<26} {r['status']:<9} {r['public_score'] or '-':>8} {r['private_score'] or '-':>8}  "
+              f"{r['description']}" + (f"  [{r['error']}]" if r["error"] else ""))
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -265,7 +324,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print what would be pushed (tree and sizes); send nothing")
     p.add_argument("--message", default="", help="version note for new dataset versions")
     p.add_argument("--force-kernels", action="store_true", help="push (and so rerun) kernels even if unchanged")
+    p.add_argument("--submit", action="store_true", help="wait for each pushed kernel to complete, then submit it")
+    p.add_argument("--wait-s", type=float, default=9 * 3600, help="how long --submit waits for a run")
     p.set_defaults(func=cmd_push)
+    sb = sub.add_parser("submit", help="submit a pushed kernel version to its competition")
+    sb.add_argument("--ship", default=str(ROOT / "configs" / "ship.toml"))
+    sb.add_argument("--out", default=str(ROOT / "build"), help="where push-state.json records pushed versions")
+    sb.add_argument("--kernel", default=None, help="kernel name in the ship config (default: the first)")
+    sb.add_argument("--version", type=int, default=None, help="kernel version (default: the last pushed)")
+    sb.add_argument("-m", "--message", default="", help="submission description")
+    sb.set_defaults(func=cmd_submit)
+    ss = sub.add_parser("submissions", help="status and scores of recent submissions to the kernel's competition")
+    ss.add_argument("--ship", default=str(ROOT / "configs" / "ship.toml"))
+    ss.add_argument("--kernel", default=None, help="kernel name in the ship config (default: the first)")
+    ss.add_argument("--limit", type=int, default=20)
+    ss.set_defaults(func=cmd_submissions)
     for name, func, helptext in (("status", cmd_status, "a pushed kernel's state"),
                                  ("output", cmd_output, "download a kernel's output and log")):
         q = sub.add_parser(name, help=helptext)

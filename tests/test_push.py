@@ -84,7 +84,7 @@ def _setup(tmp_path, adapter, wheelhouse, user="alice", creds=True, attempts=3):
 
 def _cli(tmp_path, env, *args):
     cmd = [sys.executable, str(ROOT / "build.py"), *args]
-    if args[0] in ("push", "build"):
+    if args[0] in ("push", "build", "submit"):
         cmd += ["--out", str(tmp_path / "build")]
     cmd += ["--ship", str(tmp_path / "ship.toml")]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -219,3 +219,35 @@ def test_invalid_slug_and_oversized_file_are_refused_before_any_upload(kaggle, t
     proc = _cli(tmp_path, env, "push")
     assert proc.returncode == 2 and "over the 1000-byte file limit" in proc.stderr
     assert [c for c in kaggle.calls] == []
+
+
+def test_submit_needs_a_pushed_version_and_push_submit_waits_then_submits(kaggle, tmp_path, adapter, wheelhouse):
+    env = _setup(tmp_path, adapter, wheelhouse)
+    proc = _cli(tmp_path, env, "submit", "-m", "too early")
+    assert proc.returncode == 2 and "push it first, or pass --version" in proc.stderr
+    assert not kaggle.submissions
+
+    kaggle.kernel_status = "ERROR"
+    proc = _cli(tmp_path, env, "push", "--submit", "--message", "r16 dpo", "--wait-s", "5")
+    assert proc.returncode == 2 and "ended with status error" in proc.stderr
+    assert not kaggle.submissions  # a failed run is never submitted
+
+    kaggle.kernel_status = "COMPLETE"
+    proc = _cli(tmp_path, env, "push", "--submit", "--force-kernels", "--message", "r16 dpo", "--wait-s", "5")
+    assert proc.returncode == 0, proc.stderr
+    (sub,) = kaggle.submissions
+    assert sub["competitionName"] == "ai-mathematical-olympiad-progress-prize-3"
+    assert (sub["kernelOwner"], sub["kernelSlug"]) == ("alice", "aimokit-submission")
+    assert sub["kernelVersion"] == 2 and sub["submissionDescription"] == "r16 dpo"  # the version just pushed
+
+    proc = _cli(tmp_path, env, "submit", "--version", "1", "-m", "the first one")
+    assert proc.returncode == 0 and "version 1" in proc.stdout
+    proc = _cli(tmp_path, env, "submit", "--version", "7", "-m", "no such version")
+    assert proc.returncode == 2 and len(kaggle.submissions) == 2  # refused, and not retried
+    assert kaggle.calls.count("CreateCodeSubmission") == 3
+
+    proc = _cli(tmp_path, env, "submissions")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "the first one" in lines[1] and "complete" in lines[1] and "41.0" in lines[1]
+    assert "r16 dpo" in lines[2]

@@ -31,6 +31,8 @@ class FakeKaggle:
     pending_ready: int = 1  # status polls answering BLOBS_RECEIVED before READY
     outputs: dict[str, bytes] = field(default_factory=lambda: {"submission.parquet": b"PAR1fake"})
     hang_s: float = 5.0
+    submissions: list[dict] = field(default_factory=list)  # CreateCodeSubmission requests, newest last
+    kernel_status: str = "COMPLETE"
     _polls: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -188,7 +190,24 @@ def _handler(state: FakeKaggle):
             if ref not in state.kernels:
                 self._send(404, {"code": 404, "message": "Not found"})
                 return
-            self._send(200, {"status": "COMPLETE"})
+            self._send(200, {"status": state.kernel_status})
+
+        def _CreateCodeSubmission(self, req):
+            ref = f"{req.get('kernelOwner')}/{req.get('kernelSlug')}"
+            versions = state.kernels.get(ref, [])
+            if not versions or not 1 <= int(req.get("kernelVersion") or 0) <= len(versions):
+                self._send(400, {"code": 400, "message": f"kernel {ref} has no version {req.get('kernelVersion')}"})
+                return
+            with state.lock:
+                state.submissions.append(req)
+                n = len(state.submissions)
+            self._send(200, {"message": "Submission successful", "ref": n})
+
+        def _ListSubmissions(self, req):
+            subs = [{"ref": i + 1, "date": "2026-11-25T10:00:00Z", "description": s.get("submissionDescription"),
+                     "fileName": s.get("fileName"), "status": "COMPLETE", "publicScore": "41.0"}
+                    for i, s in enumerate(state.submissions)]
+            self._send(200, {"submissions": subs[::-1]})
 
         def _ListKernelSessionOutput(self, req):
             files = [{"url": f"http://localhost:{PORT}/files/{n}", "fileName": n} for n in state.outputs]

@@ -123,17 +123,21 @@ def _with_timeout(fn: Callable[[], T], timeout_s: float, what: str) -> T:
 
 
 def call(fn: Callable[[], T], what: str, opts: PushOptions, timeout_s: float | None = None,
-         sleep: Callable[[float], None] = time.sleep) -> T:
-    """fn with bounded retries and exponential backoff; the last error propagates."""
+         sleep: Callable[[float], None] = time.sleep, attempts: int | None = None) -> T:
+    """fn with bounded retries and exponential backoff; the last error propagates.
+
+    `attempts=1` for calls that must not be repeated blindly (a submission: a repeat costs a daily slot).
+    """
     delay = opts.backoff_s
-    for attempt in range(1, opts.attempts + 1):
+    attempts = attempts or opts.attempts
+    for attempt in range(1, attempts + 1):
         try:
             return _with_timeout(fn, timeout_s or opts.call_timeout_s, what)
         except Exception as e:
-            if attempt == opts.attempts or not retriable(e):
+            if attempt == attempts or not retriable(e):
                 raise
             log.warning("%s failed (%s); retry %d/%d in %.1f s", what, _describe(e), attempt,
-                        opts.attempts - 1, delay)
+                        attempts - 1, delay)
             sleep(delay * (1 + 0.25 * random.random()))
             delay *= 2
     raise AssertionError("unreachable")
@@ -248,7 +252,8 @@ def push_dataset(api: Any, folder: Path, ref: str, opts: PushOptions, report: Pu
 
 # -- kernels ------------------------------------------------------------------
 
-def push_kernel(api: Any, folder: Path, opts: PushOptions) -> str:
+def push_kernel(api: Any, folder: Path, opts: PushOptions) -> tuple[str, int | None]:
+    """Push one kernel folder; returns its url and the version number Kaggle gave it (submit needs it)."""
     resp = call(lambda: api.kernels_push(str(folder)), f"push of kernel {folder.name}", opts)
     problems = [getattr(resp, "error", None)] + [
         f"{name}: {', '.join(bad)}" for name in ("invalid_dataset_sources", "invalid_competition_sources",
@@ -257,7 +262,8 @@ def push_kernel(api: Any, folder: Path, opts: PushOptions) -> str:
     problems = [p for p in problems if p]
     if problems:
         raise PushError(f"Kaggle refused kernel {folder.name}: {'; '.join(problems)}")
-    return str(getattr(resp, "url", "") or getattr(resp, "ref", ""))
+    version = getattr(resp, "version_number", None)
+    return str(getattr(resp, "url", "") or getattr(resp, "ref", "")), int(version) if version else None
 
 
 def push_all(api: Any, datasets: dict[str, Path], refs: dict[str, str], kernels: list[Path], out: Path,
@@ -281,8 +287,11 @@ def push_all(api: Any, datasets: dict[str, Path], refs: dict[str, str], kernels:
             if state.get(key) == digest and not report.pushed and not force_kernels:
                 report.skipped.append(key)
                 continue
-            report.kernels.append(push_kernel(api, folder, opts))
+            url, version = push_kernel(api, folder, opts)
+            report.kernels.append(url)
             state[key] = digest
+            if version:
+                state[f"version:{key[len('kernel:'):]}"] = str(version)
             save_state(out, state)
     except Exception as e:
         raise PushError(f"push of {current} failed: {_describe(e)}\nalready done: {report.summary()}\n"
@@ -329,3 +338,60 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"
+
+
+# -- submit and score ----------------------------------------------------------
+
+def pushed_version(out: Path, ref: str) -> int | None:
+    """The version number the last push of kernel `ref` got, from the push state."""
+    v = load_state(out).get(f"version:{ref}")
+    return int(v) if v else None
+
+
+def wait_complete(api: Any, ref: str, opts: PushOptions, timeout_s: float,
+                  sleep: Callable[[float], None] = time.sleep) -> dict[str, str]:
+    """Poll the kernel's run until it completes; a failed run, or one past `timeout_s`, is an error."""
+    t0 = time.monotonic()
+    while True:
+        st = kernel_status(api, ref, opts)
+        if st["status"] == "complete":
+            return st
+        if st["status"] in ("error", "cancel_acknowledged", "cancelled"):
+            raise PushError(f"kernel {ref} ended with status {st['status']}: {st['failure_message'] or 'no message'};"
+                            f" fix it and push again (`build.py output` fetches its log)")
+        if time.monotonic() - t0 > timeout_s:
+            raise PushError(f"kernel {ref} is still {st['status']} after {timeout_s:.0f}s; "
+                            "submit it later with `build.py submit`")
+        sleep(opts.poll_s)
+
+
+def submit(api: Any, competition: str, ref: str, version: int, message: str, opts: PushOptions) -> str:
+    """Submit version `version` of kernel `ref` to a code competition (the client's competition_submit_code)."""
+    try:
+        resp = call(lambda: api.competition_submit_code(file_name="submission.parquet", message=message,
+                                                        competition=competition, kernel=ref, kernel_version=version,
+                                                        quiet=True),
+                    f"submission of {ref} version {version} to {competition}", opts, attempts=1)
+    except Exception as e:
+        raise PushError(f"Kaggle refused the submission of {ref} version {version} to {competition}: "
+                        f"{_describe(e)}. `build.py submissions` shows what was submitted") from e
+    return str(getattr(resp, "message", "") or "submitted")
+
+
+def submissions(api: Any, competition: str, opts: PushOptions, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest submissions to a competition: status, scores and description."""
+    try:
+        subs = call(lambda: api.competition_submissions(competition, page_size=limit),
+                    f"submissions to {competition}", opts) or []
+    except Exception as e:
+        raise PushError(f"could not list the submissions to {competition}: {_describe(e)}") from e
+    rows = []
+    for sub in subs:
+        status = getattr(sub, "status", "")
+        rows.append({"ref": getattr(sub, "ref", ""), "date": str(getattr(sub, "date", "") or ""),
+                     "description": getattr(sub, "description", "") or "",
+                     "status": getattr(status, "name", str(status)).lower(),
+                     "public_score": getattr(sub, "public_score", None),
+                     "private_score": getattr(sub, "private_score", None),
+                     "error": getattr(sub, "error_description", None) or ""})
+    return rows
