@@ -33,8 +33,7 @@ HOSTILE = {
 
 @pytest.fixture(scope="module", autouse=True)
 def warm_worker():
-    mathparse.shared_worker().start()  # as the Solver does when it is built
-    mathparse.to_integer("\\frac{2}{1}")
+    assert mathparse.shared_worker().start(wait=True)  # the Solver starts it without waiting
 
 
 def _ticking(fn):
@@ -81,8 +80,10 @@ def test_the_grader_is_bounded_too():
 def test_a_killed_helper_is_replaced_and_parsing_goes_on():
     worker = mathparse.ParseWorker(timeout_s=0.5)
     try:
+        assert worker.start(wait=True)
         assert worker.call({"op": "int", "a": "(10^{8})!"}) is None  # killed on its deadline
         assert worker.kills == 1
+        assert worker.start(wait=True)  # its replacement, already starting
         reply = worker.call({"op": "int", "a": "\\frac{84}{2}"})
         assert reply == {"ok": True, "value": "42"}
     finally:
@@ -94,3 +95,13 @@ def test_guard_names_what_it_refuses():
     assert "nesting" in mathparse.guard("{" * 50 + "}" * 50)
     assert mathparse.guard("}{") == "unbalanced braces"
     assert mathparse.guard("\\frac{1}{2}") is None
+
+
+def test_near_its_deadline_extraction_uses_only_the_time_left():
+    """Past the deadline only the fast paths run: cut samples read at the deadline cost no sympy time."""
+    text = "\\boxed{(10^{8})!}"
+    _, seconds, _ = _ticking(lambda: extract_answer(text, [], AIMO3, deadline=time.monotonic() - 1))
+    assert seconds < 0.05
+    assert extract_answer("\\boxed{42}", [], AIMO3, deadline=time.monotonic() - 1).answer == 42
+    value, seconds, _ = _ticking(lambda: extract_answer(text, [], AIMO3, deadline=time.monotonic() + 0.3))
+    assert value.answer is None and seconds < 0.9

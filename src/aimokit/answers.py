@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -40,9 +41,9 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
-def to_integer(expr: str) -> int | None:
+def to_integer(expr: str, timeout_s: float | None = None) -> int | None:
     """An expression's value if it is an integer, else None; bounded in time (see mathparse)."""
-    return mathparse.to_integer(expr)
+    return mathparse.to_integer(expr, timeout_s=timeout_s)
 
 
 # Code output is capped by the sandbox, but this also reads text from elsewhere:
@@ -79,19 +80,25 @@ class Extracted:
     boxed: bool
 
 
-def extract_answer(text: str, code_outputs: list[str], comp: CompetitionConfig) -> Extracted:
-    """The sample's answer; never raises and returns within about a second, whatever the text."""
+def extract_answer(text: str, code_outputs: list[str], comp: CompetitionConfig,
+                   deadline: float | None = None) -> Extracted:
+    """The sample's answer; never raises and returns within about a second, whatever the text.
+
+    Near `deadline` (monotonic) sympy gets only the time left, and past it none: many cut
+    samples read at the deadline must not add up to minutes past it.
+    """
+    timeout = None if deadline is None else min(mathparse.TIMEOUT_S, deadline - time.monotonic())
     try:
-        return _extract(text, code_outputs, comp)
+        return _extract(text, code_outputs, comp, timeout)
     except Exception:  # untrusted text must not take the solve loop down
         log.exception("answer extraction failed; the sample has no answer")
         return Extracted(None, False)
 
 
-def _extract(text: str, code_outputs: list[str], comp: CompetitionConfig) -> Extracted:
+def _extract(text: str, code_outputs: list[str], comp: CompetitionConfig, timeout_s: float | None) -> Extracted:
     boxed = last_boxed(text)
     if boxed is not None:
-        value = normalize(to_integer(boxed), comp)
+        value = normalize(to_integer(boxed, timeout_s), comp)
         if value is not None:
             return Extracted(value, True)
     return Extracted(normalize(last_printed_integer(code_outputs), comp), False)

@@ -140,10 +140,16 @@ class ParseWorker:
         self.buf = b""
         self.kills = 0
 
-    def start(self) -> None:
-        """Start the helper now (importing sympy takes a second or two) so the first call need not wait."""
+    def start(self, wait: bool = False) -> bool:
+        """Start the helper now (importing sympy takes a second or two) so the first call need not wait.
+
+        With `wait`, block until it is ready (at most `start_timeout_s`); returns whether it is.
+        """
         with self.lock:
             self._spawn()
+            if wait and not self.ready:
+                self.ready = self._readline(time.monotonic() + self.start_timeout_s) == b"ready"
+            return self.ready
 
     def _spawn(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -185,13 +191,25 @@ class ParseWorker:
         line, _, self.buf = self.buf.partition(b"\n")
         return line
 
-    def call(self, request: dict) -> dict | None:
-        """The helper's reply, or None when it failed or ran out of time (it is then replaced)."""
+    def call(self, request: dict, timeout_s: float | None = None) -> dict | None:
+        """The helper's reply, or None when it failed or ran out of time (it is then replaced).
+
+        `timeout_s` lowers the bound for this call (a caller near its deadline); waiting
+        for a helper that is still starting counts against it too.
+        """
+        budget = self.timeout_s if timeout_s is None else min(self.timeout_s, timeout_s)
+        if budget <= 0:
+            return None
+        end = time.monotonic() + budget
         with self.lock:
             try:
                 self._spawn()
                 if not self.ready:
-                    if self._readline(time.monotonic() + self.start_timeout_s) != b"ready":
+                    started = self.proc
+                    line = self._readline(min(end, time.monotonic() + self.start_timeout_s))
+                    if line is None and self.proc is started and self.proc.poll() is None:
+                        return None  # still importing sympy: this caller cannot wait, the next one may
+                    if line != b"ready":
                         log.error("math parser helper did not start; answers needing sympy are skipped")
                         self._kill()
                         return None
@@ -199,11 +217,11 @@ class ParseWorker:
                 assert self.proc is not None and self.proc.stdin is not None
                 self.proc.stdin.write(json.dumps(request).encode() + b"\n")
                 self.proc.stdin.flush()
-                line = self._readline(time.monotonic() + self.timeout_s)
+                line = self._readline(end)
                 if line is None:
                     self.kills += 1
                     log.warning("math parser helper exceeded %.1fs on %.80r; killed and replaced",
-                                self.timeout_s, request.get("a"))
+                                budget, request.get("a"))
                     self._kill()
                     self._spawn()  # the replacement starts now, so the next caller need not wait for it
                     return None
@@ -224,8 +242,11 @@ def shared_worker() -> ParseWorker:
     return _worker
 
 
-def to_integer(expr: str, worker: ParseWorker | None = None) -> int | None:
-    """The integer value of a LaTeX expression, or None; returns within about `TIMEOUT_S`."""
+def to_integer(expr: str, worker: ParseWorker | None = None, timeout_s: float | None = None) -> int | None:
+    """The integer value of a LaTeX expression, or None; returns within about `TIMEOUT_S` (or `timeout_s`).
+
+    With `timeout_s <= 0` only the guard and the fast paths run: no helper, no waiting.
+    """
     if not isinstance(expr, str) or guard(expr) is not None:
         return None
     fast = fast_integer(expr)
@@ -234,7 +255,7 @@ def to_integer(expr: str, worker: ParseWorker | None = None) -> int | None:
     s = expr.strip().strip("$").strip()
     if not s or not re.search(r"\d", s):
         return None  # no digit: no integer answer (and no sympy round trip for prose)
-    reply = (worker or _worker).call({"op": "int", "a": s})
+    reply = (worker or _worker).call({"op": "int", "a": s}, timeout_s)
     if not reply or not reply.get("ok") or reply.get("value") is None:
         return None
     return int(reply["value"])

@@ -79,8 +79,9 @@ def _seed(base: int, problem_id: str, sample: int, call: int) -> int:
 class _Run:
     """The Driver for one `Solver.solve` call (see engine.Driver)."""
 
-    def __init__(self, solver: "Solver", problems: list[Problem], samples: list[int]):
+    def __init__(self, solver: "Solver", problems: list[Problem], samples: list[int], deadline: float | None = None):
         self.s = solver
+        self.deadline = deadline
         self.problems = problems
         cfg = solver.cfg
         self.prompts = [
@@ -211,7 +212,7 @@ class _Run:
 
     def _finalize(self, smp: Sample) -> list[tuple[int, int]]:
         smp.done = True
-        ex = extract_answer(smp.text, smp.code_outputs, self.s.comp)
+        ex = extract_answer(smp.text, smp.code_outputs, self.s.comp, self.deadline)
         smp.answer, smp.boxed = ex.answer, ex.boxed
         if ex.answer is None:
             return []
@@ -241,7 +242,8 @@ class _Run:
                 continue
             for smp in self.samples.values():
                 if smp.problem == pi and smp.answer is None:
-                    ex = extract_answer(smp.text, smp.code_outputs, self.s.comp)
+                    # At or past the deadline: the fast paths only (see extract_answer).
+                    ex = extract_answer(smp.text, smp.code_outputs, self.s.comp, time.monotonic())
                     if ex.answer is not None:
                         smp.answer, smp.boxed = ex.answer, ex.boxed
                         w = 0.5 * vote_weight(ex.boxed, smp.code_runs, smp.code_errors, self.s.cfg)
@@ -283,7 +285,7 @@ class Solver:
         """
         start = time.monotonic()
         counts = samples if isinstance(samples, list) else [samples or self.cfg.samples] * len(problems)
-        run = _Run(self, problems, counts)
+        run = _Run(self, problems, counts, deadline)
         self.current = (run, start)
         error: BaseException | None = None
         try:
