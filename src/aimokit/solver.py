@@ -293,7 +293,10 @@ class Solver:
         except Exception as e:  # an engine crash must not lose the problem
             log.exception("engine failed while solving %s", [p.id for p in problems])
             error = e
-        timed_out = deadline is not None and time.monotonic() >= deadline
+        # Samples left unfinished by an engine that returned without error were stopped for the deadline
+        # (the engine does not start a step it expects to end past it).
+        timed_out = deadline is not None and (time.monotonic() >= deadline or any(
+            (not x.done or x.aborted) and not run.closed[x.problem] for x in run.samples.values()))
         results = self._results(run, start, keep_responses, "error" if error is not None else None, timed_out)
         self.current = None
         if error is not None:
