@@ -23,6 +23,17 @@ def run_gateway(cfg, factory, problems, **kw):
     return kernel, pl.read_parquet(path)
 
 
+def first_then(first, then):
+    """An engine factory: `first` on the first start, `then()` on every restart; and the engines made."""
+    engines = []
+
+    def factory(cfg):
+        engines.append(first if not engines else then())
+        return engines[-1]
+
+    return factory, engines
+
+
 def assert_valid(sub, problems, comp):
     assert sub.columns == ["id", "answer"]
     assert sorted(sub["id"].to_list()) == sorted(p.id for p in problems)
@@ -107,12 +118,7 @@ def test_hung_solve_is_answered_from_its_votes_and_the_engine_replaced(scripted,
                 driver.finished(key, GenResult("\\boxed{5}", 3, "eos"))
             release.wait(30)
 
-    engines = []
-
-    def factory(cfg):
-        engines.append(Hung(tir_respond) if not engines else scripted(tir_respond))
-        return engines[-1]
-
+    factory, engines = first_then(Hung(tir_respond), lambda: scripted(tir_respond))
     cfg = fast_cfg.override({"competition.time_limit_s": 8.0, "budget.safety_margin_s": 0.5,
                              "budget.max_problem_s": 0.5, "solver.early_stop": []})
     problems = load_problems(AIME)[:3]
@@ -177,17 +183,12 @@ def test_engine_process_death_is_noticed_at_once_and_other_processes_do_not_coun
 
         def run(self, driver, deadline=None):
             new, _ = driver.poll()
-            driver.finished(new[0][0], GenResult("\\\\boxed{5}", 3, "eos"))
+            driver.finished(new[0][0], GenResult("\\boxed{5}", 3, "eos"))
             subprocess.run([sys.executable, "-c", "pass"])  # a process of no concern to the kernel, ending
             os.kill(core.pid, signal.SIGKILL)  # the core dies; the step never returns
             release.wait(30)
 
-    engines = []
-
-    def factory(cfg):
-        engines.append(CoreDies(tir_respond) if not engines else scripted(tir_respond))
-        return engines[-1]
-
+    factory, engines = first_then(CoreDies(tir_respond), lambda: scripted(tir_respond))
     cfg = fast_cfg.override({"competition.time_limit_s": 30.0, "budget.max_problem_s": 20.0,
                              "solver.early_stop": []})
     problems = load_problems(AIME)[:2]
