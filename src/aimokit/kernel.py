@@ -225,26 +225,25 @@ class Kernel:
             if dead:
                 break
         if dead:
-            so_far = solver.results_so_far("error")
-            res = so_far[0] if so_far else self._fallback(p, "error")
-            self._event("engine process %s died while solving %s; answered %d from %d votes so far; "
-                        "a new engine starts if time allows", dead, p.id, res.answer, len(res.votes))
-            self._abandon_engine()
-            return res
+            return self._give_up(solver, p, "error", f"engine process {dead} died while solving {p.id}",
+                                 "a new engine starts if time allows")
         if th.is_alive():
-            so_far = solver.results_so_far("hung")
-            res = so_far[0] if so_far else self._fallback(p, "hung")
-            self._event("solve of %s hung %.1fs past its deadline; answered %d from %d votes so far; "
-                        "killing the engine (%d processes) and replacing it",
-                        p.id, self.watchdog_grace_s, res.answer, len(res.votes), len(self.engine_pids))
-            self._abandon_engine()
-            return res
+            return self._give_up(solver, p, "hung", f"solve of {p.id} hung {self.watchdog_grace_s:.1f}s past its "
+                                 f"deadline", f"killing the engine ({len(self.engine_pids)} processes) and replacing it")
         if "error" in box:
             self._event("engine failed on %s: %r; answered from the votes so far, a new engine starts if time allows",
                         p.id, box["error"])
             self._drop_engine()
             return box.get("res") or self._fallback(p, "error")
         return box["res"]
+
+    def _give_up(self, solver: Solver, p: Problem, why: str, what: str, then: str) -> ProblemResult:
+        """Answer `p` from the votes its solve has so far, and abandon the engine (a new one may start)."""
+        so_far = solver.results_so_far(why)
+        res = so_far[0] if so_far else self._fallback(p, why)
+        self._event("%s; answered %d from %d votes so far; %s", what, res.answer, len(res.votes), then)
+        self._abandon_engine()
+        return res
 
     def _fallback(self, p: Problem, why: str) -> ProblemResult:
         from .answers import is_correct
