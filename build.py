@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -115,7 +116,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     try:
         cfg = ShipConfig.load(args.ship)
         if args.message:
-            cfg.push.version_note = args.message
+            cfg = replace(cfg, push=replace(cfg.push, version_note=args.message))
         api = None
         if not args.dry_run:  # credentials first: minutes of bundling must not end in "no key"
             api = authenticated_api()

@@ -42,7 +42,7 @@ def test_build_writes_every_dataset_and_kernel_folder(tmp_path):
     built = build_all(ROOT, cfg, tmp_path / "build")
     src = built["datasets"]["source"]
     meta = json.loads((src / "dataset-metadata.json").read_text())
-    assert meta["id"] == "alice/aimokit-source" and meta["licenses"] == [{"name": "Apache-2.0"}]
+    assert meta["id"] == "alice/aimokit-source" and meta["licenses"] == [{"name": "apache-2.0"}]
     assert (src / "src" / "aimokit" / "solver.py").is_file() and (src / "submission.toml").is_file()
     assert not list(src.rglob("__pycache__"))
     wheels = built["datasets"]["wheels"]

@@ -62,12 +62,12 @@ def wheelhouse(tmp_path_factory):
     return _tiny_wheel(tmp_path_factory.mktemp("wheel"))
 
 
-def _setup(tmp_path, adapter, wheelhouse, user="alice", creds=True, attempts=3):
+def _setup(tmp_path, adapter, wheelhouse, user="alice", creds=True, attempts=3, push_extra=""):
     ship = (ROOT / "configs" / "ship.toml").read_text().replace('"your-kaggle-user"', f'"{user}"')
     ship = ship.replace('paths = []', f'paths = ["{adapter}"]')
     ship = ship.replace('requirements = ["vllm==0.26.0"]',
                         f'requirements = ["tinypkg==0.1"]\nfind_links = ["{wheelhouse}"]\nno_index = true')
-    ship += f"\n[push]\nattempts = {attempts}\nbackoff_s = 0.05\npoll_s = 0.05\ncall_timeout_s = 3.0\n"
+    ship += f"\n[push]\nattempts = {attempts}\nbackoff_s = 0.05\npoll_s = 0.05\ncall_timeout_s = 3.0\n{push_extra}\n"
     (tmp_path / "ship.toml").write_text(ship)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE")}
     kcfg = tmp_path / "kaggle-config"
@@ -103,7 +103,7 @@ def test_push_sends_every_file_and_a_second_push_sends_nothing(kaggle, tmp_path,
     refs = {"source": "alice/aimokit-source", "adapters": "alice/aimokit-adapters", "wheels": "alice/aimokit-wheels"}
     for name, ref in refs.items():
         assert kaggle.files_of(ref) == _local_files(built / name), name  # every file, byte for byte
-        assert kaggle.datasets[ref][0]["license"] == "Apache-2.0" and kaggle.datasets[ref][0]["private"] is True
+        assert kaggle.datasets[ref][0]["license"] == "apache-2.0" and kaggle.datasets[ref][0]["private"] is True
     assert "dpo-adapter/adapter_config.json" in kaggle.files_of(refs["adapters"])
     assert "src/aimokit/solver.py" in kaggle.files_of(refs["source"])
     assert all(a.startswith("Basic ") for a in kaggle.auth)  # the client's own auth, from kaggle.json
@@ -114,7 +114,7 @@ def test_push_sends_every_file_and_a_second_push_sends_nothing(kaggle, tmp_path,
     assert push["enableGpu"] is True and push["enableInternet"] is False
     assert push["datasetDataSources"] == [*refs.values(), "alice/deepseek-math"]  # and the model, uploaded by the user
     assert push["competitionDataSources"] == ["ai-mathematical-olympiad-progress-prize-3"]
-    assert push["machineShape"] == "NvidiaH100"
+    assert push["machineShape"] == "NvidiaH100" and push["dockerImagePinningType"] == "original"
     nb = json.loads(push["text"])
     assert "--no-index" in nb["cells"][1]["source"]
     # each dataset was polled until ready before the kernel went out
@@ -251,3 +251,111 @@ def test_submit_needs_a_pushed_version_and_push_submit_waits_then_submits(kaggle
     lines = proc.stdout.splitlines()
     assert "the first one" in lines[1] and "complete" in lines[1] and "41.0" in lines[1]
     assert "r16 dpo" in lines[2]
+
+
+# -- the real API's behaviour, which a naive fake hides (each test fails without its fix) --------------------
+
+def test_readiness_waits_through_404s_and_a_stale_version_number(kaggle, tmp_path, adapter, wheelhouse):
+    kaggle.hidden_after_create = 2  # status answers 404 for a moment after each create
+    kaggle.stale_versions = 2  # and the version number lags behind the status
+    kaggle.pending_ready = 0
+    import shutil
+
+    mine = tmp_path / "adapters" / "dpo-adapter"
+    shutil.copytree(adapter, mine)
+    env = _setup(tmp_path, mine, wheelhouse)
+    proc = _cli(tmp_path, env, "push", "--no-wheels")
+    assert proc.returncode == 0, proc.stderr
+    refs = ["alice/aimokit-source", "alice/aimokit-adapters"]
+    assert all(len(kaggle.datasets[r]) == 1 for r in refs)
+    state = json.loads((tmp_path / "build" / "push-state.json").read_text())
+    assert not any(k.startswith("pending:") for k in state)
+    # a second version is waited for by its number, not by a READY left over from the first
+    (mine / "README.md").write_text("retrained\n")
+    before = len(kaggle.calls)
+    proc = _cli(tmp_path, env, "push", "--no-wheels")
+    assert proc.returncode == 0, proc.stderr
+    calls = kaggle.calls[before:]
+    assert calls.count("GetDataset") >= 4  # before the version, then polls until the number went up
+    assert calls.index("SaveKernel") > max(i for i, c in enumerate(calls) if c == "GetDataset")
+
+
+def test_a_push_stopped_before_ready_only_waits_on_the_rerun(kaggle, tmp_path, adapter, wheelhouse):
+    kaggle.pending_ready = 10**6  # Kaggle never finishes processing within this run
+    env = _setup(tmp_path, adapter, wheelhouse, push_extra="ready_timeout_s = 0.3")
+    proc = _cli(tmp_path, env, "push", "--no-wheels")
+    assert proc.returncode == 2 and "run the push again: it only waits for it" in proc.stderr
+    state = json.loads((tmp_path / "build" / "push-state.json").read_text())
+    assert "pending:alice/aimokit-source" in state and "alice/aimokit-source" not in state
+    kaggle.pending_ready = 0
+    sent = kaggle.calls.count("PUT"), kaggle.calls.count("CreateDataset")
+    proc = _cli(tmp_path, env, "push", "--no-wheels")
+    assert proc.returncode == 0, proc.stderr
+    assert len(kaggle.datasets["alice/aimokit-source"]) == 1  # waited for, not sent again
+    assert kaggle.calls.count("CreateDatasetVersion") == 0 and kaggle.calls.count("PUT") >= sent[0]
+    assert len(kaggle.kernels["alice/aimokit-submission"]) == 1  # and the kernel followed
+
+
+def test_a_savekernel_that_lands_after_its_timeout_is_not_sent_again(kaggle, tmp_path, adapter, wheelhouse):
+    kaggle.faults = {"SaveKernel": ["late"]}  # applied, but answered after the client's timeout
+    env = _setup(tmp_path, adapter, wheelhouse)
+    proc = _cli(tmp_path, env, "push", "--no-wheels")
+    assert proc.returncode == 0, proc.stderr
+    assert len(kaggle.kernels["alice/aimokit-submission"]) == 1  # one GPU run queued, not two
+    assert kaggle.calls.count("SaveKernel") == 1 and "reached Kaggle after all" in proc.stderr
+    state = json.loads((tmp_path / "build" / "push-state.json").read_text())
+    assert state["version:alice/aimokit-submission"] == "1"
+
+
+def test_a_refused_upload_session_is_dropped_so_the_retry_starts_fresh(kaggle, tmp_path, adapter, wheelhouse):
+    # storage refuses the wheel once; the session is dead (a resume answers 404), as Google's is
+    kaggle.faults = {"PUT:tinypkg-0.1-py3-none-any.whl": [400]}
+    env = _setup(tmp_path, adapter, wheelhouse)
+    proc = _cli(tmp_path, env, "push")
+    assert proc.returncode == 0, proc.stderr
+    assert "upload of tinypkg-0.1-py3-none-any.whl failed (storage answers: send: refused" in proc.stderr
+    built = tmp_path / "build" / "datasets" / "wheels"
+    assert kaggle.files_of("alice/aimokit-wheels") == _local_files(built)
+    uploads = tmp_path / "tmp" / ".kaggle" / "uploads"
+    assert not uploads.exists() or not list(uploads.iterdir())  # no resume file left to poison a later push
+
+
+def test_fetched_output_is_checked_and_access_errors_are_one_line(kaggle, tmp_path, adapter, wheelhouse):
+    env = _setup(tmp_path, adapter, wheelhouse)
+    assert _cli(tmp_path, env, "push", "--no-wheels").returncode == 0
+    kaggle.outputs = {"submission.parquet": b"<html><body>Signature expired</body></html>"}
+    out = _cli(tmp_path, env, "output", "--path", str(tmp_path / "fetched"))
+    assert out.returncode == 2 and "submission.parquet is not a parquet file" in out.stderr
+    assert not (tmp_path / "fetched" / "submission.parquet").exists()  # never left where a result is expected
+    kaggle.outputs = {"submission.parquet": b""}
+    out = _cli(tmp_path, env, "output", "--path", str(tmp_path / "fetched"))
+    assert out.returncode == 2 and "is empty" in out.stderr
+    kaggle.faults = {"ListKernelSessionOutput": [403], "GetKernelSessionStatus": [401]}
+    out = _cli(tmp_path, env, "output", "--path", str(tmp_path / "fetched"))
+    assert out.returncode == 2 and "Kaggle denies access to kernel alice/aimokit-submission" in out.stderr
+    assert "Traceback" not in out.stderr
+    st = _cli(tmp_path, env, "status")
+    assert st.returncode == 2 and "denies access" in st.stderr and "Traceback" not in st.stderr
+
+
+def test_license_names_are_the_clients_and_a_200_with_an_error_is_a_refusal(kaggle, tmp_path, adapter, wheelhouse):
+    env = _setup(tmp_path, adapter, wheelhouse)
+    ship = tmp_path / "ship.toml"
+    good = ship.read_text()
+    ship.write_text(good.replace('license = "apache-2.0"', 'license = "Apache-2.0"'))
+    proc = _cli(tmp_path, env, "push")
+    assert proc.returncode == 2 and "write 'apache-2.0'" in proc.stderr and kaggle.calls == []
+    ship.write_text(good)
+    kaggle.licenses = ("CC0-1.0",)  # Kaggle answers 200 with an error field
+    proc = _cli(tmp_path, env, "push", "--no-wheels")
+    assert proc.returncode == 2 and "The license 'apache-2.0' is invalid" in proc.stderr
+    assert kaggle.calls.count("CreateDataset") == 1 and not kaggle.datasets  # refused, not retried
+
+
+def test_settings_kaggle_applied_otherwise_are_read_back_and_warned(kaggle, tmp_path, adapter, wheelhouse):
+    kaggle.applied_shape = "NvidiaTeslaP100"
+    env = _setup(tmp_path, adapter, wheelhouse)
+    proc = _cli(tmp_path, env, "push", "--no-wheels")
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING kernel alice/aimokit-submission: Kaggle reports machine NvidiaTeslaP100, asked NvidiaH100" \
+        in proc.stdout

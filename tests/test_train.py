@@ -66,7 +66,7 @@ def test_dpo_marker_reaches_vllm_inference_on_held_out_problems(tmp_path):
                                          tokenizer=model, marker=MARKER, max_pairs_per_problem=4, val_fraction=0.25))
     assert stats["problems"] == {"train": 24, "val": 8}
     cfg = TrainConfig(model=model, train_file=str(tmp_path / "data" / "train.parquet"), output_dir=str(tmp_path / "dpo"),
-                      learning_rate=1e-3, lr_scheduler="constant", max_steps=10, batch_size=8, dtype="bfloat16",
+                      learning_rate=1e-3, lr_scheduler="constant", max_steps=10, batch_size=8, dtype="float32",
                       logging_steps=2, save_steps=5)
     adapter = train(cfg)
     summary = json.loads((tmp_path / "dpo" / "train_summary.json").read_text())

@@ -33,7 +33,14 @@ class FakeKaggle:
     hang_s: float = 5.0
     submissions: list[dict] = field(default_factory=list)  # CreateCodeSubmission requests, newest last
     kernel_status: str = "COMPLETE"
+    hidden_after_create: int = 0  # status calls answering 404 right after a create or version, as Kaggle's can
+    stale_versions: int = 0  # GetDataset calls still reporting the previous version number after a version
+    applied_shape: str = ""  # the machine shape GetKernel reports ("" : the one pushed)
+    licenses: tuple = ("CC0-1.0", "apache-2.0", "CC-BY-4.0", "other")  # a few the client documents
+    dead_sessions: set = field(default_factory=set)  # upload tokens whose session failed: resume answers 404
     _polls: dict[str, int] = field(default_factory=dict)
+    _hidden: dict[str, int] = field(default_factory=dict)
+    _stale: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def files_of(self, ref: str, version: int = -1) -> dict[str, bytes]:
@@ -86,6 +93,11 @@ def _handler(state: FakeKaggle):
                 time.sleep(state.hang_s)
                 self.close_connection = True
                 return True
+            if fault == "late":  # the request takes effect, but the answer comes after the client gave up
+                getattr(self, f"_{name}")(self._request, reply=False)
+                time.sleep(state.hang_s)
+                self.close_connection = True
+                return True
             self._send(int(fault), {"code": int(fault), "message": f"injected {fault}"})
             return True
 
@@ -100,6 +112,9 @@ def _handler(state: FakeKaggle):
             with state.lock:
                 state.calls.append("PUT")
             rng = self.headers.get("Content-Range", "")
+            if token in state.dead_sessions:  # Google's answer to a resume of a session that failed
+                self._send(404, {})
+                return
             if rng.startswith("bytes */"):
                 have = state.blobs.get(token)
                 if have is not None and len(have) == int(rng.split("/")[1]):
@@ -110,6 +125,14 @@ def _handler(state: FakeKaggle):
                     self.send_header("Range", f"bytes=0-{len(have) - 1}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                return
+            name = state.blob_names.get(token, "")
+            with state.lock:
+                queue = state.faults.get(f"PUT:{name}") or []
+                status = queue.pop(0) if queue else None
+            if status is not None:  # a non-resumable refusal of this file: its session is dead from now on
+                state.dead_sessions.add(token)
+                self._send(int(status), {})
                 return
             if self._fault("PUT"):
                 return
@@ -124,7 +147,7 @@ def _handler(state: FakeKaggle):
 
         def do_POST(self):
             name = self.path.rsplit("/", 1)[-1]
-            req = json.loads(self._body() or b"{}")
+            req = self._request = json.loads(self._body() or b"{}")
             with state.lock:
                 state.calls.append(name)
                 state.auth.append(self.headers.get("Authorization", ""))
@@ -151,7 +174,10 @@ def _handler(state: FakeKaggle):
 
         def _GetDatasetStatus(self, req):
             ref = f"{req['ownerSlug']}/{req['datasetSlug']}"
-            if ref not in state.datasets:
+            with state.lock:
+                hidden = state._hidden.get(ref, 0)
+                state._hidden[ref] = hidden - 1
+            if ref not in state.datasets or hidden > 0:
                 self._send(404, {"code": 404, "message": "Not found"})
                 return
             with state.lock:
@@ -159,12 +185,31 @@ def _handler(state: FakeKaggle):
                 state._polls[ref] = n + 1
             self._send(200, {"status": "BLOBS_RECEIVED" if n < state.pending_ready else "READY"})
 
+        def _GetDataset(self, req):
+            ref = f"{req['ownerSlug']}/{req['datasetSlug']}"
+            if ref not in state.datasets:
+                self._send(404, {"code": 404, "message": "Not found"})
+                return
+            with state.lock:
+                stale = state._stale.get(ref, 0)
+                state._stale[ref] = stale - 1
+            n = len(state.datasets[ref]) - (1 if stale > 0 else 0)
+            self._send(200, {"ref": ref, "currentVersionNumber": n})
+
+        def _created(self, ref):
+            state._polls[ref] = 0
+            state._hidden[ref] = state.hidden_after_create
+            state._stale[ref] = state.stale_versions
+
         def _CreateDataset(self, req):
             ref = f"{req['ownerSlug']}/{req['slug']}"
+            if req.get("licenseName") not in state.licenses:  # refused with a 200 and an error, as Kaggle does
+                self._send(200, {"error": f"The license '{req.get('licenseName')}' is invalid"})
+                return
             with state.lock:
                 state.datasets[ref] = [{"title": req.get("title"), "license": req.get("licenseName"),
                                         "private": req.get("isPrivate"), "files": self._files(req)}]
-                state._polls[ref] = 0
+                self._created(ref)
             self._send(200, {"ref": ref, "url": f"http://localhost/datasets/{ref}", "status": "ok"})
 
         def _CreateDatasetVersion(self, req):
@@ -175,15 +220,33 @@ def _handler(state: FakeKaggle):
             with state.lock:
                 state.datasets[ref].append({"note": req["body"].get("versionNotes"),
                                             "files": self._files(req["body"])})
-                state._polls[ref] = 0
+                self._created(ref)
             self._send(200, {"ref": ref, "url": f"http://localhost/datasets/{ref}", "status": "ok"})
 
-        def _SaveKernel(self, req):
+        def _SaveKernel(self, req, reply=True):
             ref = req["slug"]
             with state.lock:
                 state.kernels.setdefault(ref, []).append(req)
                 n = len(state.kernels[ref])
-            self._send(200, {"ref": ref, "url": f"http://localhost/code/{ref}", "versionNumber": n})
+            if reply:
+                self._send(200, {"ref": ref, "url": f"http://localhost/code/{ref}", "versionNumber": n})
+
+        def _GetKernel(self, req):
+            ref = f"{req['userName']}/{req['kernelSlug']}"
+            if ref not in state.kernels:
+                self._send(404, {"code": 404, "message": "Not found"})
+                return
+            last = state.kernels[ref][-1]
+            meta = {"id": 1, "ref": ref, "title": last.get("newTitle"), "language": "python",
+                    "kernelType": last.get("kernelType"), "isPrivate": last.get("isPrivate"),
+                    "enableGpu": last.get("enableGpu"), "enableInternet": last.get("enableInternet"),
+                    "datasetDataSources": last.get("datasetDataSources", []),
+                    "competitionDataSources": last.get("competitionDataSources", []),
+                    "machineShape": state.applied_shape or last.get("machineShape"),
+                    "currentVersionNumber": len(state.kernels[ref])}
+            blob = {"source": last.get("text", ""), "language": "python", "kernelType": last.get("kernelType"),
+                    "slug": ref.split("/")[1]}
+            self._send(200, {"metadata": meta, "blob": blob})
 
         def _GetKernelSessionStatus(self, req):
             ref = f"{req['userName']}/{req['kernelSlug']}"

@@ -113,6 +113,7 @@ def build_kernels(root: Path, cfg: ShipConfig, out: Path, datasets: list[str]) -
             id=cfg.ref(k.slug), title=k.title, code_file=code_file, is_private=k.is_private,
             dataset_sources=sources, competition_sources=[k.competition] if k.competition else [],
             model_sources=k.model_sources, machine_shape=k.machine_shape,
+            docker_image_pinning_type=k.docker_image_pinning_type,
         )
         meta = spec.metadata()
         shipped = load_config(out / "datasets" / "source" / f"{k.name}.toml")

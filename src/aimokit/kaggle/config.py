@@ -73,12 +73,15 @@ class KernelEntry:
     dataset_sources: list[str] = field(default_factory=list)
     model_sources: list[str] = field(default_factory=list)
     is_private: bool = True
+    # "original" keeps the Docker image of the kernel's first run, so a Kaggle image update cannot break the
+    # offline install of a wheelhouse built against the probed image; "latest" follows updates.
+    docker_image_pinning_type: str = "original"
 
 
 @dataclass
 class ShipConfig:
     user: str = ""
-    license: str = "Apache-2.0"
+    license: str = "apache-2.0"  # the kaggle client's spelling (metadata.LICENSES)
     source_slug: str = "aimokit-source"
     source_title: str = "aimokit source code"
     adapters: AdaptersConfig = field(default_factory=AdaptersConfig)
@@ -88,6 +91,14 @@ class ShipConfig:
     # it can follow Kaggle's current dataset limits).
     max_file_bytes: int = 100 * 1024**3
     push: PushOptions = field(default_factory=PushOptions)
+
+    def __post_init__(self) -> None:
+        from .metadata import MetadataError, check_license
+
+        try:
+            check_license(self.license)
+        except MetadataError as e:
+            raise ConfigError(f"ship config: {e}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> "ShipConfig":

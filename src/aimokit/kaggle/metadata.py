@@ -20,6 +20,14 @@ _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MACHINE_SHAPES = ("NvidiaTeslaP100", "NvidiaTeslaT4", "NvidiaTeslaT4Highmem", "NvidiaTeslaA100", "NvidiaL4",
                   "NvidiaL4X1", "NvidiaH100", "NvidiaRtxPro6000")
 log = logging.getLogger(__name__)
+# The dataset license names the kaggle client documents (docs/datasets_metadata.md), spelled as it spells them:
+# a near miss ("Apache-2.0") is not matched by Kaggle.
+LICENSES = ("CC0-1.0", "CC-BY-SA-3.0", "CC-BY-SA-4.0", "CC-BY-NC-SA-4.0", "GPL-2.0", "ODbL-1.0", "DbCL-1.0",
+            "copyright-authors", "other", "unknown", "CC-BY-4.0", "CC-BY-NC-4.0", "PDDL", "CC-BY-3.0",
+            "CC-BY-3.0-IGO", "US-Government-Works", "CC-BY-NC-SA-3.0-IGO", "CDLA-Permissive-1.0",
+            "CDLA-Sharing-1.0", "CC-BY-ND-4.0", "CC-BY-NC-ND-4.0", "ODC-BY-1.0", "LGPL-3.0", "AGPL-3.0",
+            "FDL-1.3", "EU-ODP-Legal-Notice", "apache-2.0", "GPL-3.0")
+PINNING_TYPES = ("original", "latest")  # kernel-metadata.json docker_image_pinning_type, as the client checks it
 
 
 class MetadataError(ValueError):
@@ -41,6 +49,15 @@ def check_ref(ref: str, what: str) -> tuple[str, str]:
     return owner, slug
 
 
+def check_license(name: str) -> str:
+    """A license name Kaggle knows, or a MetadataError naming the documented spelling."""
+    if name in LICENSES:
+        return name
+    near = next((known for known in LICENSES if known.lower() == name.lower()), None)
+    hint = f"write {near!r}" if near else f"use one of {', '.join(LICENSES)}"
+    raise MetadataError(f"license {name!r} is not a name the kaggle client documents; {hint}")
+
+
 @dataclass
 class DatasetSpec:
     id: str  # "<user>/<slug>"
@@ -55,7 +72,8 @@ class DatasetSpec:
             raise MetadataError(f"dataset title {self.title!r} must be 6 to 50 characters long")
         if self.subtitle and not 20 <= len(self.subtitle) <= 80:
             raise MetadataError("dataset subtitle must be 20 to 80 characters long, or empty")
-        meta: dict[str, Any] = {"title": self.title, "id": self.id, "licenses": [{"name": self.license}]}
+        meta: dict[str, Any] = {"title": self.title, "id": self.id,
+                                "licenses": [{"name": check_license(self.license)}]}
         if self.subtitle:
             meta["subtitle"] = self.subtitle
         if self.keywords:
@@ -78,6 +96,7 @@ class KernelSpec:
     model_sources: list[str] = field(default_factory=list)
     kernel_sources: list[str] = field(default_factory=list)
     machine_shape: str = ""  # the accelerator; empty lets Kaggle choose (it may pick a P100)
+    docker_image_pinning_type: str = ""  # "original": the image of the kernel's first run; "" or "latest"
 
     def metadata(self) -> dict[str, Any]:
         _, slug = check_ref(self.id, "kernel")
@@ -119,4 +138,9 @@ class KernelSpec:
         }
         if self.machine_shape:
             meta["machine_shape"] = self.machine_shape
+        if self.docker_image_pinning_type:
+            if self.docker_image_pinning_type not in PINNING_TYPES:
+                raise MetadataError(f"docker_image_pinning_type {self.docker_image_pinning_type!r} must be one of "
+                                    f"{', '.join(PINNING_TYPES)}")
+            meta["docker_image_pinning_type"] = self.docker_image_pinning_type
         return meta

@@ -44,6 +44,7 @@ class PushReport:
     skipped: list[str] = field(default_factory=list)  # unchanged since the last push (datasets, kernel:<ref>)
     kernels: list[str] = field(default_factory=list)  # kernel urls
     uploaded_files: dict[str, list[str]] = field(default_factory=dict)  # ref -> files whose upload finished
+    warnings: list[str] = field(default_factory=list)  # settings Kaggle applied other than asked
 
     def summary(self) -> str:
         parts = [f"datasets pushed: {', '.join(self.pushed) or 'none'}",
@@ -52,7 +53,7 @@ class PushReport:
         for ref, files in self.uploaded_files.items():
             if ref not in self.pushed:
                 parts.append(f"files uploaded for {ref} before it failed: {', '.join(files) or 'none'}")
-        return "; ".join(parts)
+        return "; ".join(parts + [f"WARNING {w}" for w in self.warnings])
 
 
 # -- the client ---------------------------------------------------------------
@@ -123,10 +124,13 @@ def _with_timeout(fn: Callable[[], T], timeout_s: float, what: str) -> T:
 
 
 def call(fn: Callable[[], T], what: str, opts: PushOptions, timeout_s: float | None = None,
-         sleep: Callable[[float], None] = time.sleep, attempts: int | None = None) -> T:
+         sleep: Callable[[float], None] = time.sleep, attempts: int | None = None,
+         landed: Callable[[], T | None] | None = None) -> T:
     """fn with bounded retries and exponential backoff; the last error propagates.
 
     `attempts=1` for calls that must not be repeated blindly (a submission: a repeat costs a daily slot).
+    `landed`, asked before each retry, returns the result of an earlier attempt that reached Kaggle after
+    all (a timed-out request is abandoned, not cancelled, and may still finish): then nothing is resent.
     """
     delay = opts.backoff_s
     attempts = attempts or opts.attempts
@@ -140,6 +144,9 @@ def call(fn: Callable[[], T], what: str, opts: PushOptions, timeout_s: float | N
                         attempts - 1, delay)
             sleep(delay * (1 + 0.25 * random.random()))
             delay *= 2
+            if landed is not None and (done := landed()) is not None:
+                log.warning("%s: the earlier attempt reached Kaggle after all; not sending it again", what)
+                return done
     raise AssertionError("unreachable")
 
 
@@ -164,14 +171,32 @@ def save_state(out: Path, state: dict[str, str]) -> None:
     atomic_write(out / STATE_FILE, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
-def _exists(api: Any, ref: str, opts: PushOptions) -> bool:
+def dataset_version(api: Any, ref: str, opts: PushOptions) -> tuple[str, int] | None:
+    """(status, current version number) of a dataset, or None while Kaggle answers 403/404.
+
+    Right after a create, the status call can answer 404 or 403 for a few seconds; and a bare status says
+    nothing about *which* version is ready, so the version number is asked for too.
+    """
     try:
-        call(lambda: api.dataset_status(ref), f"status of {ref}", opts)
-        return True
+        raw = call(lambda: api.dataset_status(ref, format="json(status,current_version_number)"),
+                   f"status of {ref}", opts)
     except Exception as e:
         if _status_code(e) in (403, 404):
-            return False
+            return None
         raise
+    got = json.loads(raw)
+    return str(got.get("status") or "").lower(), int(got.get("current_version_number") or 0)
+
+
+def _upload_info_file(path: str) -> Path:
+    """Where the client keeps a file's resumable-upload session between calls (and runs)."""
+    from kaggle.api.kaggle_api_extended import ResumableUploadContext
+
+    return Path(ResumableUploadContext().get_upload_info_file_path(path))
+
+
+# The client's ResumableUploadResult codes, as words for an error message.
+_UPLOAD_RESULTS = {1: "complete", 2: "refused (not resumable)", 3: "interrupted"}
 
 
 def _track_uploads(api: Any, files: list[str]) -> Callable[[], None]:
@@ -179,54 +204,70 @@ def _track_uploads(api: Any, files: list[str]) -> Callable[[], None]:
 
     The client drops a failed file from the version silently (it prints
     "Upload unsuccessful" and goes on); a version missing a file must never be
-    created, so a failed upload raises here, before the create request.
+    created, so a failed upload raises here, before the create request. The
+    failed session's resume file is deleted: the client would otherwise resume
+    the dead session on every retry (a session the server refused answers 404
+    to each resume) until it expires after six days.
     """
     original = getattr(api, "_upload_file", None)
-    if original is None:  # a client without the hook: no per-file tracking
+    complete = getattr(api, "upload_complete", None)
+    if original is None or complete is None:  # a client without the hooks: no per-file tracking
         return lambda: None
+    outcomes: list[str] = []
 
-    def tracked(file_name: str, *args: Any, **kwargs: Any) -> Any:
-        result = original(file_name, *args, **kwargs)
+    def tracked_complete(path: str, url: str, quiet: bool, resume: bool = False) -> Any:
+        result = complete(path, url, quiet, resume=resume)
+        outcomes.append(f"{'resume' if resume else 'send'}: {_UPLOAD_RESULTS.get(result, result)}")
+        return result
+
+    def tracked(file_name: str, full_path: str, *args: Any, **kwargs: Any) -> Any:
+        outcomes.clear()
+        result = original(file_name, full_path, *args, **kwargs)
         if result is None:
-            raise UploadFailed(f"upload of {file_name} failed")
+            _upload_info_file(full_path).unlink(missing_ok=True)
+            raise UploadFailed(f"upload of {file_name} failed (storage answers: {', '.join(outcomes) or 'none'})")
         files.append(file_name)
         return result
 
-    api._upload_file = tracked
-    return lambda: setattr(api, "_upload_file", original)
+    api._upload_file, api.upload_complete = tracked, tracked_complete
+    return lambda: (setattr(api, "_upload_file", original), setattr(api, "upload_complete", complete))
 
 
-def _send_dataset(api: Any, folder: Path, ref: str, opts: PushOptions, files: list[str]) -> None:
+def _send_dataset(api: Any, folder: Path, ref: str, exists: bool, opts: PushOptions, files: list[str]) -> None:
     restore = _track_uploads(api, files)
-    quiet = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(quiet):
-            if _exists(api, ref, opts):
-                resp = api.dataset_create_version(str(folder), opts.version_note, quiet=True,
-                                                  dir_mode=DIR_MODE, convert_to_csv=False)
-            else:
-                resp = api.dataset_create_new(str(folder), public=opts.public, quiet=True,
+    try:  # quiet=True: the client prints nothing, so no stdout is redirected from this worker thread
+        if exists:
+            resp = api.dataset_create_version(str(folder), opts.version_note, quiet=True,
                                               dir_mode=DIR_MODE, convert_to_csv=False)
+        else:
+            resp = api.dataset_create_new(str(folder), public=opts.public, quiet=True,
+                                          dir_mode=DIR_MODE, convert_to_csv=False)
     finally:
         restore()
     error = getattr(resp, "error", None)
-    if error:
+    if error:  # Kaggle answers some refusals (a license name, a taken slug) with 200 and an error field
         raise PushError(f"Kaggle refused {ref}: {error}")
 
 
-def wait_ready(api: Any, ref: str, opts: PushOptions, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Kernels that mount a dataset still being processed see the old version, or nothing."""
-    deadline = time.monotonic() + opts.ready_timeout_s
+def wait_ready(api: Any, ref: str, after: int, opts: PushOptions, sleep: Callable[[float], None] = time.sleep,
+               clock: Callable[[], float] = time.monotonic) -> int:
+    """Wait until a version newer than `after` is ready; returns its number.
+
+    Kernels that mount a dataset still being processed see the old version, or
+    nothing. 403/404 count as "not visible yet" until the deadline.
+    """
+    deadline = clock() + opts.ready_timeout_s
     while True:
-        status = str(call(lambda: api.dataset_status(ref), f"status of {ref}", opts)).lower()
-        if status == "ready":
-            return
+        got = dataset_version(api, ref, opts)
+        status, version = got if got else ("not visible yet", 0)
+        if version > after and status == "ready":
+            return version
         if status in ("failed", "deleted"):
             raise PushError(f"Kaggle reports dataset {ref} as {status}; open it on kaggle.com for the reason")
-        if time.monotonic() > deadline:
-            raise PushError(f"dataset {ref} still {status} after {opts.ready_timeout_s:.0f} s; "
-                            f"check it with `kaggle datasets status {ref}` and push the kernels again")
-        log.info("dataset %s is %s; waiting", ref, status)
+        if clock() > deadline:
+            raise PushError(f"dataset {ref}: version {after + 1} still not ready after {opts.ready_timeout_s:.0f} s "
+                            f"({status}, current version {version}); run the push again: it only waits for it")
+        log.info("dataset %s: %s, version %d; waiting for version %d", ref, status, version, after + 1)
         sleep(opts.poll_s)
 
 
@@ -236,25 +277,79 @@ def push_dataset(api: Any, folder: Path, ref: str, opts: PushOptions, report: Pu
     if state.get(ref) == digest:
         report.skipped.append(ref)
         return
-    files: list[str] = report.uploaded_files.setdefault(ref, [])
+    pending = state.get(f"pending:{ref}", "")
+    if pending.startswith(digest + "@"):  # sent by an earlier run that stopped before it was ready
+        after = int(pending.split("@")[1])
+        log.info("dataset %s was sent before and is not yet ready; waiting for it", ref)
+        report.pushed.append(ref)  # new to the kernels that mount it
+    else:
+        files: list[str] = report.uploaded_files.setdefault(ref, [])
+        before = dataset_version(api, ref, opts)
+        after = before[1] if before else 0
 
-    def once() -> None:
-        files.clear()
-        _send_dataset(api, folder, ref, opts, files)
+        def once() -> None:
+            files.clear()
+            _send_dataset(api, folder, ref, before is not None, opts, files)
 
-    # A whole create/version is retried: the client's resumable uploads skip files already sent.
-    call(once, f"push of dataset {ref}", opts, timeout_s=opts.upload_timeout_s)
-    report.pushed.append(ref)
-    wait_ready(api, ref, opts)
+        def landed() -> bool | None:  # an abandoned create that finished: do not make another version
+            now = dataset_version(api, ref, opts)
+            return True if now and now[1] > after else None
+
+        call(once, f"push of dataset {ref}", opts, timeout_s=opts.upload_timeout_s, landed=landed)
+        report.pushed.append(ref)
+        state[f"pending:{ref}"] = f"{digest}@{after}"
+        save_state(out, state)
+    wait_ready(api, ref, after, opts)
     state[ref] = digest
+    state.pop(f"pending:{ref}", None)
     save_state(out, state)
 
 
 # -- kernels ------------------------------------------------------------------
 
+def kernel_version(api: Any, ref: str, opts: PushOptions) -> int | None:
+    """The kernel's current version number on Kaggle; None when it does not exist (403/404)."""
+    from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
+
+    owner, slug = ref.split("/")
+
+    def get() -> Any:
+        with api.build_kaggle_client() as kaggle:
+            request = ApiGetKernelRequest()
+            request.user_name, request.kernel_slug = owner, slug
+            return kaggle.kernels.kernels_api_client.get_kernel(request)
+
+    try:
+        resp = call(get, f"versions of kernel {ref}", opts)
+    except Exception as e:
+        if _status_code(e) in (403, 404):
+            return None
+        raise
+    return int(getattr(resp.metadata, "current_version_number", 0) or 0)
+
+
 def push_kernel(api: Any, folder: Path, opts: PushOptions) -> tuple[str, int | None]:
-    """Push one kernel folder; returns its url and the version number Kaggle gave it (submit needs it)."""
-    resp = call(lambda: api.kernels_push(str(folder)), f"push of kernel {folder.name}", opts)
+    """Push one kernel folder; returns its url and the version number Kaggle gave it (submit needs it).
+
+    Each push queues a GPU run. A SaveKernel that timed out or got a 5xx may still have landed, so the
+    kernel's version number is read before any retry: if it went up, that version is the push.
+    """
+    meta = json.loads((folder / "kernel-metadata.json").read_text())
+    ref = meta["id"]
+    before = kernel_version(api, ref, opts) or 0
+
+    def landed() -> tuple[Any, int] | None:
+        now = kernel_version(api, ref, opts) or 0
+        return (None, now) if now > before else None
+
+    def once() -> tuple[Any, int | None]:
+        resp = api.kernels_push(str(folder))
+        version = getattr(resp, "version_number", None)
+        return resp, int(version) if version else None
+
+    resp, version = call(once, f"push of kernel {folder.name}", opts, landed=landed)
+    if resp is None:  # an abandoned attempt landed
+        return f"https://www.kaggle.com/code/{ref}", version
     problems = [getattr(resp, "error", None)] + [
         f"{name}: {', '.join(bad)}" for name in ("invalid_dataset_sources", "invalid_competition_sources",
                                                   "invalid_kernel_sources", "invalid_model_sources")
@@ -262,8 +357,33 @@ def push_kernel(api: Any, folder: Path, opts: PushOptions) -> tuple[str, int | N
     problems = [p for p in problems if p]
     if problems:
         raise PushError(f"Kaggle refused kernel {folder.name}: {'; '.join(problems)}")
-    version = getattr(resp, "version_number", None)
-    return str(getattr(resp, "url", "") or getattr(resp, "ref", "")), int(version) if version else None
+    return str(getattr(resp, "url", "") or getattr(resp, "ref", "")), version
+
+
+def check_kernel_settings(api: Any, folder: Path, opts: PushOptions) -> list[str]:
+    """Read the pushed kernel's settings back from Kaggle (kernels_pull) and name what differs from the request.
+
+    Kaggle can run a kernel on another accelerator than asked (a shape not offered to the account), or
+    with internet on; either breaks a submission. Returns warnings, also logged.
+    """
+    import tempfile
+
+    asked = json.loads((folder / "kernel-metadata.json").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        call(lambda: api.kernels_pull(asked["id"], tmp, metadata=True, quiet=True), f"settings of {asked['id']}",
+             opts)
+        got = json.loads((Path(tmp) / "kernel-metadata.json").read_text())
+    warnings = []
+    if bool(got.get("enable_internet")) != bool(asked.get("enable_internet")):
+        warnings.append(f"kernel {asked['id']}: Kaggle has internet {'on' if got.get('enable_internet') else 'off'}, "
+                        f"asked {'on' if asked.get('enable_internet') else 'off'}; a code-competition submission "
+                        "needs it off: check the kernel's settings on kaggle.com")
+    if got.get("machine_shape") and asked.get("machine_shape") and got["machine_shape"] != asked["machine_shape"]:
+        warnings.append(f"kernel {asked['id']}: Kaggle reports machine {got['machine_shape']}, asked "
+                        f"{asked['machine_shape']}; is that accelerator offered to this account and competition?")
+    for w in warnings:
+        log.warning("%s", w)
+    return warnings
 
 
 def push_all(api: Any, datasets: dict[str, Path], refs: dict[str, str], kernels: list[Path], out: Path,
@@ -293,22 +413,59 @@ def push_all(api: Any, datasets: dict[str, Path], refs: dict[str, str], kernels:
             if version:
                 state[f"version:{key[len('kernel:'):]}"] = str(version)
             save_state(out, state)
+            try:
+                report.warnings += check_kernel_settings(api, folder, opts)
+            except Exception as e:  # the push landed; a failed read-back is only reported
+                report.warnings.append(f"could not read {key[len('kernel:'):]}'s settings back: {_describe(e)}")
     except Exception as e:
         raise PushError(f"push of {current} failed: {_describe(e)}\nalready done: {report.summary()}\n"
                         "run the push again: unchanged datasets are skipped") from e
     return report
 
 
+def _access(fn: Callable[[], T], ref: str) -> T:
+    """The client turns a 401/403 on a kernel into a ValueError with a long story; say it in one line."""
+    try:
+        return fn()
+    except ValueError as e:
+        if "Cannot access kernel" in str(e):
+            raise PushError(f"Kaggle denies access to kernel {ref}: check the slug and that these credentials "
+                            "own it (kaggle.com/code/<owner>/<slug>)") from None
+        raise
+
+
 def kernel_status(api: Any, ref: str, opts: PushOptions) -> dict[str, str]:
-    resp = call(lambda: api.kernels_status(ref), f"status of kernel {ref}", opts)
+    resp = _access(lambda: call(lambda: api.kernels_status(ref), f"status of kernel {ref}", opts), ref)
     status = getattr(resp, "status", "")
     return {"kernel": ref, "status": getattr(status, "name", str(status)).lower(),
             "failure_message": getattr(resp, "failure_message", None) or ""}
 
 
+# What a file the kernel wrote must start with; the client saves whatever the signed URL returns, an
+# expired link's error page included.
+_MAGIC = {".parquet": b"PAR1", ".zip": b"PK", ".gz": b"\x1f\x8b"}
+
+
+def check_output_file(path: Path) -> None:
+    """A fetched output file that is empty or not what its name says is an error, never a result."""
+    data = path.read_bytes()[:64] if path.is_file() else b""
+    if not data:
+        path.unlink(missing_ok=True)
+        raise PushError(f"fetched {path.name} is empty or missing; run `build.py output` again")
+    magic = _MAGIC.get(path.suffix)
+    if magic and not data.startswith(magic):
+        path.unlink()  # never left where a result is expected
+        raise PushError(f"fetched {path.name} is not a {path.suffix[1:]} file (it starts {data[:24]!r}: an error "
+                        "page from an expired download link?); run `build.py output` again")
+
+
 def kernel_output(api: Any, ref: str, path: Path, opts: PushOptions) -> list[str]:
     path.mkdir(parents=True, exist_ok=True)
-    files, _ = call(lambda: api.kernels_output(ref, str(path), force=True, quiet=True), f"output of {ref}", opts)
+    files, _ = _access(lambda: call(lambda: api.kernels_output(ref, str(path), force=True, quiet=True),
+                                    f"output of {ref}", opts), ref)
+    for f in files:
+        if not f.endswith(".log"):  # the log is the run's text, written by the client itself
+            check_output_file(Path(f))
     return files
 
 
