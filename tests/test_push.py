@@ -175,7 +175,8 @@ def test_transient_5xx_and_a_hung_call_are_retried(kaggle, tmp_path, adapter, wh
     env = _setup(tmp_path, adapter, wheelhouse, attempts=4)
     proc = _cli(tmp_path, env, "push")
     assert proc.returncode == 0, proc.stderr
-    assert "HTTP 503" in proc.stderr and "upload of src.zip failed" in proc.stderr and "retry 3/3" in proc.stderr
+    assert "HTTP 503" in proc.stderr and "retry 3/3" in proc.stderr
+    assert "upload of submission.toml failed (storage answers: send: refused (not resumable))" in proc.stderr
     assert set(kaggle.datasets) == {"alice/aimokit-source", "alice/aimokit-adapters", "alice/aimokit-wheels"}
     assert kaggle.files_of("alice/aimokit-source") == _local_files(tmp_path / "build" / "datasets" / "source")
     assert kaggle.calls.count("SaveKernel") == 2  # the hung one, then the retry
@@ -359,3 +360,15 @@ def test_settings_kaggle_applied_otherwise_are_read_back_and_warned(kaggle, tmp_
     assert proc.returncode == 0, proc.stderr
     assert "WARNING kernel alice/aimokit-submission: Kaggle reports machine NvidiaTeslaP100, asked NvidiaH100" \
         in proc.stdout
+
+
+def test_a_retried_dataset_resumes_its_uploads_folders_included(kaggle, tmp_path, adapter, wheelhouse):
+    kaggle.faults = {"CreateDataset": [500]}  # every file is up, then the create fails once
+    env = _setup(tmp_path, adapter, wheelhouse)
+    proc = _cli(tmp_path, env, "push", "--no-wheels")
+    assert proc.returncode == 0, proc.stderr
+    assert kaggle.calls.count("CreateDataset") == 3  # source (failed, retried), adapters
+    sent = kaggle.bytes_in["src.zip"]
+    assert sent == len(kaggle.datasets["alice/aimokit-source"][0]["files"]["src.zip"])  # once, not twice
+    assert kaggle.files_of("alice/aimokit-source") == _local_files(tmp_path / "build" / "datasets" / "source")
+    assert not (tmp_path / "build" / "upload" / "source").exists()  # the staged copy goes once it is ready

@@ -38,6 +38,7 @@ class FakeKaggle:
     applied_shape: str = ""  # the machine shape GetKernel reports ("" : the one pushed)
     licenses: tuple = ("CC0-1.0", "apache-2.0", "CC-BY-4.0", "other")  # a few the client documents
     dead_sessions: set = field(default_factory=set)  # upload tokens whose session failed: resume answers 404
+    bytes_in: dict = field(default_factory=dict)  # file name -> bytes received for it, over all sessions
     _polls: dict[str, int] = field(default_factory=dict)
     _hidden: dict[str, int] = field(default_factory=dict)
     _stale: dict[str, int] = field(default_factory=dict)
@@ -137,6 +138,7 @@ def _handler(state: FakeKaggle):
             if self._fault("PUT"):
                 return
             with state.lock:
+                state.bytes_in[name] = state.bytes_in.get(name, 0) + len(data)
                 start = int(rng.split(" ")[1].split("-")[0]) if rng.startswith("bytes ") else 0
                 state.blobs[token] = state.blobs.get(token, b"")[:start] + data
             self._send(200, {})

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import random
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STATE_FILE = "push-state.json"  # under the build folder: content hash of each dataset as last pushed
-DIR_MODE = "zip"  # the client skips folders unless told; Kaggle unpacks the archives it uploads
+DIR_MODE = "zip"  # folders are zipped before (stage_for_upload); Kaggle unpacks the archives it gets
 
 
 class PushError(RuntimeError):
@@ -233,6 +234,51 @@ def _track_uploads(api: Any, files: list[str]) -> Callable[[], None]:
     return lambda: (setattr(api, "_upload_file", original), setattr(api, "upload_complete", complete))
 
 
+def stage_for_upload(folder: Path, stage: Path) -> Path:
+    """The dataset as the client will upload it, with every folder already zipped, at a stable path.
+
+    The client zips a folder into a fresh temp directory on every call, so an interrupted upload of it
+    can never resume: its path (the resume key) is new each time. Zipped here once, deterministically
+    (sorted entries, fixed timestamps, the client's own ignore patterns) and with a stable mtime, the
+    same archive is offered again on a retry or a rerun, and the client resumes it. Plain files are hard
+    links, so a gigabyte wheelhouse is not copied.
+    """
+    import os
+    import zipfile
+
+    from kaggle.api.kaggle_api_extended import DEFAULT_IGNORE_PATTERNS, should_ignore
+
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    for entry in sorted(folder.iterdir()):
+        if entry.is_file():
+            try:
+                os.link(entry, stage / entry.name)
+            except OSError:  # another file system
+                shutil.copy2(entry, stage / entry.name)
+        elif entry.is_dir() and not should_ignore(entry.name, True, DEFAULT_IGNORE_PATTERNS):
+            archive = stage / f"{entry.name}.zip"
+            newest = 315532800  # 1980-01-01, zip's epoch
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+                for root, dirs, names in os.walk(entry):
+                    dirs[:] = sorted(d for d in dirs if not should_ignore(
+                        os.path.relpath(os.path.join(root, d), entry), True, DEFAULT_IGNORE_PATTERNS))
+                    for name in sorted(names):
+                        f = Path(root) / name
+                        rel = f.relative_to(entry).as_posix()
+                        if should_ignore(rel, False, DEFAULT_IGNORE_PATTERNS):
+                            continue
+                        info = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
+                        info.external_attr = (f.stat().st_mode & 0o777) << 16
+                        info.compress_type = zipfile.ZIP_DEFLATED
+                        with open(f, "rb") as src, z.open(info, "w") as dst:
+                            shutil.copyfileobj(src, dst, 1 << 20)
+                        newest = max(newest, int(f.stat().st_mtime))
+            os.utime(archive, (newest, newest))  # the resume key includes the mtime
+    return stage
+
+
 def _send_dataset(api: Any, folder: Path, ref: str, exists: bool, opts: PushOptions, files: list[str]) -> None:
     restore = _track_uploads(api, files)
     try:  # quiet=True: the client prints nothing, so no stdout is redirected from this worker thread
@@ -286,10 +332,11 @@ def push_dataset(api: Any, folder: Path, ref: str, opts: PushOptions, report: Pu
         files: list[str] = report.uploaded_files.setdefault(ref, [])
         before = dataset_version(api, ref, opts)
         after = before[1] if before else 0
+        staged = stage_for_upload(folder, out / "upload" / folder.name)
 
         def once() -> None:
             files.clear()
-            _send_dataset(api, folder, ref, before is not None, opts, files)
+            _send_dataset(api, staged, ref, before is not None, opts, files)
 
         def landed() -> bool | None:  # an abandoned create that finished: do not make another version
             now = dataset_version(api, ref, opts)
@@ -303,6 +350,7 @@ def push_dataset(api: Any, folder: Path, ref: str, opts: PushOptions, report: Pu
     state[ref] = digest
     state.pop(f"pending:{ref}", None)
     save_state(out, state)
+    shutil.rmtree(out / "upload" / folder.name, ignore_errors=True)
 
 
 # -- kernels ------------------------------------------------------------------
