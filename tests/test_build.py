@@ -43,6 +43,7 @@ def test_build_writes_every_dataset_and_kernel_folder(tmp_path):
     src = built["datasets"]["source"]
     meta = json.loads((src / "dataset-metadata.json").read_text())
     assert meta["id"] == "alice/aimokit-source" and meta["licenses"] == [{"name": "apache-2.0"}]
+    assert meta["description"] == (ROOT / "datasets" / "source" / "README.md").read_text()  # what Kaggle shows
     assert (src / "src" / "aimokit" / "solver.py").is_file() and (src / "submission.toml").is_file()
     assert not list(src.rglob("__pycache__"))
     wheels = built["datasets"]["wheels"]
@@ -86,3 +87,29 @@ def test_kernel_adapter_path_is_rewritten_to_the_mounted_dataset(tmp_path):
     assert shipped_lora_path("", cfg, "k.toml") == ""
     with pytest.raises(BuildError, match="engine.lora = .*other.* is not shipped; add it to \\[adapters\\] paths"):
         shipped_lora_path(str(tmp_path / "other"), cfg, "k.toml")
+
+
+def test_each_dataset_is_read_from_its_folder_under_datasets(tmp_path):
+    """datasets/<name>/ holds the README and what goes in; a broken spec names the file and the fix."""
+    import shutil
+
+    from aimokit.kaggle.build import build_source
+
+    root = tmp_path / "checkout"
+    for rel in ("src/aimokit", "kernels", "configs", "datasets"):
+        shutil.copytree(ROOT / rel, root / rel)
+    (root / "notes.txt").write_text("shipped because the spec says so\n")
+    spec = root / "datasets" / "source" / "dataset.toml"
+    spec.write_text('include = ["src/aimokit", "kernels", "notes.txt"]\n')
+    cfg = _cfg(tmp_path)
+    d = build_source(root, cfg, tmp_path / "build")
+    assert (d / "notes.txt").is_file() and (d / "kernels" / "submission.py").is_file()
+    spec.write_text('include = ["src/aimokit", "no-such-dir"]\n')
+    with pytest.raises(BuildError, match="no-such-dir"):
+        build_source(root, cfg, tmp_path / "build")
+    spec.write_text('include = ["src/aimokit"]\nexclude = ["x"]\n')
+    with pytest.raises(BuildError, match="unknown keys \\['exclude'\\]"):
+        build_source(root, cfg, tmp_path / "build")
+    (root / "datasets" / "source" / "README.md").unlink()
+    with pytest.raises(BuildError, match="README.md is missing"):
+        build_source(root, cfg, tmp_path / "build")

@@ -112,3 +112,80 @@ def test_ignore_pins_does_not_hide_other_conflicts(tmp_path):
     tiny_wheel(d, "cinn", "2.0")
     with pytest.raises(WheelhouseError, match="the image has cinn 1.0, but appa 1.0 needs cinn>=2"):
         build_wheelhouse(_cfg(d, ignore_pins=["cinn"]), {"cinn": "1.0"}, tmp_path / "wh")
+
+
+RECORDED = Path(__file__).parent / "data" / "vllm-0.26.0-lent-h100.report.json"
+TARGET_ENV = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux",
+              "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
+              "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+
+
+def test_the_shipped_wheelhouse_closes_vllms_dependencies_over_the_image():
+    """pip's recorded resolution for configs/ship.toml, replayed: CI downloads nothing.
+
+    Every requirement of every shipped wheel (with the extras asked of it) is met by a shipped wheel or
+    by the image list, at an accepted version; what the image has and is not replaced does not ship.
+    """
+    from packaging.requirements import Requirement
+
+    from aimokit.kaggle.config import ShipConfig
+    from aimokit.kaggle.wheelhouse import canonical
+    from conftest import ROOT
+
+    text = (ROOT / "configs" / "ship.toml").read_text().replace('"your-kaggle-user"', '"alice"')
+    cfg = ShipConfig(**{}) if False else None  # noqa: F841 (ShipConfig.load reads a file)
+    ship = Path(__import__("tempfile").mkdtemp()) / "ship.toml"
+    ship.write_text(text)
+    wheels = ShipConfig.load(ship).wheels
+    report = json.loads(RECORDED.read_text())
+    rec = report["recorded_for"]
+    assert (rec["requirements"], rec["python_version"], rec["image"], rec["replace"], rec["ignore_pins"]) == (
+        wheels.requirements, wheels.python_version, wheels.image, wheels.replace, wheels.ignore_pins), \
+        f"configs/ship.toml [wheels] changed since {RECORDED.name} was recorded: record it again (docs/shipping.md)"
+    image = read_image_list(ROOT / wheels.image)
+    replaced = {canonical(n) for n in wheels.replace}
+    stand_in = set(rec["stand_in"])
+    pins = {p.name: p.version for p in pins_from_report(report)}
+    assert pins["vllm"] == "0.26.0" and replaced <= set(pins)
+    assert not (set(pins) & (set(image) - replaced)), "an image package ships though the image has it"
+    requires = {canonical(i["metadata"]["name"]): i["metadata"].get("requires_dist") or [] for i in report["install"]}
+
+    wanted, todo, problems = set(), [("vllm", "")], []
+    while todo:
+        name, extra = todo.pop()
+        if (name, extra) in wanted:
+            continue
+        wanted.add((name, extra))
+        for spec in requires.get(name, []):
+            req = Requirement(spec)
+            if req.marker and not req.marker.evaluate({**TARGET_ENV, "extra": extra}):
+                continue
+            dep = canonical(req.name)
+            if dep in pins:
+                have = pins[dep]
+            elif dep in image and dep not in replaced:
+                have = image[dep]
+                if dep in stand_in:
+                    continue  # the image's version stands in for an exact pin, by the config's choice
+            else:
+                problems.append(f"{name} needs {spec}: neither shipped nor in the image")
+                continue
+            if not req.specifier.contains(have.split("+")[0], prereleases=True):
+                problems.append(f"{name} needs {spec}, gets {have}")
+            todo += [(dep, "")] + [(dep, e) for e in req.extras]
+    assert not problems, problems
+    shipped_needed = {n for n, _ in wanted} & set(pins)
+    assert shipped_needed == set(pins), f"shipped but needed by nothing: {set(pins) - shipped_needed}"
+
+
+def test_markers_are_evaluated_for_the_target_python_not_this_one(tmp_path):
+    """pip's --python-version alone evaluates markers for the host; a dependency the target needs was lost."""
+    target = "3.12" if HOST != "3.12" else "3.13"
+    idx = tmp_path / "idx"
+    tiny_wheel(idx, "app", "1.0", (f'onlytarget>=1; python_version == "{target}"',
+                                   f'onlyhost>=1; python_version == "{HOST}"'))
+    tiny_wheel(idx, "onlytarget", "1.0")
+    tiny_wheel(idx, "onlyhost", "1.0")
+    cfg = WheelsConfig(requirements=["app==1.0"], python_version=target, find_links=[str(idx)], no_index=True)
+    m = build_wheelhouse(cfg, {}, tmp_path / "wh")
+    assert m["shipped"] == ["app==1.0", "onlytarget==1.0"]

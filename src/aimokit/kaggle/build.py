@@ -1,10 +1,11 @@
 """`build.py build`: a checkout plus adapters become Kaggle dataset and kernel folders.
 
-Everything lands under build/: one folder per dataset with its
-dataset-metadata.json, one per kernel with kernel-metadata.json and the
-generated notebook. The wheelhouse is fetched by `pip download` for the
-kernel's Python version and platform tags, the mechanism that put vLLM on a
-GPU machine with no network (shared/gpu/README.md).
+Each shipped dataset has a folder in the checkout, datasets/<name>/, with the
+README Kaggle shows and, for the source, what goes in (dataset.toml). The
+build reads those and configs/ship.toml and writes build/: one folder per
+dataset with its dataset-metadata.json, one per kernel with
+kernel-metadata.json and the generated notebook. The wheelhouse is resolved
+by pip for the image (wheelhouse.py).
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..adapters import validate_adapter
-from ..config import load_config, to_toml
+from ..config import load_config, read_toml, to_toml
 from .config import ShipConfig
-from .bundle import copy_tree
+from .bundle import copy_tree, is_secret
 from .metadata import DatasetSpec, KernelSpec
 from .inputs import InputError, check_inputs, mounts, required_paths
 from .wheelhouse import WheelhouseError, build_wheelhouse, read_image_list
@@ -37,17 +39,53 @@ def _fresh_dir(d: Path) -> Path:
     return d
 
 
-def _dataset_dir(out: Path, name: str, spec: DatasetSpec) -> Path:
+@dataclass(frozen=True)
+class DatasetFolder:
+    """datasets/<name>/ in the checkout: what goes into one shipped dataset, and the README Kaggle shows.
+
+    `dataset.toml` holds `include` (paths relative to the checkout) where the content is the checkout's
+    own; the user's choices (adapters, requirements, slugs) stay in configs/ship.toml.
+    """
+    name: str
+    readme: str
+    include: tuple[str, ...] = ()
+
+
+def read_dataset_folder(root: Path, name: str) -> DatasetFolder:
+    d = root / "datasets" / name
+    readme = d / "README.md"
+    if not readme.is_file():
+        raise BuildError(f"{readme} is missing: each shipped dataset's folder holds the README Kaggle shows")
+    include: tuple[str, ...] = ()
+    if (d / "dataset.toml").is_file():
+        spec = read_toml(d / "dataset.toml", f"dataset spec {name}")
+        unknown = set(spec) - {"include"}
+        if unknown:
+            raise BuildError(f"{d / 'dataset.toml'}: unknown keys {sorted(unknown)}; it takes only 'include'")
+        include = tuple(spec.get("include", []))
+        missing = [p for p in include if not (root / p).exists()]
+        if missing:
+            raise BuildError(f"{d / 'dataset.toml'}: include names {missing}, which the checkout does not have")
+    return DatasetFolder(name, readme.read_text(), include)
+
+
+def _dataset_dir(root: Path, out: Path, name: str, ref: str, title: str, license: str) -> tuple[Path, DatasetFolder]:
+    folder = read_dataset_folder(root, name)
+    spec = DatasetSpec(ref, title, license, description=folder.readme)
     d = _fresh_dir(out / "datasets" / name)
     (d / "dataset-metadata.json").write_text(json.dumps(spec.metadata(), indent=2) + "\n")
-    return d
+    return d, folder
 
 
 def build_source(root: Path, cfg: ShipConfig, out: Path) -> Path:
-    spec = DatasetSpec(cfg.ref(cfg.source_slug), cfg.source_title, cfg.license)
-    d = _dataset_dir(out, "source", spec)
-    copy_tree(root / "src" / "aimokit", d / "src" / "aimokit")
-    copy_tree(root / "kernels", d / "kernels")
+    d, folder = _dataset_dir(root, out, "source", cfg.ref(cfg.source_slug), cfg.source_title, cfg.license)
+    for rel in folder.include:
+        src = root / rel
+        if src.is_dir():
+            copy_tree(src, d / rel)
+        elif not is_secret(src):
+            (d / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, d / rel)
     (d / SOURCE_MARKER).write_text("aimokit source dataset\n")
     for k in cfg.kernels:  # each kernel's SolveConfig, validated, under a name the notebook finds
         solve = load_config(root / k.config)
@@ -72,11 +110,10 @@ def shipped_lora_path(lora: str, cfg: ShipConfig, where: str) -> str:
     return f"$AIMOKIT_ADAPTERS/{name}"
 
 
-def build_adapters(cfg: ShipConfig, out: Path) -> Path | None:
+def build_adapters(root: Path, cfg: ShipConfig, out: Path) -> Path | None:
     if not cfg.adapters.paths:
         return None
-    spec = DatasetSpec(cfg.ref(cfg.adapters.slug), cfg.adapters.title, cfg.license)
-    d = _dataset_dir(out, "adapters", spec)
+    d, _ = _dataset_dir(root, out, "adapters", cfg.ref(cfg.adapters.slug), cfg.adapters.title, cfg.license)
     manifest = []
     for path in cfg.adapters.paths:
         p = Path(path)
@@ -91,8 +128,7 @@ def build_adapters(cfg: ShipConfig, out: Path) -> Path | None:
 def build_wheels(root: Path, cfg: ShipConfig, out: Path) -> Path:
     """The requirements' full closure for the image, less what the image has (see wheelhouse)."""
     w = cfg.wheels
-    spec = DatasetSpec(cfg.ref(w.slug), w.title, cfg.license)
-    d = _dataset_dir(out, "wheels", spec)
+    d, _ = _dataset_dir(root, out, "wheels", cfg.ref(w.slug), w.title, cfg.license)
     try:
         image = read_image_list(root / w.image) if w.image else {}
         build_wheelhouse(w, image, d, w.image)
@@ -153,7 +189,7 @@ def build_all(root: Path, cfg: ShipConfig, out: Path, wheels: bool = True) -> di
     built: dict[str, Any] = {"datasets": {}, "kernels": []}
     source = build_source(root, cfg, out)
     built["datasets"]["source"] = source
-    adapters = build_adapters(cfg, out)
+    adapters = build_adapters(root, cfg, out)
     if adapters:
         built["datasets"]["adapters"] = adapters
     if wheels:

@@ -65,6 +65,7 @@ class DatasetSpec:
     license: str = "CC0-1.0"
     subtitle: str = ""
     keywords: list[str] = field(default_factory=list)
+    description: str = ""  # markdown Kaggle shows on the dataset's page (datasets/<name>/README.md)
 
     def metadata(self) -> dict[str, Any]:
         check_ref(self.id, "dataset")
@@ -78,6 +79,8 @@ class DatasetSpec:
             meta["subtitle"] = self.subtitle
         if self.keywords:
             meta["keywords"] = self.keywords
+        if self.description:
+            meta["description"] = self.description
         return meta
 
 

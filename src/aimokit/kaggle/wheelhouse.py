@@ -121,8 +121,29 @@ def _index_args(cfg: WheelsConfig) -> list[str]:
     return args + (["--no-index"] if cfg.no_index else [])
 
 
-def _pip(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+# pip's `--python-version` picks wheel tags and checks Requires-Python for the target, but evaluates
+# environment markers against the interpreter running it: on a 3.11 host, vLLM's
+# `setuptools<81; python_version > "3.11"` was silently dropped for a 3.12 image. This launcher runs pip's
+# own resolver with the marker environment of the target (a Linux x86_64 CPython) instead.
+_TARGET_PIP = """
+import sys
+from pip._vendor.packaging import markers
+env = dict(markers.default_environment())
+full = sys.argv[1] if sys.argv[1].count(".") == 2 else sys.argv[1] + ".0"
+env.update(python_version=".".join(full.split(".")[:2]), python_full_version=full, os_name="posix",
+           sys_platform="linux", platform_system="Linux", platform_machine="x86_64",
+           implementation_name="cpython", platform_python_implementation="CPython")
+markers.default_environment = lambda: dict(env)
+from pip._internal.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _pip(args: list[str], python_version: str | None = None) -> subprocess.CompletedProcess:
+    """pip, with environment markers evaluated for `python_version` on Linux x86_64 when it is given."""
+    if python_version is None:
+        return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", _TARGET_PIP, python_version, *args], capture_output=True, text=True)
 
 
 def explain_conflict(stderr: str, requirements: list[str]) -> str:
@@ -159,7 +180,7 @@ def resolve(requirements: list[str], image: dict[str, str], cfg: WheelsConfig, w
         report = work / "resolve-report.json"
         proc = _pip(["install", "--dry-run", "--ignore-installed", "--report", str(report),  # not --quiet: it hides the conflict
                      "--target", str(work / "unused-target"), *_target_args(cfg), "--find-links", str(stubs),
-                     "-c", str(constraints), *_index_args(cfg), *requirements])
+                     "-c", str(constraints), *_index_args(cfg), *requirements], cfg.python_version)
         if proc.returncode == 0:
             return pins_from_report(json.loads(report.read_text()))
         log = proc.stdout + proc.stderr  # pip splits the explanation between them
@@ -179,6 +200,16 @@ def _exact_pins_on_image(log: str, names: set[str]) -> dict[str, str]:
         if m and canonical(m.group(1)) in names & image_pins:
             out[canonical(m.group(1))] = m.group(2)
     return out
+
+
+def trim_report(report: dict) -> dict:
+    """pip's resolver report, cut to what says why each wheel ships: name, version, requirements, source."""
+    keep = ("name", "version", "requires_dist", "requires_python")
+    return {"pip_version": report.get("pip_version"),
+            "install": [{"metadata": {k: item["metadata"][k] for k in keep if k in item["metadata"]},
+                         "requested": item.get("requested", False),
+                         "download_info": {"url": item.get("download_info", {}).get("url", "")}}
+                        for item in report["install"]]}
 
 
 def pins_from_report(report: dict) -> list[Pin]:
@@ -226,7 +257,8 @@ def verify(requirements: list[str], wheels: Path, image: dict[str, str], cfg: Wh
         proc = _pip([*base, "--target", str(target), *requirements])
         how = "installed with --no-index into an empty folder"
     else:
-        proc = _pip([*base, "--dry-run", "--target", str(target), *_target_args(cfg), *requirements])
+        proc = _pip([*base, "--dry-run", "--target", str(target), *_target_args(cfg), *requirements],
+                    cfg.python_version)
         how = f"resolved with --no-index for Python {cfg.python_version} (this is Python " \
               f"{sys.version_info.major}.{sys.version_info.minor}: no real install here)"
     if proc.returncode != 0:
@@ -241,6 +273,7 @@ def build_wheelhouse(cfg: WheelsConfig, image: dict[str, str], dest: Path, image
     with tempfile.TemporaryDirectory(prefix="aimokit-wheelhouse-") as tmp:
         work = Path(tmp)
         pins = resolve(cfg.requirements, image, cfg, work, stand_in)
+        report = trim_report(json.loads((work / "resolve-report.json").read_text()))
         wheels = download(pins, dest, cfg)
         how = verify(cfg.requirements, dest, image, cfg, work, stand_in)
     manifest = {
@@ -255,4 +288,5 @@ def build_wheelhouse(cfg: WheelsConfig, image: dict[str, str], dest: Path, image
         "bytes": sum(w.stat().st_size for w in wheels),
     }
     (dest / "wheelhouse.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (dest / "resolve-report.json").write_text(json.dumps(report, indent=1) + "\n")  # why each wheel ships
     return manifest
