@@ -16,7 +16,8 @@ os.environ.setdefault("AIMOKIT_T0", str(time.time()))  # the budget's clock star
 for candidate in (
     os.environ.get("AIMOKIT_SRC", ""),
     "/kaggle/input/aimokit-source/src",
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"),
+    # a script has __file__ (the dry-run); a notebook cell, as Kaggle runs it, does not
+    os.path.join(os.path.dirname(os.path.abspath(globals().get("__file__", "."))), "..", "src"),
 ):
     if candidate and os.path.isdir(os.path.join(candidate, "aimokit")):
         sys.path.insert(0, os.path.abspath(candidate))
@@ -25,4 +26,6 @@ for candidate in (
 from aimokit.serving import main  # noqa: E402
 
 if __name__ == "__main__":  # vLLM spawns worker processes: keep the guard
-    sys.exit(main())
+    status = main()
+    if status:  # never SystemExit(0): Jupyter reports any SystemExit as a failed cell, and so a failed run
+        raise SystemExit(status)

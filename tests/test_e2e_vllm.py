@@ -88,7 +88,7 @@ def test_submission_kernel_end_to_end_on_vllm_with_lora(default_model, lora_adap
 
 
 def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(default_model, lora_adapter, tmp_path):
-    """build.py's notebook, run as a script, finds everything under $AIMOKIT_INPUT by itself."""
+    """build.py's notebook, run in a Jupyter kernel, finds everything under $AIMOKIT_INPUT by itself."""
     import shutil
 
     from aimokit.kaggle.build import build_all
@@ -129,14 +129,14 @@ def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(defau
     working = tmp_path / "kaggle" / "working"
     working.mkdir()
 
-    nb = json.loads(next(built["kernels"][0].glob("*.ipynb")).read_text())
-    script = "\n\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-    (tmp_path / "notebook.py").write_text(script)
+    # Run as Kaggle runs it: the notebook's cells in a Jupyter kernel (no __file__, sys.argv is the kernel's,
+    # any SystemExit is a failed cell), not as a script, which hid all three.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIMOKIT_", "PYTHONPATH"))}
     env.update(AIMOKIT_INPUT=str(inp), PIP_TARGET=str(tmp_path / "site"), VLLM_LOGGING_LEVEL="WARNING")
-    proc = subprocess.run([sys.executable, str(tmp_path / "notebook.py")], cwd=working, capture_output=True,
-                          text=True, env=env, timeout=500)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    notebook = next(built["kernels"][0].glob("*.ipynb"))
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "helpers" / "run_notebook.py"), str(notebook),
+                           str(working)], capture_output=True, text=True, env=env, timeout=500)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert (tmp_path / "site" / "tinypkg" / "__init__.py").is_file()  # installed from the wheelhouse, offline
     sub = pl.read_parquet(working / "submission.parquet")
     assert sorted(map(str, sub["id"].to_list())) == sorted(p.id for p in ps)

@@ -65,7 +65,7 @@ def wheelhouse(tmp_path_factory):
 def _setup(tmp_path, adapter, wheelhouse, user="alice", creds=True, attempts=3, push_extra=""):
     ship = (ROOT / "configs" / "ship.toml").read_text().replace('"your-kaggle-user"', f'"{user}"')
     ship = ship.replace('paths = []', f'paths = ["{adapter}"]')
-    ship = ship.replace('requirements = ["vllm==0.26.0"]',
+    ship = ship.replace('requirements = ["vllm==0.26.0", "polars==2.1.0", "math-verify==0.9.0"]',
                         f'requirements = ["tinypkg==0.1"]\nfind_links = ["{wheelhouse}"]\nno_index = true')
     ship += f"\n[push]\nattempts = {attempts}\nbackoff_s = 0.05\npoll_s = 0.05\ncall_timeout_s = 3.0\n{push_extra}\n"
     (tmp_path / "ship.toml").write_text(ship)

@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     """Kernel entry: config from $AIMOKIT_CONFIG (or the first argument)."""
     setup_logging()
     install_signal_handlers()
-    argv = sys.argv[1:] if argv is None else argv
+    if argv is None:  # in a notebook, sys.argv is the Jupyter kernel's own (-f <connection file>)
+        argv = [] if "ipykernel" in sys.modules else sys.argv[1:]
     path = argv[0] if argv else os.environ.get("AIMOKIT_CONFIG", "")
     cfg = expand_paths(load_config(path or None))  # $AIMOKIT_INPUT/... resolved here, where it runs
     t0 = os.environ.get("AIMOKIT_T0")  # wall-clock start set by the notebook's first cell
