@@ -2,7 +2,7 @@
 
 Two halves (docs/shipping.md):
 
-  python benchmarks/gpu_rehearsal.py prepare   # here: LoRA, build (configs/ship-rehearsal.toml), pack in parts
+  python benchmarks/gpu_rehearsal.py prepare [--with-train]   # here: LoRA, build, pack in parts
   python3 benchmarks/gpu_rehearsal.py device   # there, after the parts arrived: lay out, run, measure
 
 `prepare` builds the datasets exactly as a push would (the wheelhouse resolved against the image list in
@@ -49,7 +49,23 @@ def make_lora(model_dir: Path, out: Path) -> Path:
     return out
 
 
-def prepare(n_problems: int = 5) -> None:
+TRAIN_REQUIREMENTS = ["trl==1.16.0", "datasets"]  # the DPO/SFT benchmarks add these; peft is the image's (0.21.0)
+
+
+def train_wheelhouse(ship, kernel_wheels: Path, dest: Path) -> dict:
+    """The training stack's wheels, resolved over the image plus the kernel's wheelhouse (both count as installed)."""
+    from dataclasses import replace
+
+    from aimokit.kaggle.wheelhouse import build_wheelhouse, canonical, read_image_list
+
+    image = read_image_list(ROOT / ship.wheels.image)
+    shipped = json.loads((kernel_wheels / "wheelhouse.json").read_text())["shipped"]
+    image.update({canonical(n): v for n, v in (s.split("==") for s in shipped)})
+    cfg = replace(ship.wheels, requirements=TRAIN_REQUIREMENTS, replace=[], ignore_pins=[])
+    return build_wheelhouse(cfg, image, dest, "image + the kernel's wheelhouse")
+
+
+def prepare(n_problems: int = 5, with_train: bool = False) -> None:
     sys.path.insert(0, str(ROOT / "src"))
     sys.path.insert(0, str(ROOT / "tests"))
     from aimokit.kaggle.build import build_all
@@ -62,14 +78,19 @@ def prepare(n_problems: int = 5) -> None:
     model = embedded_default_model()
     make_lora(model, ROOT / "runs" / "rehearsal" / "lora")
     t = time.time()
-    built = build_all(ROOT, ShipConfig.load(ROOT / "configs" / "ship-rehearsal.toml"), ROOT / "build-rehearsal")
+    ship = ShipConfig.load(ROOT / "configs" / "ship-rehearsal.toml")
+    built = build_all(ROOT, ship, ROOT / "build-rehearsal")
     print(f"built in {time.time() - t:.0f} s", flush=True)
+    if with_train:  # for the GPU benchmarks (docs/benchmarks.md), not for Kaggle
+        train_wheelhouse(ship, built["datasets"]["wheels"], ROOT / "build-rehearsal" / "train-wheels")
     if STAGE.exists():
         shutil.rmtree(STAGE)
     inp = STAGE / "input"
     for name, d in built["datasets"].items():
         shutil.copytree(d, inp / f"aimokit-{name}")
     shutil.copytree(model, inp / "smollm2-135m-instruct")
+    if with_train:
+        shutil.copytree(ROOT / "build-rehearsal" / "train-wheels", STAGE / "train-wheels")
     aime = ROOT.parent / "shared" / "data" / "aime24.jsonl"
     ps = load_problems(aime if aime.is_file() else ROOT / "src" / "aimokit" / "data" / "aime24.jsonl")[:n_problems]
     lay_out_competition(inp / COMP, [{"id": p.id, "problem": p.problem} for p in ps])
@@ -147,4 +168,7 @@ def device() -> None:
 
 
 if __name__ == "__main__":
-    {"prepare": prepare, "device": device}[sys.argv[1]]()
+    if sys.argv[1] == "prepare":
+        prepare(with_train="--with-train" in sys.argv)
+    else:
+        device()

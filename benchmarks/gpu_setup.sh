@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# On the GPU machine (no network): reassemble the wheelhouse carried in parts (.gpu/parts/pN, one per call,
-# collected in /root/parts), install it with --no-index into /root/site, build the 7B-shaped model and LoRA.
+# On the GPU machine (no network): install what a Kaggle kernel gets, the way it gets it, then build the
+# 7B-shaped model and LoRA the benchmarks use. The bundle is `benchmarks/gpu_rehearsal.py prepare --with-train`
+# split into .gpu/rehearsal/pNN, carried one part per call and collected in /root/parts (docs/shipping.md).
 # Source it: it exports PYTHONPATH.
 set -e
 mkdir -p /root/parts
-cp .gpu/parts/p* /root/parts/ 2>/dev/null || true
-if [[ ! -f /root/site/.done ]]; then
-  cat /root/parts/p* > /root/bundle.tar
-  mkdir -p /root/b && tar xf /root/bundle.tar -C /root/b
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /root/site /root/b/wh/*.whl /root/b/wh2/*.whl
-  touch /root/site/.done
+cp .gpu/rehearsal/p* /root/parts/ 2>/dev/null || true
+if [[ ! -f /root/.aimokit-wheels ]]; then
+  cat /root/parts/p* > /root/rehearsal.tar
+  tar xf /root/rehearsal.tar -C /root
+  # the built wheels dataset, as the notebook installs it: every wheel, no index, no resolver
+  python3 -m pip install -q --no-index --no-deps /root/rehearsal/input/aimokit-wheels/*.whl
+  if [[ -d /root/rehearsal/train-wheels ]]; then  # trl and datasets for the DPO benchmarks
+    python3 -m pip install -q --no-index --no-deps /root/rehearsal/train-wheels/*.whl
+  fi
+  touch /root/.aimokit-wheels
 fi
-export PYTHONPATH=/root/site:$PWD/src
+export PYTHONPATH=$PWD/src
 export VLLM_LOGGING_LEVEL=WARNING TOKENIZERS_PARALLELISM=false
 python3 - <<'PY'
 import sys, time
@@ -19,7 +24,7 @@ sys.path.insert(0, "benchmarks")
 from pathlib import Path
 from common import make_lora, make_model
 t = time.time()
-m = make_model(Path("/root/dsm7b"), Path("/root/b/tok"))
+m = make_model(Path("/root/dsm7b"), Path("/root/rehearsal/input/smollm2-135m-instruct"))
 make_lora(Path("/root/dsm7b_lora"), m)
 print(f"model and LoRA ready in {time.time() - t:.0f} s", flush=True)
 PY
