@@ -3,8 +3,10 @@
     python build.py dry-run [--problems FILE] [--time-limit S] [--config TOML] [--set key=value ...]
     python build.py build [--ship TOML] [--out DIR] [--no-wheels]
     python build.py push [--ship TOML] [--out DIR] [--no-wheels] [--dry-run] [--message NOTE]
-    python build.py status [--ship TOML] [--kernel NAME]
-    python build.py output [--ship TOML] [--kernel NAME] [--path DIR]
+    python build.py push ... [--submit] [--force-kernels]   then: submit [-m MSG] [--version N], submissions
+    python build.py probe-image [--ship TOML] [--kernel NAME] [--dry-run]
+    python build.py status [--ship TOML] [--kernel NAME] [--probe]
+    python build.py output [--ship TOML] [--kernel NAME] [--path DIR] [--probe [--into DIR]]
     python build.py evaluate [--problems FILE] [--samples K] [--config TOML] [--lora DIR] [--out DIR] [--set k=v ...]
     python build.py dpo-data --responses FILE [FILE ...] [--config TOML] [--out DIR] [--set k=v ...]
     python build.py train [--config TOML] [--set k=v ...]
@@ -206,13 +208,48 @@ def cmd_submissions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe_image(args: argparse.Namespace) -> int:
+    from aimokit.kaggle.config import ShipConfig
+    from aimokit.kaggle.probe import build_probe
+    from aimokit.kaggle.push import authenticated_api, check_user, describe_plan, push_all
+
+    out = Path(args.out)
+    try:
+        cfg = ShipConfig.load(args.ship)
+        entry = _kernel_entry(cfg, args.kernel)
+        api = None
+        if not args.dry_run:
+            api = authenticated_api()
+            check_user(api, cfg.user)
+        folder = build_probe(ROOT, cfg, entry, out)
+        if args.dry_run:
+            print(describe_plan({}, {}, [folder], out))
+            print("dry run: nothing was sent")
+            return 0
+        report = push_all(api, {}, {}, [folder], out, cfg.push, force_kernels=True)
+    except _ship_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    print("when it completes (`build.py status --probe`), `build.py output --probe` records its image list")
+    return 0
+
+
+def _status_ref(cfg, args) -> str:
+    if getattr(args, "probe", False):
+        from aimokit.kaggle.probe import probe_ref
+
+        return probe_ref(cfg, _kernel_entry(cfg, args.kernel))
+    return _kernel_ref(cfg, args.kernel)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from aimokit.kaggle.config import ShipConfig
     from aimokit.kaggle.push import authenticated_api, kernel_status
 
     try:
         cfg = ShipConfig.load(args.ship)
-        st = kernel_status(authenticated_api(), _kernel_ref(cfg, args.kernel), cfg.push)
+        st = kernel_status(authenticated_api(), _status_ref(cfg, args), cfg.push)
     except _ship_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -226,9 +263,15 @@ def cmd_output(args: argparse.Namespace) -> int:
 
     try:
         cfg = ShipConfig.load(args.ship)
-        ref = _kernel_ref(cfg, args.kernel)
+        ref = _status_ref(cfg, args)
         path = Path(args.path or ROOT / "runs" / "kaggle" / ref.split("/")[1])
         files = kernel_output(authenticated_api(), ref, path, cfg.push)
+        if args.probe:
+            from aimokit.kaggle.probe import save_probe_output
+
+            _, summary = save_probe_output(path, Path(args.into), _kernel_entry(cfg, args.kernel))
+            print(summary)
+            return 0
     except _ship_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -340,13 +383,23 @@ def main(argv: list[str] | None = None) -> int:
     ss.add_argument("--kernel", default=None, help="kernel name in the ship config (default: the first)")
     ss.add_argument("--limit", type=int, default=20)
     ss.set_defaults(func=cmd_submissions)
+    pi = sub.add_parser("probe-image", help="push a probe kernel on the kernel's machine shape (internet off) "
+                                            "that records its image: Python, pip list, CUDA, driver, GPU, disk")
+    pi.add_argument("--ship", default=str(ROOT / "configs" / "ship.toml"))
+    pi.add_argument("--out", default=str(ROOT / "build"))
+    pi.add_argument("--kernel", default=None, help="whose machine shape and inputs (default: the first kernel)")
+    pi.add_argument("--dry-run", action="store_true", help="build the probe kernel and print it; send nothing")
+    pi.set_defaults(func=cmd_probe_image)
     for name, func, helptext in (("status", cmd_status, "a pushed kernel's state"),
                                  ("output", cmd_output, "download a kernel's output and log")):
         q = sub.add_parser(name, help=helptext)
         q.add_argument("--ship", default=str(ROOT / "configs" / "ship.toml"))
         q.add_argument("--kernel", default=None, help="kernel name in the ship config (default: the first)")
+        q.add_argument("--probe", action="store_true", help="the probe-image kernel of that kernel's machine shape")
         if name == "output":
             q.add_argument("--path", default=None, help="where to write (default: runs/kaggle/<slug>)")
+            q.add_argument("--into", default=str(ROOT / "datasets" / "wheels"),
+                           help="with --probe: where image-<shape>.txt and .probe.json go")
         q.set_defaults(func=func)
     e = sub.add_parser("evaluate", help="K samples per labelled problem: responses.parquet, maj/pass report, plots")
     e.add_argument("--problems", default=None, help="labelled problems (default: the 30 AIME 2024 problems)")

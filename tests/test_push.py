@@ -84,7 +84,7 @@ def _setup(tmp_path, adapter, wheelhouse, user="alice", creds=True, attempts=3, 
 
 def _cli(tmp_path, env, *args):
     cmd = [sys.executable, str(ROOT / "build.py"), *args]
-    if args[0] in ("push", "build", "submit"):
+    if args[0] in ("push", "build", "submit", "probe-image"):
         cmd += ["--out", str(tmp_path / "build")]
     cmd += ["--ship", str(tmp_path / "ship.toml")]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -372,3 +372,39 @@ def test_a_retried_dataset_resumes_its_uploads_folders_included(kaggle, tmp_path
     assert sent == len(kaggle.datasets["alice/aimokit-source"][0]["files"]["src.zip"])  # once, not twice
     assert kaggle.files_of("alice/aimokit-source") == _local_files(tmp_path / "build" / "datasets" / "source")
     assert not (tmp_path / "build" / "upload" / "source").exists()  # the staged copy goes once it is ready
+
+
+def test_probe_image_pushes_a_probe_kernel_and_output_records_its_image_list(kaggle, tmp_path, adapter, wheelhouse):
+    env = _setup(tmp_path, adapter, wheelhouse)
+    proc = _cli(tmp_path, env, "probe-image")
+    assert proc.returncode == 0, proc.stderr
+    (push,) = kaggle.kernels["alice/aimokit-probe-nvidiah100"]
+    assert push["kernelType"] == "script" and push["enableInternet"] is False and push["enableGpu"] is True
+    assert push["machineShape"] == "NvidiaH100"  # the submission kernel's shape
+    assert push["competitionDataSources"] == ["ai-mathematical-olympiad-progress-prize-3"]
+    assert push["datasetDataSources"] == ["alice/deepseek-math"]  # its inputs, so the layout recorded is theirs
+    assert push["text"] == (ROOT / "kernels" / "probe_image.py").read_text()
+    assert not kaggle.datasets  # a probe ships no datasets
+
+    st = _cli(tmp_path, env, "status", "--probe")
+    assert st.returncode == 0 and "alice/aimokit-probe-nvidiah100: complete" in st.stdout
+    kaggle.outputs = {"image.txt": b"# pip list\ntorch==2.11.0\nnumpy==2.5.2\n",
+                      "image-probe.json": json.dumps({"python": "3.12.3", "nvidia_smi": "H100, 80GB"}).encode()}
+    into = tmp_path / "wheels-lists"
+    out = _cli(tmp_path, env, "output", "--probe", "--path", str(tmp_path / "probe-out"), "--into", str(into))
+    assert out.returncode == 0, out.stderr
+    assert "2 packages on Python 3.12.3" in out.stdout
+    assert (into / "image-nvidiah100.txt").read_text().endswith("numpy==2.5.2\n")
+    assert json.loads((into / "image-nvidiah100.probe.json").read_text())["python"] == "3.12.3"
+
+    kaggle.outputs = {"image.txt": b"<html>error</html>", "image-probe.json": b"{}"}
+    out = _cli(tmp_path, env, "output", "--probe", "--path", str(tmp_path / "probe-out2"), "--into", str(into))
+    assert out.returncode == 2 and "damaged" in out.stderr  # a page that is not an image list is refused
+
+
+def test_probe_image_dry_run_sends_nothing(kaggle, tmp_path, adapter, wheelhouse):
+    env = _setup(tmp_path, adapter, wheelhouse, creds=False)
+    proc = _cli(tmp_path, env, "probe-image", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "kernel alice/aimokit-probe-nvidiah100: probe_image.py on NvidiaH100, internet off" in proc.stdout
+    assert kaggle.calls == []
