@@ -42,9 +42,9 @@ def _parse_sets(items: list[str]) -> dict:
 
 
 def cmd_dry_run(args: argparse.Namespace) -> int:
-    from aimokit.config import ConfigError, load_config, to_toml
+    from aimokit.config import load_config, to_toml
     from aimokit.models import embedded_default_model
-    from aimokit.problems import ProblemFileError, load_problems, sample_problems
+    from aimokit.problems import load_problems, sample_problems
     from aimokit.report import write_report
 
     overrides = _parse_sets(args.set)
@@ -53,12 +53,8 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
         overrides["competition.time_limit_s"] = float(args.time_limit)
     run_dir = Path(args.out or ROOT / "runs" / time.strftime("dry-run-%Y%m%d-%H%M%S")).resolve()
     overrides["run.output_dir"] = str(run_dir)
-    try:
-        cfg = load_config(args.config, overrides)
-        problems = load_problems(cfg.run.problems, cfg.competition)  # fail before any model work
-    except (ConfigError, ProblemFileError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, overrides)
+    problems = load_problems(cfg.run.problems, cfg.competition)  # fail before any model work
     if not cfg.engine.model:
         print("preparing the embedded default model (converted once, then cached)...", file=sys.stderr)
         cfg.engine.model = str(embedded_default_model())
@@ -85,26 +81,12 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     return 0 if rep["complete"] else 1
 
 
-def _ship_errors():
-    from aimokit.adapters import AdapterError
-    from aimokit.config import ConfigError
-    from aimokit.kaggle.build import BuildError
-    from aimokit.kaggle.metadata import MetadataError
-    from aimokit.kaggle.push import PushError
-
-    return (ConfigError, MetadataError, AdapterError, BuildError, PushError)
-
-
 def cmd_build(args: argparse.Namespace) -> int:
     from aimokit.kaggle.build import build_all, describe
     from aimokit.kaggle.config import ShipConfig
 
-    try:
-        cfg = ShipConfig.load(args.ship)
-        built = build_all(ROOT, cfg, Path(args.out), wheels=not args.no_wheels)
-    except _ship_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = ShipConfig.load(args.ship)
+    built = build_all(ROOT, cfg, Path(args.out), wheels=not args.no_wheels)
     print(describe(built))
     return 0
 
@@ -115,35 +97,31 @@ def cmd_push(args: argparse.Namespace) -> int:
     from aimokit.kaggle.push import authenticated_api, check_user, describe_plan, push_all
 
     out = Path(args.out)
-    try:
-        cfg = ShipConfig.load(args.ship)
-        if args.message:
-            cfg = replace(cfg, push=replace(cfg.push, version_note=args.message))
-        api = None
-        if not args.dry_run:  # credentials first: minutes of bundling must not end in "no key"
-            api = authenticated_api()
-            check_user(api, cfg.user)
-        built = build_all(ROOT, cfg, out, wheels=not args.no_wheels)
-        slugs = cfg.dataset_slugs()
-        refs = {name: cfg.ref(slugs[name]) for name in built["datasets"]}
-        if args.dry_run:
-            print(describe_plan(built["datasets"], refs, built["kernels"], out))
-            print("dry run: nothing was sent")
-            return 0
-        report = push_all(api, built["datasets"], refs, built["kernels"], out, cfg.push,
-                          force_kernels=args.force_kernels)
-        print(report.summary())
-        if args.submit:
-            from aimokit.kaggle.push import wait_complete
+    cfg = ShipConfig.load(args.ship)
+    if args.message:
+        cfg = replace(cfg, push=replace(cfg.push, version_note=args.message))
+    api = None
+    if not args.dry_run:  # credentials first: minutes of bundling must not end in "no key"
+        api = authenticated_api()
+        check_user(api, cfg.user)
+    built = build_all(ROOT, cfg, out, wheels=not args.no_wheels)
+    slugs = cfg.dataset_slugs()
+    refs = {name: cfg.ref(slugs[name]) for name in built["datasets"]}
+    if args.dry_run:
+        print(describe_plan(built["datasets"], refs, built["kernels"], out))
+        print("dry run: nothing was sent")
+        return 0
+    report = push_all(api, built["datasets"], refs, built["kernels"], out, cfg.push,
+                      force_kernels=args.force_kernels)
+    print(report.summary())
+    if args.submit:
+        from aimokit.kaggle.push import wait_complete
 
-            for entry in cfg.kernels:
-                ref = cfg.ref(entry.slug)
-                print(f"waiting for {ref} to complete before submitting...")
-                wait_complete(api, ref, cfg.push, args.wait_s)
-                print(_submit(api, cfg, entry, None, args.message, out))
-    except _ship_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        for entry in cfg.kernels:
+            ref = cfg.ref(entry.slug)
+            print(f"waiting for {ref} to complete before submitting...")
+            wait_complete(api, ref, cfg.push, args.wait_s)
+            print(_submit(api, cfg, entry, None, args.message, out))
     return 0
 
 
@@ -180,13 +158,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from aimokit.kaggle.config import ShipConfig
     from aimokit.kaggle.push import authenticated_api
 
-    try:
-        cfg = ShipConfig.load(args.ship)
-        print(_submit(authenticated_api(), cfg, _kernel_entry(cfg, args.kernel), args.version, args.message,
-                      Path(args.out)))
-    except _ship_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = ShipConfig.load(args.ship)
+    print(_submit(authenticated_api(), cfg, _kernel_entry(cfg, args.kernel), args.version, args.message,
+                  Path(args.out)))
     return 0
 
 
@@ -194,13 +168,9 @@ def cmd_submissions(args: argparse.Namespace) -> int:
     from aimokit.kaggle.config import ShipConfig
     from aimokit.kaggle.push import authenticated_api, submissions
 
-    try:
-        cfg = ShipConfig.load(args.ship)
-        entry = _kernel_entry(cfg, args.kernel)
-        rows = submissions(authenticated_api(), entry.competition, cfg.push, limit=args.limit)
-    except _ship_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = ShipConfig.load(args.ship)
+    entry = _kernel_entry(cfg, args.kernel)
+    rows = submissions(authenticated_api(), entry.competition, cfg.push, limit=args.limit)
     print(f"{'date':<26} {'status':<9} {'public':>8} {'private':>8}  description")
     for r in rows:
         print(f"{r['date']:<26} {r['status']:<9} {r['public_score'] or '-':>8} {r['private_score'] or '-':>8}  "
@@ -214,22 +184,18 @@ def cmd_probe_image(args: argparse.Namespace) -> int:
     from aimokit.kaggle.push import authenticated_api, check_user, describe_plan, push_all
 
     out = Path(args.out)
-    try:
-        cfg = ShipConfig.load(args.ship)
-        entry = _kernel_entry(cfg, args.kernel)
-        api = None
-        if not args.dry_run:
-            api = authenticated_api()
-            check_user(api, cfg.user)
-        folder = build_probe(ROOT, cfg, entry, out)
-        if args.dry_run:
-            print(describe_plan({}, {}, [folder], out))
-            print("dry run: nothing was sent")
-            return 0
-        report = push_all(api, {}, {}, [folder], out, cfg.push, force_kernels=True)
-    except _ship_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = ShipConfig.load(args.ship)
+    entry = _kernel_entry(cfg, args.kernel)
+    api = None
+    if not args.dry_run:
+        api = authenticated_api()
+        check_user(api, cfg.user)
+    folder = build_probe(ROOT, cfg, entry, out)
+    if args.dry_run:
+        print(describe_plan({}, {}, [folder], out))
+        print("dry run: nothing was sent")
+        return 0
+    report = push_all(api, {}, {}, [folder], out, cfg.push, force_kernels=True)
     print(report.summary())
     print("when it completes (`build.py status --probe`), `build.py output --probe` records its image list")
     return 0
@@ -247,12 +213,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from aimokit.kaggle.config import ShipConfig
     from aimokit.kaggle.push import authenticated_api, kernel_status
 
-    try:
-        cfg = ShipConfig.load(args.ship)
-        st = kernel_status(authenticated_api(), _status_ref(cfg, args), cfg.push)
-    except _ship_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = ShipConfig.load(args.ship)
+    st = kernel_status(authenticated_api(), _status_ref(cfg, args), cfg.push)
     print(f"{st['kernel']}: {st['status']}" + (f" ({st['failure_message']})" if st["failure_message"] else ""))
     return 0 if st["status"] != "error" else 1
 
@@ -261,31 +223,26 @@ def cmd_output(args: argparse.Namespace) -> int:
     from aimokit.kaggle.config import ShipConfig
     from aimokit.kaggle.push import authenticated_api, kernel_output
 
-    try:
-        cfg = ShipConfig.load(args.ship)
-        ref = _status_ref(cfg, args)
-        path = Path(args.path or ROOT / "runs" / "kaggle" / ref.split("/")[1])
-        files = kernel_output(authenticated_api(), ref, path, cfg.push)
-        if args.probe:
-            from aimokit.kaggle.probe import save_probe_output
+    cfg = ShipConfig.load(args.ship)
+    ref = _status_ref(cfg, args)
+    path = Path(args.path or ROOT / "runs" / "kaggle" / ref.split("/")[1])
+    files = kernel_output(authenticated_api(), ref, path, cfg.push)
+    if args.probe:
+        from aimokit.kaggle.probe import save_probe_output
 
-            _, summary = save_probe_output(path, Path(args.into), _kernel_entry(cfg, args.kernel))
-            print(summary)
-            return 0
-    except _ship_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        _, summary = save_probe_output(path, Path(args.into), _kernel_entry(cfg, args.kernel))
+        print(summary)
+        return 0
     print("\n".join(files) if files else f"{ref} has no output yet")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from aimokit.adapters import AdapterError
-    from aimokit.config import ConfigError, expand_paths, load_config
+    from aimokit.config import expand_paths, load_config
     from aimokit.evaluate import EvalConfig, run_evaluation, write_report
     from aimokit.serving import setup_logging
     from aimokit.models import embedded_default_model
-    from aimokit.problems import ProblemFileError, load_problems, sample_problems
+    from aimokit.problems import load_problems, sample_problems
 
     setup_logging()
     overrides = _parse_sets(args.set)
@@ -293,54 +250,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         overrides["engine.lora"] = str(Path(args.lora).resolve())
     ev = EvalConfig(samples=args.samples, batch_problems=args.batch)
     out = Path(args.out or ROOT / "runs" / time.strftime("eval-%Y%m%d-%H%M%S")).resolve()
-    try:
-        cfg = expand_paths(load_config(args.config, overrides))
-        problems = load_problems(args.problems or sample_problems(), cfg.competition)
-        if args.limit:
-            problems = problems[:args.limit]
-        if not cfg.engine.model:
-            cfg.engine.model = str(embedded_default_model())
-        run_evaluation(cfg, problems, out, ev)
-        write_report(out, ev)
-    except (ConfigError, ProblemFileError, AdapterError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = expand_paths(load_config(args.config, overrides))
+    problems = load_problems(args.problems or sample_problems(), cfg.competition)
+    if args.limit:
+        problems = problems[:args.limit]
+    if not cfg.engine.model:
+        cfg.engine.model = str(embedded_default_model())
+    run_evaluation(cfg, problems, out, ev)
+    write_report(out, ev)
     print((out / "report.md").read_text())
     print(f"responses: {out / 'responses.parquet'}\nreport: {out / 'report.md'}")
     return 0
 
 
 def cmd_dpo_data(args: argparse.Namespace) -> int:
-    from aimokit.config import ConfigError
-    from aimokit.dpo_data import DPODataConfig, DPODataError, build_dpo_data, format_stats
+    from aimokit.dpo_data import DPODataConfig, build_dpo_data, format_stats
 
     overrides = _parse_sets(args.set)
     if args.responses:
         overrides["responses"] = [str(Path(r).resolve()) for r in args.responses]
     if args.out:
         overrides["out"] = args.out
-    try:
-        cfg = DPODataConfig.load(args.config, overrides)
-        stats = build_dpo_data(cfg)
-    except (ConfigError, DPODataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = DPODataConfig.load(args.config, overrides)
+    stats = build_dpo_data(cfg)
     print(format_stats(stats))
     print(f"pairs: {Path(cfg.out) / 'train.parquet'}, {Path(cfg.out) / 'val.parquet'}; stats: {Path(cfg.out) / 'stats.json'}")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from aimokit.adapters import AdapterError
-    from aimokit.config import ConfigError
-    from aimokit.train import TrainConfig, TrainDataError, train
+    from aimokit.train import TrainConfig, train
 
-    try:
-        cfg = TrainConfig.load(args.config, _parse_sets(args.set))
-        adapter = train(cfg)
-    except (ConfigError, TrainDataError, AdapterError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = TrainConfig.load(args.config, _parse_sets(args.set))
+    adapter = train(cfg)
     print(f"adapter: {adapter}\nlog: {Path(cfg.output_dir) / 'log.jsonl'}; curves: {Path(cfg.output_dir) / 'train_curves.png'}")
     return 0
 
@@ -422,7 +364,13 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     t.set_defaults(func=cmd_train)
     args = ap.parse_args(argv)
-    return args.func(args)
+    from aimokit.errors import AimokitError
+
+    try:
+        return args.func(args)
+    except AimokitError as e:  # the one place: every kit error names its fix, so one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # vLLM spawns processes: keep the guard

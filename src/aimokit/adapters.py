@@ -11,6 +11,8 @@ import json
 import re
 from pathlib import Path
 
+from .errors import AimokitError
+
 # Module names vLLM can serve LoRA on for decoder-only Llama/Qwen/Mistral-style models.
 VLLM_LORA_MODULES = {
     "q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj",
@@ -18,7 +20,7 @@ VLLM_LORA_MODULES = {
 }
 
 
-class AdapterError(ValueError):
+class AdapterError(AimokitError, ValueError):
     """A LoRA adapter directory cannot be served."""
 
 

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import AimokitError
 
-class ConfigError(ValueError):
+
+class ConfigError(AimokitError, ValueError):
     """A configuration value is missing, unknown or out of range."""
 
 

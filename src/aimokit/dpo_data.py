@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from .config import load_job
+from .errors import AimokitError
 from .prompts import CODE_OPEN
 from .report import atomic_write
 
@@ -24,7 +25,7 @@ REQUIRED = ("problem_id", "prompt", "response", "correct")
 CODE_START = CODE_OPEN + "\n"
 
 
-class DPODataError(ValueError):
+class DPODataError(AimokitError, ValueError):
     """Responses that cannot make preference pairs; the message names the fix."""
 
 

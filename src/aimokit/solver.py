@@ -22,6 +22,7 @@ from . import mathparse, prompts
 from .answers import Vote, decided, extract_answer, is_correct, tally, vote_weight, winner
 from .config import CompetitionConfig, SandboxConfig, SolverConfig
 from .engine import Engine, GenRequest, GenResult
+from .errors import AimokitError
 from .problems import Problem
 from .sandbox import ExecResult, run_code
 
@@ -364,7 +365,7 @@ class Solver:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-class SolveError(RuntimeError):
+class SolveError(AimokitError, RuntimeError):
     """The engine failed mid-solve; `results` hold the best answers so far."""
 
     def __init__(self, results: list[ProblemResult], cause: BaseException):

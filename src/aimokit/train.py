@@ -20,6 +20,7 @@ import polars as pl
 
 from .adapters import AdapterError, validate_adapter
 from .config import ConfigError, load_job
+from .errors import AimokitError
 from .report import atomic_write
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class TrainConfig:
         return cfg
 
 
-class TrainDataError(ValueError):
+class TrainDataError(AimokitError, ValueError):
     """Training data that would train nothing, or the wrong thing."""
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..adapters import validate_adapter
 from ..config import load_config, read_toml, to_toml
+from ..errors import AimokitError
 from .config import ShipConfig
 from .bundle import copy_tree, is_secret
 from .metadata import DatasetSpec, KernelSpec
@@ -27,7 +28,7 @@ from .wheelhouse import WheelhouseError, build_wheelhouse, read_image_list
 from .notebook import ADAPTERS_MARKER, SOURCE_MARKER, WHEELS_MARKER, make_notebook, write_notebook
 
 
-class BuildError(ValueError):
+class BuildError(AimokitError, ValueError):
     """The build cannot produce what Kaggle would accept."""
 
 

@@ -18,11 +18,12 @@ import re
 from typing import Any
 
 from ..config import PATH_FIELDS, SolveConfig
+from ..errors import AimokitError
 
 _INPUT = re.compile(r"^\$\{?AIMOKIT_INPUT\}?/(.+)$")
 
 
-class InputError(ValueError):
+class InputError(AimokitError, ValueError):
     """A config names an input no attached source provides."""
 
 

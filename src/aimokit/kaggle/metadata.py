@@ -14,6 +14,8 @@ from typing import Any
 
 from slugify import slugify  # the kaggle client's own dependency (python-slugify)
 
+from ..errors import AimokitError
+
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # Accelerator ids in the kaggle client's documentation (early 2026; ../shared/docs/competitions.md). Kaggle
 # adds shapes, so another value is a warning, not a refusal.
@@ -30,7 +32,7 @@ LICENSES = ("CC0-1.0", "CC-BY-SA-3.0", "CC-BY-SA-4.0", "CC-BY-NC-SA-4.0", "GPL-2
 PINNING_TYPES = ("original", "latest")  # kernel-metadata.json docker_image_pinning_type, as the client checks it
 
 
-class MetadataError(ValueError):
+class MetadataError(AimokitError, ValueError):
     """Metadata that Kaggle would reject."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from ..errors import AimokitError
 from ..report import atomic_write
 from .build import content_hash
 from .config import PushOptions
@@ -31,7 +32,7 @@ STATE_FILE = "push-state.json"  # under the build folder: content hash of each d
 DIR_MODE = "zip"  # folders are zipped before (stage_for_upload); Kaggle unpacks the archives it gets
 
 
-class PushError(RuntimeError):
+class PushError(AimokitError, RuntimeError):
     """A push that cannot start or could not finish; the message says what was sent."""
 
 

@@ -30,12 +30,13 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import AimokitError
 from .config import WheelsConfig
 
 IMAGE_TAG = "image"  # the local version label the stubs carry
 
 
-class WheelhouseError(ValueError):
+class WheelhouseError(AimokitError, ValueError):
     """The wheelhouse cannot be made complete for the image; the message names the fix."""
 
 
