@@ -43,7 +43,7 @@ def _parse_sets(items: list[str]) -> dict:
 
 def cmd_dry_run(args: argparse.Namespace) -> int:
     from aimokit.config import load_config, to_toml
-    from aimokit.models import embedded_default_model
+    from aimokit.models import resolve_model
     from aimokit.problems import load_problems, sample_problems
     from aimokit.report import write_report
 
@@ -57,7 +57,7 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     problems = load_problems(cfg.run.problems, cfg.competition)  # fail before any model work
     if not cfg.engine.model:
         print("preparing the embedded default model (converted once, then cached)...", file=sys.stderr)
-        cfg.engine.model = str(embedded_default_model())
+        cfg = replace(cfg, engine=replace(cfg.engine, model=resolve_model("")))
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "results.jsonl").unlink(missing_ok=True)
     config_path = run_dir / "kernel.toml"
@@ -241,7 +241,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aimokit.config import expand_paths, load_config
     from aimokit.evaluate import EvalConfig, run_evaluation, write_report
     from aimokit.serving import setup_logging
-    from aimokit.models import embedded_default_model
+    from aimokit.models import resolve_model
     from aimokit.problems import load_problems, sample_problems
 
     setup_logging()
@@ -255,7 +255,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.limit:
         problems = problems[:args.limit]
     if not cfg.engine.model:
-        cfg.engine.model = str(embedded_default_model())
+        cfg = replace(cfg, engine=replace(cfg.engine, model=resolve_model("")))
     run_evaluation(cfg, problems, out, ev)
     write_report(out, ev)
     print((out / "report.md").read_text())

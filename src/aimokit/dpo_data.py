@@ -9,6 +9,7 @@ a problem's responses in both sets would make validation meaningless.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,9 +179,9 @@ def _percentiles(s: pl.Series) -> dict[str, int]:
 def build_dpo_data(cfg: DPODataConfig) -> dict[str, Any]:
     """Write train.parquet, val.parquet and stats.json under cfg.out; return the stats."""
     if not cfg.tokenizer:
-        from .models import embedded_default_model
+        from .models import resolve_model
 
-        cfg.tokenizer = str(embedded_default_model())
+        cfg = dataclasses.replace(cfg, tokenizer=resolve_model(""))
     pairs = make_pairs(cfg).collect()
     candidates = pairs.height
     pairs = _lengths(pairs, cfg.tokenizer)

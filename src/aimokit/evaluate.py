@@ -9,6 +9,7 @@ crash or a timeout loses at most one batch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -62,8 +63,8 @@ def run_evaluation(cfg: SolveConfig, problems: list[Problem], out: Path, ev: Eva
     todo = [p for p in problems if p.id not in seen]
     if seen:
         log.info("resuming: %d problems already evaluated, %d to go", len(seen), len(todo))
-    cfg.solver.early_stop = []  # all K samples for every problem: pass@k and maj@k need them
-    cfg.solver.early_stop_agree = 0
+    # all K samples for every problem: pass@k and maj@k need them
+    cfg = dataclasses.replace(cfg, solver=dataclasses.replace(cfg.solver, early_stop=[], early_stop_agree=0))
     t0 = time.monotonic()
     engine = engine or create_engine(cfg.engine)
     start_s = time.monotonic() - t0

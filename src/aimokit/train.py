@@ -9,6 +9,7 @@ base-model shape) before calling the job done.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -111,9 +112,9 @@ def train(cfg: TrainConfig) -> Path:
     from transformers.trainer_utils import get_last_checkpoint
 
     if not cfg.model:
-        from .models import embedded_default_model
+        from .models import resolve_model
 
-        cfg.model = str(embedded_default_model())
+        cfg = dataclasses.replace(cfg, model=resolve_model(""))
     train_df = _read(cfg.train_file, cfg.method)
     val_df = _read(cfg.val_file, cfg.method) if cfg.val_file else None
     out = Path(cfg.output_dir)
