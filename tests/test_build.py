@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -113,3 +114,14 @@ def test_each_dataset_is_read_from_its_folder_under_datasets(tmp_path):
     (root / "datasets" / "source" / "README.md").unlink()
     with pytest.raises(BuildError, match="README.md is missing"):
         build_source(root, cfg, tmp_path / "build")
+
+
+def test_two_adapters_of_one_name_are_refused_naming_both(tmp_path):
+    from aimokit.kaggle.build import build_adapters
+
+    cfg = _cfg(tmp_path)
+    a, b = tmp_path / "run1" / "adapter", tmp_path / "run2" / "adapter"
+    cfg = replace(cfg, adapters=replace(cfg.adapters, paths=[str(a), str(b)]))
+    with pytest.raises(BuildError, match="would both ship as 'adapter'") as e:
+        build_adapters(ROOT, cfg, tmp_path / "build")
+    assert str(a) in str(e.value) and str(b) in str(e.value)

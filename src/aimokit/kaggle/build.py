@@ -114,6 +114,13 @@ def shipped_lora_path(lora: str, cfg: ShipConfig, where: str) -> str:
 def build_adapters(root: Path, cfg: ShipConfig, out: Path) -> Path | None:
     if not cfg.adapters.paths:
         return None
+    seen: dict[str, str] = {}
+    for path in cfg.adapters.paths:  # each ships as a folder named after it; two of one name would collide
+        name = Path(path).name
+        if name in seen:
+            raise BuildError(f"adapters {seen[name]!r} and {path!r} would both ship as {name!r}; rename one "
+                             "folder (or save each under its own name, e.g. runs/dpo-r16/adapter -> dpo-r16)")
+        seen[name] = path
     d, _ = _dataset_dir(root, out, "adapters", cfg.ref(cfg.adapters.slug), cfg.adapters.title, cfg.license)
     manifest = []
     for path in cfg.adapters.paths:
