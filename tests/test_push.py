@@ -90,6 +90,18 @@ def _cli(tmp_path, env, *args):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
+def _push_edited(tmp_path, env, old: str, new: str):
+    """`push` with one edit to the test's ship.toml, which must contain `old` (the edit cannot silently miss)."""
+    ship = tmp_path / "ship.toml"
+    text = ship.read_text()
+    assert old in text, f"ship.toml no longer has {old!r}"
+    ship.write_text(text.replace(old, new))
+    try:
+        return _cli(tmp_path, env, "push")
+    finally:
+        ship.write_text(text)
+
+
 def _local_files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
             if p.is_file() and p.name != "dataset-metadata.json"}
@@ -211,13 +223,9 @@ def test_a_4xx_is_not_retried_and_the_message_lists_uploaded_files(kaggle, tmp_p
 
 def test_invalid_slug_and_oversized_file_are_refused_before_any_upload(kaggle, tmp_path, adapter, wheelhouse):
     env = _setup(tmp_path, adapter, wheelhouse)
-    ship = tmp_path / "ship.toml"
-    good = ship.read_text()
-    ship.write_text(good.replace('source_slug = "aimokit-source"', 'source_slug = "Aimokit_Source"'))
-    proc = _cli(tmp_path, env, "push")
+    proc = _push_edited(tmp_path, env, 'source_slug = "aimokit-source"', 'source_slug = "Aimokit_Source"')
     assert proc.returncode == 2 and "slug 'Aimokit_Source' must be lowercase" in proc.stderr
-    ship.write_text(good.replace("[adapters]", "max_file_bytes = 1000\n\n[adapters]"))
-    proc = _cli(tmp_path, env, "push")
+    proc = _push_edited(tmp_path, env, "[adapters]", "max_file_bytes = 1000\n\n[adapters]")
     assert proc.returncode == 2 and "over the 1000-byte file limit" in proc.stderr
     assert [c for c in kaggle.calls] == []
 
@@ -341,12 +349,8 @@ def test_fetched_output_is_checked_and_access_errors_are_one_line(kaggle, tmp_pa
 
 def test_license_names_are_the_clients_and_a_200_with_an_error_is_a_refusal(kaggle, tmp_path, adapter, wheelhouse):
     env = _setup(tmp_path, adapter, wheelhouse)
-    ship = tmp_path / "ship.toml"
-    good = ship.read_text()
-    ship.write_text(good.replace('license = "apache-2.0"', 'license = "Apache-2.0"'))
-    proc = _cli(tmp_path, env, "push")
+    proc = _push_edited(tmp_path, env, 'license = "apache-2.0"', 'license = "Apache-2.0"')
     assert proc.returncode == 2 and "write 'apache-2.0'" in proc.stderr and kaggle.calls == []
-    ship.write_text(good)
     kaggle.licenses = ("CC0-1.0",)  # Kaggle answers 200 with an error field
     proc = _cli(tmp_path, env, "push", "--no-wheels")
     assert proc.returncode == 2 and "The license 'apache-2.0' is invalid" in proc.stderr

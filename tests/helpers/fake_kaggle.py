@@ -161,6 +161,13 @@ def _handler(state: FakeKaggle):
                 return
             handler(req)
 
+        def _known(self, ref, table) -> bool:
+            """Whether `ref` exists; if not, Kaggle's 404 has been sent."""
+            if ref in table:
+                return True
+            self._send(404, {"code": 404, "message": "Not found"})
+            return False
+
         def _StartBlobUpload(self, req):
             with state.lock:
                 token = f"tok{len(state.blob_names)}"
@@ -189,8 +196,7 @@ def _handler(state: FakeKaggle):
 
         def _GetDataset(self, req):
             ref = f"{req['ownerSlug']}/{req['datasetSlug']}"
-            if ref not in state.datasets:
-                self._send(404, {"code": 404, "message": "Not found"})
+            if not self._known(ref, state.datasets):
                 return
             with state.lock:
                 stale = state._stale.get(ref, 0)
@@ -216,8 +222,7 @@ def _handler(state: FakeKaggle):
 
         def _CreateDatasetVersion(self, req):
             ref = f"{req['ownerSlug']}/{req['datasetSlug']}"
-            if ref not in state.datasets:
-                self._send(404, {"code": 404, "message": "Not found"})
+            if not self._known(ref, state.datasets):
                 return
             with state.lock:
                 state.datasets[ref].append({"note": req["body"].get("versionNotes"),
@@ -235,8 +240,7 @@ def _handler(state: FakeKaggle):
 
         def _GetKernel(self, req):
             ref = f"{req['userName']}/{req['kernelSlug']}"
-            if ref not in state.kernels:
-                self._send(404, {"code": 404, "message": "Not found"})
+            if not self._known(ref, state.kernels):
                 return
             last = state.kernels[ref][-1]
             meta = {"id": 1, "ref": ref, "title": last.get("newTitle"), "language": "python",
@@ -252,8 +256,7 @@ def _handler(state: FakeKaggle):
 
         def _GetKernelSessionStatus(self, req):
             ref = f"{req['userName']}/{req['kernelSlug']}"
-            if ref not in state.kernels:
-                self._send(404, {"code": 404, "message": "Not found"})
+            if not self._known(ref, state.kernels):
                 return
             self._send(200, {"status": state.kernel_status})
 
