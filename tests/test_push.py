@@ -62,11 +62,17 @@ def wheelhouse(tmp_path_factory):
     return _tiny_wheel(tmp_path_factory.mktemp("wheel"))
 
 
+def _replaced(text: str, old: str, new: str) -> str:
+    """`text` with `old` replaced, which it must contain: an edit that misses fails instead of doing nothing."""
+    assert old in text, f"ship.toml no longer has {old!r}"
+    return text.replace(old, new)
+
+
 def _setup(tmp_path, adapter, wheelhouse, user="alice", creds=True, attempts=3, push_extra=""):
-    ship = (ROOT / "configs" / "ship.toml").read_text().replace('"your-kaggle-user"', f'"{user}"')
-    ship = ship.replace('paths = []', f'paths = ["{adapter}"]')
-    ship = ship.replace('requirements = ["vllm==0.26.0", "polars==2.1.0", "math-verify==0.9.0"]',
-                        f'requirements = ["tinypkg==0.1"]\nfind_links = ["{wheelhouse}"]\nno_index = true')
+    ship = _replaced((ROOT / "configs" / "ship.toml").read_text(), '"your-kaggle-user"', f'"{user}"')
+    ship = _replaced(ship, 'paths = []', f'paths = ["{adapter}"]')
+    ship = _replaced(ship, 'requirements = ["vllm==0.26.0", "polars==2.1.0", "math-verify==0.9.0"]',
+                     f'requirements = ["tinypkg==0.1"]\nfind_links = ["{wheelhouse}"]\nno_index = true')
     ship += f"\n[push]\nattempts = {attempts}\nbackoff_s = 0.05\npoll_s = 0.05\ncall_timeout_s = 3.0\n{push_extra}\n"
     (tmp_path / "ship.toml").write_text(ship)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE")}
@@ -94,8 +100,7 @@ def _push_edited(tmp_path, env, old: str, new: str):
     """`push` with one edit to the test's ship.toml, which must contain `old` (the edit cannot silently miss)."""
     ship = tmp_path / "ship.toml"
     text = ship.read_text()
-    assert old in text, f"ship.toml no longer has {old!r}"
-    ship.write_text(text.replace(old, new))
+    ship.write_text(_replaced(text, old, new))
     try:
         return _cli(tmp_path, env, "push")
     finally:

@@ -151,7 +151,7 @@ def build_kernels(root: Path, cfg: ShipConfig, out: Path, datasets: list[str]) -
     for k in cfg.kernels:
         d = _fresh_dir(out / "kernels" / k.name)
         code_file = f"{k.name}.ipynb"
-        own = [r if "/" in r else cfg.ref(r) for r in k.dataset_sources]  # a bare slug: the user's own dataset
+        own = cfg.source_refs(k)
         sources = datasets + [r for r in own if r not in datasets]
         spec = KernelSpec(
             id=cfg.ref(k.slug), title=k.title, code_file=code_file, is_private=k.is_private,

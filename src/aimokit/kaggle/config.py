@@ -111,5 +111,9 @@ class ShipConfig:
         """`<user>/<slug>`, the id Kaggle knows a dataset or kernel by."""
         return f"{self.user}/{slug}"
 
+    def source_refs(self, entry: KernelEntry) -> list[str]:
+        """A kernel's `dataset_sources` as refs: a bare slug is the user's own dataset."""
+        return [r if "/" in r else self.ref(r) for r in entry.dataset_sources]
+
     def dataset_slugs(self) -> dict[str, str]:
         return {"source": self.source_slug, "adapters": self.adapters.slug, "wheels": self.wheels.slug}

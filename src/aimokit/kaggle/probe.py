@@ -35,9 +35,8 @@ def build_probe(root: Path, cfg: ShipConfig, entry: KernelEntry, out: Path) -> P
     """build/kernels/probe-<shape>/: the probe script and its kernel-metadata.json."""
     d = _fresh_dir(out / "kernels" / f"probe-{shape_name(entry)}")
     shutil.copy(root / PROBE_FILE, d / "probe_image.py")
-    own = [r if "/" in r else cfg.ref(r) for r in entry.dataset_sources]
     spec = KernelSpec(id=probe_ref(cfg, entry), title=f"aimokit probe {shape_name(entry)}", code_file="probe_image.py",
-                      kernel_type="script", is_private=True, dataset_sources=own,
+                      kernel_type="script", is_private=True, dataset_sources=cfg.source_refs(entry),
                       competition_sources=[entry.competition] if entry.competition else [],
                       model_sources=entry.model_sources, machine_shape=entry.machine_shape,
                       docker_image_pinning_type=entry.docker_image_pinning_type)
