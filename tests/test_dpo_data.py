@@ -1,5 +1,6 @@
 """Preference pairs from evaluated responses: the journal's options, the split, and bad input."""
 
+import dataclasses
 import json
 import sys
 
@@ -42,11 +43,15 @@ def test_pairs_carry_the_journal_options(tmp_path, tokenizer_dir):
     assert row["prompt"].endswith("```python\n")  # the code start moved into the prompt
     assert row["chosen"].startswith(MARKER + "\n") and MARKER not in row["rejected"]
     assert not row["rejected"].startswith("```python")
-    chosen_answer = df.filter(pl.col("correct"))["response"].str.extract(r"boxed\{(\d+)\}").to_list()
+    chosen_answer = df.filter(pl.col("correct"))["response"].str.extract(r"boxed\{(-?\d+)\}").to_list()
     assert row["chosen"].split("boxed{")[1].split("}")[0] in chosen_answer
     assert stats["tokens"]["prompt_tokens"]["max"] <= 296 and (tmp_path / "out" / "stats.json").is_file()
     saved = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert saved["pairs"]["train"] == train.height
+    # the same seed gives the same pairs in the same order, whatever the join's threads did
+    again = build_dpo_data(dataclasses.replace(cfg, out=str(tmp_path / "again")))
+    assert again == stats
+    assert pl.read_parquet(tmp_path / "again" / "train.parquet").equals(train)
 
 
 def test_cap_balance_dedupe_and_length_filter(tmp_path, tokenizer_dir):

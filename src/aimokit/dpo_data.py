@@ -77,9 +77,9 @@ def _with_solutions(lf: pl.LazyFrame, path: str) -> pl.LazyFrame:
         raise DPODataError(f"{path}: needs 'id' and 'solution' columns to supply chosen responses")
     sol = sol.select(pl.col("id").cast(pl.String).alias("problem_id"), pl.col("solution").cast(pl.String),
                      pl.col("answer").cast(pl.String) if "answer" in sol.columns else pl.lit("").alias("answer"))
-    unsolved = (lf.group_by("problem_id").agg(pl.col("correct").any().alias("solved"), pl.col("prompt").first())
+    unsolved = (lf.group_by("problem_id", maintain_order=True).agg(pl.col("correct").any().alias("solved"), pl.col("prompt").first())
                   .filter(~pl.col("solved")))
-    ref = (unsolved.join(sol.lazy(), on="problem_id", how="inner")
+    ref = (unsolved.join(sol.lazy(), on="problem_id", how="inner", maintain_order="left")
            .select("problem_id", "prompt",
                    pl.concat_str(pl.col("solution"), pl.lit("\n\nThe answer is \\boxed{"), pl.col("answer"),
                                  pl.lit("}.")).alias("response"),
@@ -112,7 +112,7 @@ def make_pairs(cfg: DPODataConfig) -> pl.LazyFrame:
     lf = lf.unique(subset=["problem_id", "prompt", "response"], maintain_order=True)
     chosen = lf.filter(pl.col("correct")).select("problem_id", "prompt", pl.col("response").alias("chosen"))
     rejected = lf.filter(~pl.col("correct")).select("problem_id", pl.col("response").alias("rejected"))
-    pairs = chosen.join(rejected, on="problem_id", how="inner")
+    pairs = chosen.join(rejected, on="problem_id", how="inner", maintain_order="left_right")  # same seed, same pairs
     if cfg.code_start_in_prompt:  # only where both responses open with the code block
         both = pl.col("chosen").str.starts_with(CODE_START) & pl.col("rejected").str.starts_with(CODE_START)
         pairs = pairs.with_columns(
