@@ -151,7 +151,7 @@ def _cap(df: pl.DataFrame, cfg: DPODataConfig) -> pl.DataFrame:
         pl.int_range(pl.len()).over("problem_id").alias("_rank"))
     capped = df.filter(pl.col("_rank") < cfg.max_pairs_per_problem)
     if cfg.balance:
-        n = capped.group_by("problem_id").len()
+        n = capped.group_by("problem_id", maintain_order=True).len()
         short = n.filter(pl.col("len") < cfg.max_pairs_per_problem)
         extra = []
         for pid, have in short.iter_rows():
