@@ -11,19 +11,8 @@ from aimokit.adapters import AdapterError
 from aimokit.kaggle.build import BuildError, build_all, content_hash
 from aimokit.kaggle.config import ShipConfig
 
-from conftest import ROOT
-
-
-def _tiny_wheel(tmp_path):
-    pkg = tmp_path / "tinypkg"
-    (pkg / "tinypkg").mkdir(parents=True)
-    (pkg / "tinypkg" / "__init__.py").write_text("X = 1\n")
-    (pkg / "pyproject.toml").write_text('[project]\nname = "tinypkg"\nversion = "0.1"\n'
-                                        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n')
-    wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(wheels), str(pkg)], check=True)
-    return wheels
+from layout import ROOT
+from wheels import tiny_wheel
 
 
 def _cfg(tmp_path, **kw):
@@ -38,7 +27,7 @@ def _cfg(tmp_path, **kw):
 def test_build_writes_every_dataset_and_kernel_folder(tmp_path):
     cfg = _cfg(tmp_path)
     cfg.wheels.requirements = ["tinypkg==0.1"]
-    cfg.wheels.find_links = [str(_tiny_wheel(tmp_path))]
+    cfg.wheels.find_links = [str(tiny_wheel(tmp_path))]
     cfg.wheels.no_index = True
     built = build_all(ROOT, cfg, tmp_path / "build")
     src = built["datasets"]["source"]

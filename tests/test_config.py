@@ -4,7 +4,7 @@ import pytest
 
 from aimokit.config import ConfigError, SolveConfig, load_config, to_toml
 
-from conftest import ROOT
+from layout import ROOT
 
 
 @pytest.mark.parametrize("name", ["dry-run", "aimo2", "aimo3"])

@@ -9,9 +9,8 @@ import pytest
 
 from aimokit.dpo_data import DPODataConfig, DPODataError, build_dpo_data, make_pairs
 
-from conftest import ROOT
+from layout import ROOT
 
-sys.path.insert(0, str(ROOT / "tests" / "helpers"))
 from marker import MARKER, synthetic_responses  # noqa: E402
 
 

@@ -12,7 +12,7 @@ import pytest
 from aimokit.config import load_config, to_toml
 from aimokit.problems import load_problems
 
-from conftest import AIME, ROOT, lay_out_competition
+from layout import AIME, ROOT, lay_out_competition
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +93,7 @@ def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(defau
 
     from aimokit.kaggle.build import build_all
     from aimokit.kaggle.config import KernelEntry, ShipConfig
-    from test_build import _tiny_wheel
+    from wheels import tiny_wheel
 
     comp = "ai-mathematical-olympiad-progress-prize-3"
     kernel_cfg = load_config(ROOT / "configs" / "dry-run.toml", {
@@ -111,7 +111,7 @@ def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(defau
                                                          dataset_sources=["smollm2-135m-instruct"])])
     ship.adapters.paths = [str(lora_adapter)]
     ship.wheels.requirements = ["tinypkg==0.1"]
-    ship.wheels.find_links = [str(_tiny_wheel(tmp_path))]
+    ship.wheels.find_links = [str(tiny_wheel(tmp_path))]
     ship.wheels.no_index = True
     ship.wheels.image = ""
     built = build_all(ROOT, ship, tmp_path / "build")

@@ -8,7 +8,7 @@ import sys
 import aimokit
 from aimokit.errors import AimokitError
 
-from conftest import ROOT
+from layout import ROOT
 
 
 def _kit_exceptions():

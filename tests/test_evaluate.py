@@ -10,7 +10,7 @@ from aimokit.engine import GenResult
 from aimokit.evaluate import EvalConfig, majority, metrics, pass_at_k, run_evaluation, wilson, write_report
 from aimokit.problems import Problem, ProblemFileError
 
-from conftest import ScriptedEngine
+from fakes import ScriptedEngine
 
 
 def test_interval_and_estimators():

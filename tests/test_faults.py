@@ -22,7 +22,7 @@ from aimokit.kernel import Kernel
 from aimokit.problems import load_problems
 from aimokit.serving import serve
 
-from conftest import AIME, ROOT
+from layout import AIME, ROOT
 
 
 def _problems_csv(path, n):

@@ -15,7 +15,7 @@ from aimokit.kaggle.config import KernelEntry, ShipConfig
 from aimokit.kaggle.inputs import InputError, check_inputs, model_mount, mounts
 from aimokit.kaggle.metadata import KernelSpec, MetadataError
 
-from conftest import ROOT
+from layout import ROOT
 
 
 def _ship(tmp_path, **kernel):

@@ -19,7 +19,8 @@ from aimokit.gateway import GatewayError, run_local_gateway
 from aimokit.kernel import Kernel
 from aimokit.serving import make_predict, serve
 
-from conftest import ROOT, tir_respond
+from fakes import tir_respond
+from layout import ROOT
 
 AIMO = '''
 import pandas as pd

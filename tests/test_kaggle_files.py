@@ -12,7 +12,7 @@ from aimokit.kaggle.bundle import copy_tree, is_secret
 from aimokit.kaggle.metadata import DatasetSpec, KernelSpec, MetadataError
 from aimokit.kaggle.notebook import SOURCE_MARKER, WHEELS_MARKER, make_notebook, write_notebook
 
-from conftest import ROOT
+from layout import ROOT
 
 
 def test_dataset_metadata_follows_the_client_rules():

@@ -13,7 +13,8 @@ from aimokit.kernel import Kernel
 from aimokit.serving import make_predict, serve
 from aimokit.problems import Problem, load_problems
 
-from conftest import AIME, tir_respond
+from fakes import tir_respond
+from layout import AIME
 
 
 def run_gateway(cfg, factory, problems, **kw):

@@ -4,7 +4,7 @@ import pytest
 from aimokit.config import CompetitionConfig
 from aimokit.problems import ProblemFileError, load_problems
 
-from conftest import AIME, ROOT
+from layout import AIME, ROOT
 
 
 def test_loads_the_aime_sample():

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from layout import ROOT
 
-sys.path.insert(0, str(ROOT / "tests" / "helpers"))
 from fake_kaggle import PORT, FakeKaggle, start  # noqa: E402
 
 
@@ -57,9 +56,9 @@ def adapter(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory):
-    from test_build import _tiny_wheel
+    from wheels import tiny_wheel
 
-    return _tiny_wheel(tmp_path_factory.mktemp("wheel"))
+    return tiny_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 def _replaced(text: str, old: str, new: str) -> str:

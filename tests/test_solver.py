@@ -6,7 +6,7 @@ from aimokit.engine import GenResult
 from aimokit.problems import Problem
 from aimokit.solver import SolveError, Solver
 
-from conftest import tir_respond
+from fakes import tir_respond
 
 P = [Problem("p1", "What is 6 times 7?", 42), Problem("p2", "And again?", 42)]
 
@@ -117,42 +117,32 @@ def test_sync_tool_rounds_make_batching_independent_of_sandbox_timing(scripted, 
 
 
 def test_a_step_expected_to_end_past_the_deadline_is_not_started():
-    """The vLLM loop predicts a step from the median of recent ones (one vLLM-CPU LoRA step took ~30 s)."""
+    """The shared loop predicts a step from the median of recent ones (one vLLM-CPU LoRA step took ~30 s)."""
     import statistics
-    import types
 
-    from aimokit.engine import VLLMEngine
+    from aimokit.engine import GenRequest, ListDriver, SteppedEngine
 
-    class SlowCore:
+    class SlowSteps(SteppedEngine):  # a backend whose every step takes 0.3 s and finishes nothing
         def __init__(self):
+            super().__init__()
             self.steps = 0
 
-        def add_request(self, *a, **k):
+        def submit(self, key, req):
             pass
 
-        def abort_request(self, rids):
-            pass
+        def abort(self, keys):
+            return {k: GenResult("so far", 2, "aborted") for k in keys}
 
-        def has_unfinished_requests(self):
-            return False
-
-        def step(self):
+        def step(self, deadline):
             self.steps += 1
             time.sleep(0.3)
             return []
 
-    eng = VLLMEngine.__new__(VLLMEngine)
-    eng.engine, eng.lora, eng._seq, eng.request_seeds = SlowCore(), None, 0, False
+    eng = SlowSteps()
     eng.recent_steps = [5.0, 0.3, 0.3]  # one warm-up outlier, then 0.3 s steps
-    eng.tokenizer = types.SimpleNamespace(encode=lambda text, add_special_tokens=False: [1, 2])
-    eng._partial = lambda rid: GenResult("", 0, "aborted")
-    from aimokit.engine import GenRequest, ListDriver
-
     driver = ListDriver([GenRequest("p", 8)])
-    from vllm.sampling_params import RequestOutputKind, SamplingParams  # noqa: F401  (imported before timing)
-
     t = time.monotonic()
     eng.run(driver, deadline=t + 1.0)
-    assert eng.engine.steps <= 3 and time.monotonic() - t < 1.0  # stopped before a step would cross it
+    assert eng.steps <= 3 and time.monotonic() - t < 1.0  # stopped before a step would cross it
     assert statistics.median(eng.recent_steps) == pytest.approx(0.3, abs=0.1)
-    assert driver.results[0].finish == "aborted"
+    assert driver.results[0] == GenResult("so far", 2, "aborted")  # the cut request hands over what it wrote

@@ -12,9 +12,8 @@ from aimokit.adapters import AdapterError
 from aimokit.config import ConfigError
 from aimokit.train import TrainConfig, TrainDataError, train
 
-from conftest import ROOT
+from layout import ROOT
 
-sys.path.insert(0, str(ROOT / "tests" / "helpers"))
 from marker import MARKER, synthetic_responses  # noqa: E402
 
 

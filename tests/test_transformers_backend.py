@@ -3,7 +3,8 @@
 import pytest
 
 from aimokit.config import EngineConfig
-from aimokit.engine import GenRequest, TransformersEngine, generate
+from aimokit.engine import GenRequest, generate
+from aimokit.engine.hf import TransformersEngine
 from aimokit.problems import Problem
 from aimokit.solver import Solver
 
@@ -48,6 +49,6 @@ def test_transformers_is_the_fallback_when_vllm_cannot_be_imported(monkeypatch, 
 
     (tmp_path / "config.json").write_text("{}")
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
-    monkeypatch.setattr(eng, "TransformersEngine", Stub)
+    monkeypatch.setattr(eng, "backend_class", lambda name: {"transformers": Stub}[name])  # vllm: KeyError
     engine = eng.create_engine(EngineConfig(backend="vllm", model=str(tmp_path)))
     assert isinstance(engine, Stub) and started == [str(tmp_path)]

@@ -131,7 +131,7 @@ def test_the_shipped_wheelhouse_closes_vllms_dependencies_over_the_image():
 
     from aimokit.kaggle.config import ShipConfig
     from aimokit.kaggle.wheelhouse import canonical
-    from conftest import ROOT
+    from layout import ROOT
 
     text = (ROOT / "configs" / "ship.toml").read_text().replace('"your-kaggle-user"', '"alice"')
     ship = Path(tempfile.mkdtemp()) / "ship.toml"

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT / "src"))  # run as a script: its own folder (the helpers) is on the path already
 
-from conftest import ScriptedEngine, tir_respond  # noqa: E402
+from fakes import ScriptedEngine, tir_respond
 
 from aimokit.config import SolveConfig  # noqa: E402
 from aimokit.kernel import Kernel  # noqa: E402

@@ -1,0 +1,111 @@
+"""Plain transformers `model.generate`: the fallback where vLLM is missing, and the baseline.
+
+It generates a batch of compatible requests at once (the shared loop's
+`QueuedEngine`), and its step stops at the deadline by itself, so the loop
+keeps no room for one.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from ..config import EngineConfig
+from .chat import apply_chat_template
+from .loop import QueuedEngine
+from .types import GenRequest, GenResult
+
+
+class TransformersEngine(QueuedEngine):
+    name = "transformers"
+    step_honours_deadline = True
+
+    def __init__(self, cfg: EngineConfig, model_dir: str, batch_size: int = 8,
+                 clock: Callable[[], float] = time.monotonic):
+        super().__init__(clock)
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.torch = torch
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = getattr(torch, cfg.dtype) if cfg.dtype != "auto" else "auto"
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device)
+        if cfg.lora:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, cfg.lora)
+        self.model = model.eval()
+        self.batch_size = batch_size
+        self.seed = cfg.seed
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def chat_prompt(self, messages):
+        return apply_chat_template(self.tokenizer, messages)
+
+    def generate_batch(self, requests: list[GenRequest], deadline: float | None) -> list[GenResult]:
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        torch = self.torch
+        clock = self.clock
+
+        class _Deadline(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kw):
+                return deadline is not None and clock() >= deadline
+
+        head = requests[0]
+        enc = self.tokenizer(
+            [r.prompt for r in requests], return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(self.device)
+        if head.seed is not None:
+            torch.manual_seed(head.seed)
+        with torch.no_grad():
+            out = self.model.generate(
+                **enc,
+                do_sample=head.temperature > 0,
+                temperature=head.temperature if head.temperature > 0 else None,
+                top_p=head.top_p if head.temperature > 0 else None,
+                max_new_tokens=max(r.max_tokens for r in requests),
+                stop_strings=list(head.stop) or None,
+                tokenizer=self.tokenizer,
+                stopping_criteria=StoppingCriteriaList([_Deadline()]),
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        timed_out = deadline is not None and clock() >= deadline
+        new = out[:, enc["input_ids"].shape[1] :]
+        results = []
+        for row, req in enumerate(requests):
+            ids = new[row].tolist()[: req.max_tokens]
+            eos_hit = False
+            if self.tokenizer.eos_token_id in ids:
+                ids = ids[: ids.index(self.tokenizer.eos_token_id)]
+                eos_hit = True
+            ids = [t for t in ids if t != self.tokenizer.pad_token_id]
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            res = cut_at_stop(text, head.stop, len(ids), req.max_tokens, eos_hit)
+            if timed_out and res.finish == "length":
+                res.finish = "aborted"
+            results.append(res)
+        return results
+
+    def close(self) -> None:
+        self.model = None
+
+
+def cut_at_stop(text: str, stops: tuple[str, ...], n_tokens: int, max_tokens: int, eos: bool) -> GenResult:
+    """Trim a batch-generated text at its first stop string (kept, as vLLM does)."""
+    best = None
+    for s in stops:
+        k = text.find(s)
+        if k >= 0 and (best is None or k < best[0]):
+            best = (k, s)
+    if best is not None:
+        return GenResult(text[: best[0] + len(best[1])], n_tokens, "stop", best[1])
+    if eos:
+        return GenResult(text, n_tokens, "eos")
+    return GenResult(text, n_tokens, "length" if n_tokens >= max_tokens else "eos")

