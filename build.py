@@ -7,9 +7,10 @@
     python build.py probe-image [--ship TOML] [--kernel NAME] [--dry-run]
     python build.py status [--ship TOML] [--kernel NAME] [--probe]
     python build.py output [--ship TOML] [--kernel NAME] [--path DIR] [--probe [--into DIR]]
-    python build.py evaluate [--problems FILE] [--samples K] [--config TOML] [--lora DIR] [--out DIR] [--set k=v ...]
+    python build.py evaluate [--problems FILE] [--samples K] [--eval-config TOML] [--config TOML] [--lora DIR] [--out DIR] [--set k=v ...]
     python build.py dpo-data --responses FILE [FILE ...] [--config TOML] [--out DIR] [--set k=v ...]
     python build.py train [--config TOML] [--set k=v ...]
+    python build.py settings [kernel|eval|dpo-data|train|ship] [--markdown]
 """
 
 from __future__ import annotations
@@ -28,6 +29,25 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 
+def _add_flags(parser: argparse.ArgumentParser, cls: type, names: tuple[str, ...]) -> None:
+    """`--name` flags for some of a job config's fields: help and type from the field, default from the config."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in names:
+        f = fields[name]
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
+                            help=f"{f.metadata['help']} (default: {f.default!r})")
+
+
+def _flag_values(args: argparse.Namespace, cls: type) -> dict:
+    """The flags `_add_flags` made that were given: overrides of the job config."""
+    import dataclasses
+
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
+
+
 def _parse_sets(items: list[str]) -> dict:
     out = {}
     for item in items:
@@ -42,7 +62,7 @@ def _parse_sets(items: list[str]) -> dict:
 
 
 def cmd_dry_run(args: argparse.Namespace) -> int:
-    from aimokit.config import load_config, to_toml
+    from aimokit.config import KernelConfig, to_toml
     from aimokit.models import resolve_model
     from aimokit.problems import load_problems, sample_problems
     from aimokit.report import write_report
@@ -53,7 +73,7 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
         overrides["competition.time_limit_s"] = float(args.time_limit)
     run_dir = Path(args.out or ROOT / "runs" / time.strftime("dry-run-%Y%m%d-%H%M%S")).resolve()
     overrides["run.output_dir"] = str(run_dir)
-    cfg = load_config(args.config, overrides)
+    cfg = KernelConfig.load(args.config, overrides)
     problems = load_problems(cfg.run.problems, cfg.competition)  # fail before any model work
     if not cfg.engine.model:
         print("preparing the embedded default model (converted once, then cached)...", file=sys.stderr)
@@ -65,8 +85,7 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     print(f"dry-run: {len(problems)} problems from {cfg.run.problems}, limit {cfg.competition.time_limit_s:.0f} s, "
           f"outputs in {run_dir}", file=sys.stderr)
 
-    env = dict(os.environ, AIMOKIT_CONFIG=str(config_path), AIMOKIT_SRC=str(ROOT / "src"),
-               AIMOKIT_T0=str(time.time()))
+    env = dict(os.environ, AIMOKIT_CONFIG=str(config_path), AIMOKIT_SRC=str(ROOT / "src"))
     env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # keep the per-problem progress readable
     t0 = time.monotonic()
     # The very file Kaggle runs, in a fresh interpreter, so a crash is the kernel's alone.
@@ -238,28 +257,35 @@ def cmd_output(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from aimokit.config import expand_paths, load_config
+    from aimokit.config import KernelConfig, expand_paths
     from aimokit.evaluate import EvalConfig, run_evaluation, write_report
-    from aimokit.serving import setup_logging
     from aimokit.models import resolve_model
     from aimokit.problems import load_problems, sample_problems
+    from aimokit.serving import setup_logging
 
     setup_logging()
     overrides = _parse_sets(args.set)
     if args.lora:
         overrides["engine.lora"] = str(Path(args.lora).resolve())
-    ev = EvalConfig(samples=args.samples, batch_problems=args.batch)
+    ev = EvalConfig.load(args.eval_config, _flag_values(args, EvalConfig))
     out = Path(args.out or ROOT / "runs" / time.strftime("eval-%Y%m%d-%H%M%S")).resolve()
-    cfg = expand_paths(load_config(args.config, overrides))
-    problems = load_problems(args.problems or sample_problems(), cfg.competition)
-    if args.limit:
-        problems = problems[:args.limit]
+    cfg = expand_paths(KernelConfig.load(args.config, overrides))
+    problems = load_problems(ev.problems or sample_problems(), cfg.competition)
+    if ev.limit:
+        problems = problems[:ev.limit]
     if not cfg.engine.model:
         cfg = replace(cfg, engine=replace(cfg.engine, model=resolve_model("")))
     run_evaluation(cfg, problems, out, ev)
     write_report(out, ev)
     print((out / "report.md").read_text())
     print(f"responses: {out / 'responses.parquet'}\nreport: {out / 'report.md'}")
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    from aimokit.settings_doc import JOBS, markdown, text
+
+    print(markdown() if args.markdown else text(JOBS[args.job]))
     return 0
 
 
@@ -344,14 +370,14 @@ def main(argv: list[str] | None = None) -> int:
                            help="with --probe: where image-<shape>.txt and .probe.json go")
         q.set_defaults(func=func)
     e = sub.add_parser("evaluate", help="K samples per labelled problem: responses.parquet, maj/pass report, plots")
-    e.add_argument("--problems", default=None, help="labelled problems (default: the 30 AIME 2024 problems)")
-    e.add_argument("--samples", type=int, default=8)
-    e.add_argument("--batch", type=int, default=8, help="problems solved together")
-    e.add_argument("--limit", type=int, default=0, help="only the first N problems")
-    e.add_argument("--config", default=str(ROOT / "configs" / "dry-run.toml"))
+    from aimokit.evaluate import EvalConfig
+
+    _add_flags(e, EvalConfig, ("problems", "samples", "batch_problems", "limit"))
+    e.add_argument("--eval-config", default=None, help="an EvalConfig TOML (flags override it)")
+    e.add_argument("--config", default=str(ROOT / "configs" / "dry-run.toml"), help="the kernel config that solves")
     e.add_argument("--lora", default=None, help="a LoRA adapter directory")
     e.add_argument("--out", default=None, help="output folder (default: runs/eval-<time>); rerun it to resume")
-    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a kernel config value")
     e.set_defaults(func=cmd_evaluate)
     g = sub.add_parser("dpo-data", help="preference pairs from evaluated responses (polars)")
     g.add_argument("--responses", nargs="+", default=None)
@@ -363,6 +389,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--config", default=str(ROOT / "configs" / "train-dpo.toml"))
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     t.set_defaults(func=cmd_train)
+    st = sub.add_parser("settings", help="every setting of a job config, with its default and help")
+    st.add_argument("job", nargs="?", default="kernel", choices=["kernel", "eval", "dpo-data", "train", "ship"])
+    st.add_argument("--markdown", action="store_true", help="all jobs as the Markdown of docs/settings.md")
+    st.set_defaults(func=cmd_settings)
     args = ap.parse_args(argv)
     from aimokit.errors import AimokitError
 

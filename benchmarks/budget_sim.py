@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 from common import ROOT, CodeShim, versions, write
 
-from aimokit.config import SolveConfig
+from aimokit.config import KernelConfig
 from aimokit.problems import sample_problems
 from aimokit.engine import create_engine
 from aimokit.kernel import Kernel
@@ -44,7 +44,7 @@ def main() -> None:
     pfile = out / "problems.csv"
     out.mkdir(parents=True, exist_ok=True)
     probs.write_csv(pfile)
-    cfg = SolveConfig.from_dict({
+    cfg = KernelConfig.from_dict({
         "competition": {"name": "aimo3", "answer_max": 99999, "modulo": 0, "time_limit_s": a.limit_s,
                         "expected_problems": a.problems},
         "engine": {"model": a.model, "lora": a.lora, "max_model_len": 8192, "gpu_memory_utilization": 0.90,

@@ -49,7 +49,7 @@ def main() -> None:
     pl.DataFrame(rows).write_parquet(data)
     tag = "precomputed_ref" if a.precompute_ref else "live_ref"
     cfg = TrainConfig(model=a.model, train_file=str(data), output_dir=str(out / f"dpo-{tag}"), max_steps=a.steps,
-                      batch_size=a.batch, max_length=937, gradient_checkpointing=True, learning_rate=5e-5,
+                      per_device_train_batch_size=a.batch, max_length=937, gradient_checkpointing=True, learning_rate=5e-5,
                       precompute_ref_log_probs=a.precompute_ref, dtype="bfloat16", logging_steps=1, save_steps=10_000,
                       resume=False)
     torch.cuda.reset_peak_memory_stats()

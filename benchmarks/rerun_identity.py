@@ -56,14 +56,14 @@ PAIRS = [("base", "rerun"), ("base", "fewer-samples"), ("base", "order"),
 def one(args: argparse.Namespace) -> None:
     """Child: solve every problem with one fresh engine, write every response."""
     sys.path.insert(0, str(ROOT / "src"))
-    from aimokit.config import SolveConfig
+    from aimokit.config import KernelConfig
     from aimokit.engine import create_engine
     from aimokit.problems import load_problems
     from aimokit.solver import Solver
 
     overrides, _, fewer, shuffled = VARIANTS[args.one]
     samples = args.samples - 1 if fewer else args.samples
-    cfg = SolveConfig.from_dict({
+    cfg = KernelConfig.from_dict({
         "competition": {"name": "aimo3", "answer_max": 99999, "modulo": 0},
         "engine": {"model": args.model, "max_model_len": 4096, "gpu_memory_utilization": args.memory,
                    "enforce_eager": args.eager, "seed": 0},

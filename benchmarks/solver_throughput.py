@@ -20,7 +20,7 @@ from pathlib import Path
 
 from common import ROOT, CodeShim, now, versions, write
 
-from aimokit.config import SolveConfig
+from aimokit.config import KernelConfig
 from aimokit.problems import sample_problems
 from aimokit.engine import create_engine
 from aimokit.problems import load_problems
@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--out", default="bench-out")
     a = ap.parse_args()
 
-    cfg = SolveConfig.from_dict({
+    cfg = KernelConfig.from_dict({
         "competition": {"name": "aimo3", "answer_max": 99999, "modulo": 0},
         "engine": {"backend": a.backend, "model": a.model, "lora": a.lora, "max_model_len": 8192,
                    "gpu_memory_utilization": 0.90, "max_num_seqs": 256, "enforce_eager": a.enforce_eager},

@@ -4,7 +4,7 @@ import pytest
 from fakes import FakeClock, ScriptedEngine
 from layout import COMPETITION_MODULES, lay_out_competition
 
-from aimokit.config import SolveConfig
+from aimokit.config import KernelConfig
 
 
 @pytest.fixture
@@ -19,9 +19,9 @@ def clock():
 
 
 @pytest.fixture
-def fast_cfg(tmp_path) -> SolveConfig:
+def fast_cfg(tmp_path) -> KernelConfig:
     """A config for fake-engine runs: small limits, outputs in tmp_path."""
-    return SolveConfig.from_dict({
+    return KernelConfig.from_dict({
         "competition": {"time_limit_s": 60.0, "expected_problems": 3},
         "sandbox": {"timeout_s": 5.0, "workers": 2},
         "solver": {"samples": 4, "min_samples": 1, "max_rounds": 2, "max_tokens_per_round": 64,

@@ -1,5 +1,5 @@
 from aimokit.budget import TimeBudget
-from aimokit.config import BudgetConfig, SolverConfig
+from aimokit.config import BudgetConfig, SamplingConfig
 
 
 class Clock:
@@ -14,7 +14,7 @@ def make(limit=3600.0, n=50, **kw):
     clock = Clock()
     cfg = BudgetConfig(**{"safety_margin_s": 60, "reserve_per_problem_s": 20, "min_problem_s": 10,
                           "max_problem_s": 300, **kw})
-    return TimeBudget(cfg, limit, n, SolverConfig(samples=16, min_samples=2), started_at=0.0, clock=clock), clock
+    return TimeBudget(cfg, limit, n, SamplingConfig(samples=16, min_samples=2), started_at=0.0, clock=clock), clock
 
 
 def test_every_problem_gets_time_and_the_total_stays_inside_the_limit():

@@ -9,26 +9,31 @@ import pytest
 
 from aimokit.adapters import AdapterError
 from aimokit.kaggle.build import BuildError, build_all, content_hash
+from aimokit.config import ConfigError
 from aimokit.kaggle.config import ShipConfig
 
 from layout import ROOT
 from wheels import tiny_wheel
 
 
-def _cfg(tmp_path, **kw):
-    path = tmp_path / "ship.toml"
-    path.write_text((ROOT / "configs" / "ship.toml").read_text().replace('"your-kaggle-user"', '"alice"'))
-    cfg = ShipConfig.load(path)
-    for k, v in kw.items():
-        setattr(cfg, k, v)
-    return cfg
+def _cfg(tmp_path, **dotted):
+    """The checkout's own ship config, as user alice, with `section.key` overrides."""
+    return ShipConfig.load(ROOT / "configs" / "ship.toml", {"user": "alice", **dotted})
+
+
+def _with_adapters(cfg: ShipConfig, tmp_path, *adapters) -> ShipConfig:
+    """One kernel per adapter, each config naming its adapter as engine.lora: how adapters get shipped."""
+    kernels = []
+    for i, adapter in enumerate(adapters):
+        config = tmp_path / f"kernel{i}.toml"
+        config.write_text(f'[engine]\nlora = "{adapter}"\n')
+        kernels.append(replace(cfg.kernels[0], name=f"k{i}", slug=f"k{i}", config=str(config)))
+    return replace(cfg, kernels=kernels)
 
 
 def test_build_writes_every_dataset_and_kernel_folder(tmp_path):
-    cfg = _cfg(tmp_path)
-    cfg.wheels.requirements = ["tinypkg==0.1"]
-    cfg.wheels.find_links = [str(tiny_wheel(tmp_path))]
-    cfg.wheels.no_index = True
+    cfg = _cfg(tmp_path, **{"wheels.requirements": ["tinypkg==0.1"], "wheels.find_links": [str(tiny_wheel(tmp_path))],
+                            "wheels.no_index": True})
     built = build_all(ROOT, cfg, tmp_path / "build")
     src = built["datasets"]["source"]
     meta = json.loads((src / "dataset-metadata.json").read_text())
@@ -53,8 +58,7 @@ def test_adapters_are_validated_before_bundling(tmp_path):
     bad.mkdir()
     (bad / "adapter_config.json").write_text(json.dumps({"r": 8, "target_modules": ["lm_head"]}))
     (bad / "adapter_model.safetensors").write_bytes(b"")
-    cfg = _cfg(tmp_path)
-    cfg.adapters.paths = [str(bad)]
+    cfg = _with_adapters(_cfg(tmp_path), tmp_path, bad)
     with pytest.raises(AdapterError, match="not served by vLLM LoRA"):
         build_all(ROOT, cfg, tmp_path / "build", wheels=False)
 
@@ -68,15 +72,31 @@ def test_oversized_file_and_missing_user_are_clear_errors(tmp_path):
     assert proc.returncode == 2 and "set user = " in proc.stderr and "your-kaggle-user" in proc.stderr
 
 
-def test_kernel_adapter_path_is_rewritten_to_the_mounted_dataset(tmp_path):
-    from aimokit.kaggle.build import shipped_lora_path
+def test_the_adapters_shipped_are_the_ones_the_kernels_name(tmp_path):
+    """Declared once: a kernel config's engine.lora (relative to that config) ships, and is rewritten to the mount."""
+    from aimokit.kaggle.build import build_source
 
+    adapter = tmp_path / "runs" / "dpo-adapter"
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "k.toml").write_text('[engine]\nlora = "../runs/dpo-adapter"\n')
     cfg = _cfg(tmp_path)
-    cfg.adapters.paths = [str(tmp_path / "runs" / "dpo-adapter")]
-    assert shipped_lora_path(str(tmp_path / "runs" / "dpo-adapter"), cfg, "k.toml") == "$AIMOKIT_ADAPTERS/dpo-adapter"
-    assert shipped_lora_path("", cfg, "k.toml") == ""
-    with pytest.raises(BuildError, match="engine.lora = .*other.* is not shipped; add it to \\[adapters\\] paths"):
-        shipped_lora_path(str(tmp_path / "other"), cfg, "k.toml")
+    cfg = replace(cfg, kernels=[replace(cfg.kernels[0], config=str(tmp_path / "configs" / "k.toml"))])
+    assert cfg.adapters_to_ship(ROOT) == {"dpo-adapter": adapter.resolve()}
+    assert _cfg(tmp_path).adapters_to_ship(ROOT) == {}  # configs/aimo3.toml names none
+    shipped = (build_source(ROOT, cfg, tmp_path / "build") / "submission.toml").read_text()
+    assert 'lora = "$AIMOKIT_ADAPTERS/dpo-adapter"' in shipped
+    old = tmp_path / "old.toml"  # the old way of listing them is refused with the fix
+    old.write_text((ROOT / "configs" / "ship.toml").read_text().replace("[adapters]", "[adapters]\npaths = []"))
+    with pytest.raises(ConfigError, match="paths is gone.*engine.lora"):
+        ShipConfig.load(old, {"user": "alice"})
+
+
+def test_ship_paths_are_relative_to_the_ship_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # wherever the build starts from
+    cfg = _cfg(tmp_path)
+    assert cfg.kernels[0].file == str(ROOT / "kernels" / "submission.py")
+    assert cfg.kernels[0].config == str(ROOT / "configs" / "aimo3.toml")
+    assert cfg.wheels.image == str(ROOT / "datasets" / "wheels" / "image-lent-h100.txt")
 
 
 def test_each_dataset_is_read_from_its_folder_under_datasets(tmp_path):
@@ -106,11 +126,9 @@ def test_each_dataset_is_read_from_its_folder_under_datasets(tmp_path):
 
 
 def test_two_adapters_of_one_name_are_refused_naming_both(tmp_path):
-    from aimokit.kaggle.build import build_adapters
-
-    cfg = _cfg(tmp_path)
     a, b = tmp_path / "run1" / "adapter", tmp_path / "run2" / "adapter"
-    cfg = replace(cfg, adapters=replace(cfg.adapters, paths=[str(a), str(b)]))
-    with pytest.raises(BuildError, match="would both ship as 'adapter'") as e:
-        build_adapters(ROOT, cfg, tmp_path / "build")
+    cfg = _with_adapters(_cfg(tmp_path), tmp_path, a, b)
+    with pytest.raises(ConfigError, match="would both ship as 'adapter'") as e:
+        cfg.adapters_to_ship(ROOT)
     assert str(a) in str(e.value) and str(b) in str(e.value)
+    assert _with_adapters(_cfg(tmp_path), tmp_path, a, a).adapters_to_ship(ROOT) == {"adapter": a}  # one, used twice

@@ -2,50 +2,93 @@ import tomllib
 
 import pytest
 
-from aimokit.config import ConfigError, SolveConfig, load_config, to_toml
+from aimokit.config import ConfigError, KernelConfig, to_toml
 
 from layout import ROOT
 
 
 @pytest.mark.parametrize("name", ["dry-run", "aimo2", "aimo3"])
 def test_shipped_configs_load_and_round_trip(name):
-    cfg = load_config(ROOT / "configs" / f"{name}.toml")
-    assert SolveConfig.from_dict(tomllib.loads(to_toml(cfg))) == cfg
+    cfg = KernelConfig.load(ROOT / "configs" / f"{name}.toml")
+    assert KernelConfig.from_dict(tomllib.loads(to_toml(cfg))) == cfg
 
 
 def test_aimo3_has_no_modulo_and_a_wider_range():
-    cfg = load_config(ROOT / "configs" / "aimo3.toml")
+    cfg = KernelConfig.load(ROOT / "configs" / "aimo3.toml")
     assert cfg.competition.modulo == 0 and cfg.competition.answer_max == 99999
 
 
 def test_unknown_keys_and_bad_types_are_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown setting.*solver.sample'"):
-        SolveConfig.from_dict({"solver": {"sample": 4}})
+        KernelConfig.from_dict({"solver": {"sample": 4}})
     with pytest.raises(ConfigError, match="solver.samples: expected int"):
-        SolveConfig.from_dict({"solver": {"samples": "many"}})
+        KernelConfig.from_dict({"solver": {"samples": "many"}})
     with pytest.raises(ConfigError, match="min_samples <= samples"):
-        SolveConfig.from_dict({"solver": {"samples": 2, "min_samples": 3}})
+        KernelConfig.from_dict({"solver": {"samples": 2, "min_samples": 3}})
     bad = tmp_path / "c.toml"
     bad.write_text("[solver\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
-        load_config(bad)
+        KernelConfig.load(bad)
 
 
 def test_dotted_overrides():
-    cfg = load_config(None, {"solver.samples": 3, "competition.time_limit_s": 10})
+    cfg = KernelConfig.load(None, {"solver.samples": 3, "competition.time_limit_s": 10})
     assert cfg.solver.samples == 3 and cfg.competition.time_limit_s == 10.0
-    with pytest.raises(ConfigError, match="unknown setting 'solver.nope'"):
-        load_config(None, {"solver.nope": 1})
+    with pytest.raises(ConfigError, match="unknown setting.*'solver.nope'; known in \\[solver\\]: early_stop"):
+        KernelConfig.load(None, {"solver.nope": 1})
+
+
+@pytest.mark.parametrize("job", ["kernel", "eval", "dpo-data", "train", "ship"])
+def test_every_job_loads_one_way_and_no_config_exists_unchecked(job):
+    """Job.load(path, overrides) for each; a bad value fails at construction, however the object is built."""
+    import dataclasses
+
+    from aimokit.settings_doc import JOBS
+
+    cls = JOBS[job]
+    base = {"user": "alice"} if job == "ship" else {}
+    cfg = cls.load(None, base)
+    with pytest.raises(dataclasses.FrozenInstanceError):  # never mutated: a change is a copy
+        setattr(cfg, dataclasses.fields(cfg)[0].name, None)
+    bad = {"kernel": {"solver.samples": 0}, "eval": {"samples": 0}, "dpo-data": {"val_fraction": 1.5},
+           "train": {"method": "ppo"}, "ship": {"license": "MIT-ish"}}[job]
+    with pytest.raises(ConfigError):
+        cls.load(None, {**base, **bad})
+    key, value = next(iter(bad.items()))
+    if "." not in key:  # dataclasses.replace runs the same checks
+        with pytest.raises(ConfigError):
+            dataclasses.replace(cfg, **{key: value})
+    assert cls.from_dict(tomllib.loads(to_toml(cfg))) == cfg  # what to_toml writes reads back the same
+
+
+def test_every_setting_has_help_and_the_settings_page_is_current():
+    from aimokit.settings_doc import _jobs, markdown
+
+    for cls in _jobs().values():
+        missing = [name for name, _, _, help_ in cls.settings() if not help_.strip()]
+        assert not missing, f"{cls.__name__}: settings without help {missing}"
+    assert (ROOT / "docs" / "settings.md").read_text() == markdown() + "\n", \
+        "docs/settings.md is stale: python build.py settings --markdown > docs/settings.md"
+
+
+def test_a_model_or_adapter_named_in_a_kernel_config_is_relative_to_that_file(tmp_path, monkeypatch):
+    (tmp_path / "configs").mkdir()
+    path = tmp_path / "configs" / "k.toml"
+    path.write_text('[engine]\nmodel = "../models/m"\nlora = "$AIMOKIT_ADAPTERS/a"\n')
+    monkeypatch.chdir(ROOT)
+    cfg = KernelConfig.load(path, {"engine.lora": "runs/x"})  # an override is where you typed it: left as given
+    assert cfg.engine.model == str(tmp_path / "models" / "m") and cfg.engine.lora == "runs/x"
+    assert KernelConfig.load(path).engine.lora == "$AIMOKIT_ADAPTERS/a"  # a mount path is left for the kernel
 
 
 def test_shipped_paths_resolve_where_the_kernel_runs():
-    from aimokit.config import ConfigError, expand_paths, load_config
+    from aimokit.config import ConfigError, expand_paths
 
-    cfg = expand_paths(load_config(ROOT / "configs" / "aimo3.toml"), env={})
+    cfg = expand_paths(KernelConfig.load(ROOT / "configs" / "aimo3.toml"), env={})
     assert cfg.engine.model == "/kaggle/input/deepseek-math/deepseek-math-7b-rl"  # Kaggle's mount by default
     assert cfg.competition.data_dir == "/kaggle/input/ai-mathematical-olympiad-progress-prize-3"
-    cfg = expand_paths(load_config(ROOT / "configs" / "aimo3.toml", {"engine.lora": "$AIMOKIT_ADAPTERS/dpo"}),
+    cfg = expand_paths(KernelConfig.load(ROOT / "configs" / "aimo3.toml", {"engine.lora": "$AIMOKIT_ADAPTERS/dpo"}),
                        env={"AIMOKIT_INPUT": "/tmp/in", "AIMOKIT_ADAPTERS": "/tmp/in/ad"})
     assert cfg.engine.model.startswith("/tmp/in/") and cfg.engine.lora == "/tmp/in/ad/dpo"
     with pytest.raises(ConfigError, match="AIMOKIT_ADAPTERS is not set; attach the adapters dataset"):
-        expand_paths(load_config(None, {"engine.lora": "${AIMOKIT_ADAPTERS}/dpo"}), env={})
+        expand_paths(KernelConfig.load(None, {"engine.lora": "${AIMOKIT_ADAPTERS}/dpo"}), env={})

@@ -2,16 +2,14 @@
 
 import dataclasses
 import json
-import sys
 
 import polars as pl
 import pytest
 
 from aimokit.dpo_data import DPODataConfig, DPODataError, build_dpo_data, make_pairs
 
-from layout import ROOT
 
-from marker import MARKER, synthetic_responses  # noqa: E402
+from marker import MARKER, synthetic_responses
 
 
 @pytest.fixture(scope="module")

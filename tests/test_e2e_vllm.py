@@ -9,7 +9,7 @@ import time
 import polars as pl
 import pytest
 
-from aimokit.config import load_config, to_toml
+from aimokit.config import KernelConfig, to_toml
 from aimokit.problems import load_problems
 
 from layout import AIME, ROOT, lay_out_competition
@@ -62,7 +62,7 @@ def test_submission_kernel_end_to_end_on_vllm_with_lora(default_model, lora_adap
     pl.DataFrame({"id": [p.id for p in ps], "problem": [p.problem for p in ps],
                   "answer": [p.answer for p in ps]}).write_csv(problems_file)
     limit = 240.0  # a vLLM-CPU step with a LoRA takes 10-30 s here; the kernel starts none it cannot finish
-    cfg = load_config(ROOT / "configs" / "dry-run.toml", {
+    cfg = KernelConfig.load(ROOT / "configs" / "dry-run.toml", {
         "engine.model": str(default_model), "engine.lora": str(lora_adapter),
         "engine.max_model_len": 1024, "engine.gpu_memory_utilization": 0.2,
         "competition.time_limit_s": limit, "run.problems": str(problems_file),
@@ -96,7 +96,7 @@ def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(defau
     from wheels import tiny_wheel
 
     comp = "ai-mathematical-olympiad-progress-prize-3"
-    kernel_cfg = load_config(ROOT / "configs" / "dry-run.toml", {
+    kernel_cfg = KernelConfig.load(ROOT / "configs" / "dry-run.toml", {
         "competition.interface": "kaggle_evaluation", "competition.answer_max": 99999, "competition.modulo": 0,
         "competition.server_module": "kaggle_evaluation.aimo_3_inference_server",
         "competition.server_class": "AIMO3InferenceServer", "competition.data_dir": f"$AIMOKIT_INPUT/{comp}",

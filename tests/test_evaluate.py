@@ -7,7 +7,8 @@ import polars as pl
 import pytest
 
 from aimokit.engine import GenResult
-from aimokit.evaluate import EvalConfig, majority, metrics, pass_at_k, run_evaluation, wilson, write_report
+from aimokit.evaluate import EvalConfig, run_evaluation, write_report
+from aimokit.metrics import majority, pass_at_k, wilson
 from aimokit.problems import Problem, ProblemFileError
 
 from fakes import ScriptedEngine

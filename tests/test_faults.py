@@ -20,7 +20,6 @@ from aimokit.engine import GenResult
 from aimokit.gateway import write_submission
 from aimokit.kernel import Kernel
 from aimokit.problems import load_problems
-from aimokit.serving import serve
 
 from layout import AIME, ROOT
 
@@ -123,11 +122,11 @@ def test_sandbox_process_killed_during_a_call_leaves_the_sample_going(scripted, 
 @pytest.mark.slow
 def test_engine_core_killed_mid_problem_is_replaced(tmp_path):
     """kill -9 of vLLM's engine-core process in the middle of a problem, with the real engine on CPU."""
-    from aimokit.config import load_config, to_toml
+    from aimokit.config import KernelConfig, to_toml
     from aimokit.models import embedded_default_model
 
     ps = _problems_csv(tmp_path / "p.csv", 4)
-    cfg = load_config(ROOT / "configs" / "dry-run.toml", {
+    cfg = KernelConfig.load(ROOT / "configs" / "dry-run.toml", {
         "engine.model": str(embedded_default_model()), "engine.max_model_len": 1024,
         "engine.gpu_memory_utilization": 0.2, "competition.time_limit_s": 300.0,
         "run.problems": str(tmp_path / "p.csv"), "run.output_dir": str(tmp_path / "out"),

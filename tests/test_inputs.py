@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from aimokit.config import load_config
+from aimokit.config import KernelConfig
 from aimokit.kaggle.build import BuildError, build_all
-from aimokit.kaggle.config import KernelEntry, ShipConfig
+from aimokit.kaggle.config import KernelEntry, ShipConfig, WheelsConfig
 from aimokit.kaggle.inputs import InputError, check_inputs, model_mount, mounts
 from aimokit.kaggle.metadata import KernelSpec, MetadataError
 
@@ -19,9 +19,7 @@ from layout import ROOT
 
 
 def _ship(tmp_path, **kernel):
-    cfg = ShipConfig(user="alice", kernels=[KernelEntry(**kernel)])
-    cfg.wheels.requirements, cfg.wheels.image = [], ""
-    return cfg
+    return ShipConfig(user="alice", kernels=[KernelEntry(**kernel)], wheels=WheelsConfig(requirements=[], image=""))
 
 
 def test_a_model_no_source_provides_is_a_build_error_naming_it(tmp_path):
@@ -36,7 +34,7 @@ def test_attached_sources_satisfy_the_check(tmp_path):
     built = build_all(ROOT, _ship(tmp_path, dataset_sources=["deepseek-math"]), tmp_path / "build", wheels=False)
     meta = json.loads((built["kernels"][0] / "kernel-metadata.json").read_text())
     assert "alice/deepseek-math" in meta["dataset_sources"]
-    cfg = load_config(ROOT / "configs" / "aimo3.toml", {"engine.model": "$AIMOKIT_INPUT/gpt-oss-120b/transformers/default/2"})
+    cfg = KernelConfig.load(ROOT / "configs" / "aimo3.toml", {"engine.model": "$AIMOKIT_INPUT/gpt-oss-120b/transformers/default/2"})
     have = mounts([], "ai-mathematical-olympiad-progress-prize-3", ["openai/gpt-oss-120b/transformers/default/2"])
     assert check_inputs(cfg, have, "x") == ["$AIMOKIT_INPUT/ai-mathematical-olympiad-progress-prize-3",
                                             "$AIMOKIT_INPUT/gpt-oss-120b/transformers/default/2"]

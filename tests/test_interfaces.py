@@ -14,7 +14,6 @@ import threading
 import polars as pl
 import pytest
 
-from aimokit.engine import GenResult
 from aimokit.gateway import GatewayError, run_local_gateway
 from aimokit.kernel import Kernel
 from aimokit.serving import make_predict, serve
@@ -61,7 +60,7 @@ def test_the_stand_in_refuses_what_the_real_relay_refuses(competition, fast_cfg,
 
     kernel = Kernel(fast_cfg, engine_factory=lambda c: scripted(tir_respond))
     with pytest.raises(ValueError, match="must be functions, got <class 'method'>"):
-        AIMO3InferenceServer(kernel.kaggle_predict)  # what the kit passed before: a bound method
+        AIMO3InferenceServer(kernel.predict)  # what the kit passed before: a bound method
     with pytest.raises(ValueError, match="must be named"):
         AIMO3InferenceServer(lambda *a: None)
     server = AIMO3InferenceServer(make_predict(kernel))
@@ -137,7 +136,7 @@ def test_malformed_rows_and_repeated_ids_still_answer_every_row(competition, fas
 def test_local_gateway_refuses_a_bound_method_like_the_relay(fast_cfg, scripted):
     kernel = Kernel(fast_cfg, engine_factory=lambda c: scripted(tir_respond))
     with pytest.raises(GatewayError, match="must be functions"):
-        run_local_gateway(kernel.kaggle_predict, [], fast_cfg.run.output_dir, fast_cfg.competition)
+        run_local_gateway(kernel.predict, [], fast_cfg.run.output_dir, fast_cfg.competition)
     with pytest.raises(GatewayError, match="must be named"):
         run_local_gateway(lambda *a: None, [], fast_cfg.run.output_dir, fast_cfg.competition)
 

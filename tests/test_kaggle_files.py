@@ -1,6 +1,5 @@
 """Kaggle metadata, the source bundle's secret hygiene, and the generated notebook."""
 
-import json
 import os
 import subprocess
 import sys

@@ -11,7 +11,7 @@ from aimokit.engine import GenResult
 from aimokit.gateway import GatewayError, check_prediction, run_local_gateway
 from aimokit.kernel import Kernel
 from aimokit.serving import make_predict, serve
-from aimokit.problems import Problem, load_problems
+from aimokit.problems import load_problems
 
 from fakes import tir_respond
 from layout import AIME

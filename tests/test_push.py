@@ -9,13 +9,16 @@ import os
 import socket
 import subprocess
 import sys
+import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
+from fake_kaggle import PORT, FakeKaggle, start
 from layout import ROOT
 
-from fake_kaggle import PORT, FakeKaggle, start  # noqa: E402
+from aimokit.config import KernelConfig, merge_dotted, to_toml
+from aimokit.kaggle.config import ShipConfig
 
 
 def _port_free() -> bool:
@@ -61,19 +64,26 @@ def wheelhouse(tmp_path_factory):
     return tiny_wheel(tmp_path_factory.mktemp("wheel"))
 
 
-def _replaced(text: str, old: str, new: str) -> str:
-    """`text` with `old` replaced, which it must contain: an edit that misses fails instead of doing nothing."""
-    assert old in text, f"ship.toml no longer has {old!r}"
-    return text.replace(old, new)
+def _ship(tmp_path, adapter, wheelhouse, user: str, attempts: int, push: dict) -> dict:
+    """The checkout's ship config as an object, changed by copies, written for the CLI as TOML.
+
+    The adapter ships because the kernel's config names it (engine.lora), as a user's would.
+    """
+    cfg = ShipConfig.load(ROOT / "configs" / "ship.toml", {
+        "user": user, "wheels.requirements": ["tinypkg==0.1"], "wheels.find_links": [str(wheelhouse)],
+        "wheels.no_index": True, "push.attempts": attempts, "push.backoff_s": 0.05, "push.poll_s": 0.05,
+        "push.call_timeout_s": 3.0, **{f"push.{k}": v for k, v in push.items()}})
+    kernel = tmp_path / "kernel.toml"
+    kernel.write_text(to_toml(KernelConfig.load(cfg.kernels[0].config, {"engine.lora": str(adapter)})))
+    return replace(cfg, kernels=[replace(cfg.kernels[0], config=str(kernel))]).to_dict()
 
 
-def _setup(tmp_path, adapter, wheelhouse, user="alice", creds=True, attempts=3, push_extra=""):
-    ship = _replaced((ROOT / "configs" / "ship.toml").read_text(), '"your-kaggle-user"', f'"{user}"')
-    ship = _replaced(ship, 'paths = []', f'paths = ["{adapter}"]')
-    ship = _replaced(ship, 'requirements = ["vllm==0.26.0", "polars==2.1.0", "math-verify==0.9.0"]',
-                     f'requirements = ["tinypkg==0.1"]\nfind_links = ["{wheelhouse}"]\nno_index = true')
-    ship += f"\n[push]\nattempts = {attempts}\nbackoff_s = 0.05\npoll_s = 0.05\ncall_timeout_s = 3.0\n{push_extra}\n"
-    (tmp_path / "ship.toml").write_text(ship)
+def _write_ship(tmp_path, data: dict) -> None:
+    (tmp_path / "ship.toml").write_text(to_toml(data))
+
+
+def _setup(tmp_path, adapter, wheelhouse, user="alice", creds=True, attempts=3, push=None):
+    _write_ship(tmp_path, _ship(tmp_path, adapter, wheelhouse, user, attempts, push or {}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE")}
     kcfg = tmp_path / "kaggle-config"
     kcfg.mkdir(exist_ok=True)
@@ -95,11 +105,11 @@ def _cli(tmp_path, env, *args):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
-def _push_edited(tmp_path, env, old: str, new: str):
-    """`push` with one edit to the test's ship.toml, which must contain `old` (the edit cannot silently miss)."""
+def _push_with(tmp_path, env, **dotted):
+    """`push` with `section.key` settings changed in the test's ship config (even ones the config refuses)."""
     ship = tmp_path / "ship.toml"
     text = ship.read_text()
-    ship.write_text(_replaced(text, old, new))
+    _write_ship(tmp_path, merge_dotted(tomllib.loads(text), dotted))
     try:
         return _cli(tmp_path, env, "push")
     finally:
@@ -227,9 +237,9 @@ def test_a_4xx_is_not_retried_and_the_message_lists_uploaded_files(kaggle, tmp_p
 
 def test_invalid_slug_and_oversized_file_are_refused_before_any_upload(kaggle, tmp_path, adapter, wheelhouse):
     env = _setup(tmp_path, adapter, wheelhouse)
-    proc = _push_edited(tmp_path, env, 'source_slug = "aimokit-source"', 'source_slug = "Aimokit_Source"')
+    proc = _push_with(tmp_path, env, source_slug="Aimokit_Source")
     assert proc.returncode == 2 and "slug 'Aimokit_Source' must be lowercase" in proc.stderr
-    proc = _push_edited(tmp_path, env, "[adapters]", "max_file_bytes = 1000\n\n[adapters]")
+    proc = _push_with(tmp_path, env, max_file_bytes=1000)
     assert proc.returncode == 2 and "over the 1000-byte file limit" in proc.stderr
     assert [c for c in kaggle.calls] == []
 
@@ -295,7 +305,7 @@ def test_readiness_waits_through_404s_and_a_stale_version_number(kaggle, tmp_pat
 
 def test_a_push_stopped_before_ready_only_waits_on_the_rerun(kaggle, tmp_path, adapter, wheelhouse):
     kaggle.pending_ready = 10**6  # Kaggle never finishes processing within this run
-    env = _setup(tmp_path, adapter, wheelhouse, push_extra="ready_timeout_s = 0.3")
+    env = _setup(tmp_path, adapter, wheelhouse, push={"ready_timeout_s": 0.3})
     proc = _cli(tmp_path, env, "push", "--no-wheels")
     assert proc.returncode == 2 and "run the push again: it only waits for it" in proc.stderr
     state = json.loads((tmp_path / "build" / "push-state.json").read_text())
@@ -353,7 +363,7 @@ def test_fetched_output_is_checked_and_access_errors_are_one_line(kaggle, tmp_pa
 
 def test_license_names_are_the_clients_and_a_200_with_an_error_is_a_refusal(kaggle, tmp_path, adapter, wheelhouse):
     env = _setup(tmp_path, adapter, wheelhouse)
-    proc = _push_edited(tmp_path, env, 'license = "apache-2.0"', 'license = "Apache-2.0"')
+    proc = _push_with(tmp_path, env, license="Apache-2.0")
     assert proc.returncode == 2 and "write 'apache-2.0'" in proc.stderr and kaggle.calls == []
     kaggle.licenses = ("CC0-1.0",)  # Kaggle answers 200 with an error field
     proc = _cli(tmp_path, env, "push", "--no-wheels")

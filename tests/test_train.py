@@ -14,7 +14,7 @@ from aimokit.train import TrainConfig, TrainDataError, train
 
 from layout import ROOT
 
-from marker import MARKER, synthetic_responses  # noqa: E402
+from marker import MARKER, synthetic_responses
 
 
 def _tiny_adapter(path):
@@ -50,14 +50,14 @@ def test_dpo_marker_reaches_vllm_inference_on_held_out_problems(tmp_path):
     """The journal saw its marker in 18% of responses; here DPO (+ the NLL term) must reach 95%."""
     from transformers import AutoTokenizer
 
-    from aimokit.config import CompetitionConfig, SolverConfig
+    from aimokit.config import CompetitionConfig, SamplingConfig
     from aimokit.dpo_data import DPODataConfig, build_dpo_data
     from aimokit.models import embedded_default_model
     from aimokit.prompts import messages
 
     model = str(embedded_default_model())
     tok = AutoTokenizer.from_pretrained(model)
-    solver, comp = SolverConfig(prompt="cot"), CompetitionConfig()
+    solver, comp = SamplingConfig(prompt="cot"), CompetitionConfig()
     df = synthetic_responses(lambda t: tok.apply_chat_template(messages(t, solver, comp), tokenize=False,
                                                                add_generation_prompt=True), n=32)
     df.write_parquet(tmp_path / "responses.parquet")
@@ -65,7 +65,7 @@ def test_dpo_marker_reaches_vllm_inference_on_held_out_problems(tmp_path):
                                          tokenizer=model, marker=MARKER, max_pairs_per_problem=4, val_fraction=0.25))
     assert stats["problems"] == {"train": 24, "val": 8}
     cfg = TrainConfig(model=model, train_file=str(tmp_path / "data" / "train.parquet"), output_dir=str(tmp_path / "dpo"),
-                      learning_rate=1e-3, lr_scheduler="constant", max_steps=10, batch_size=8, dtype="float32",
+                      learning_rate=1e-3, lr_scheduler_type="constant", max_steps=10, per_device_train_batch_size=8, dtype="float32",
                       logging_steps=2, save_steps=5)
     adapter = train(cfg)
     summary = json.loads((tmp_path / "dpo" / "train_summary.json").read_text())

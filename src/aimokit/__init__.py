@@ -1,14 +1,14 @@
 """aimokit: from a math LLM to a running AIMO submission.
 
-The public entry points: `load_config` (one typed config per job),
+The public entry points: `KernelConfig.load` (every job config loads the same way),
 `Kernel` (what a submission runs), `Solver` (tool-integrated reasoning and
 voting), `load_problems`.
 """
 
-from .config import SolveConfig, load_config
+from .config import KernelConfig
 from .problems import Problem, load_problems
 
-__all__ = ["SolveConfig", "load_config", "Problem", "load_problems", "Kernel", "Solver"]
+__all__ = ["KernelConfig", "Problem", "load_problems", "Kernel", "Solver"]
 __version__ = "0.1.0"
 
 

@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from . import mathparse
-from .config import CompetitionConfig, SolverConfig
+from .config import CompetitionConfig, SamplingConfig
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class Vote:
     weight: float
 
 
-def vote_weight(boxed: bool, code_runs: int, code_errors: int, cfg: SolverConfig) -> float:
+def vote_weight(boxed: bool, code_runs: int, code_errors: int, cfg: SamplingConfig) -> float:
     base = cfg.weight_boxed if boxed else cfg.weight_unboxed
     if code_runs == 0:
         return base * cfg.weight_no_code
@@ -147,7 +147,7 @@ def winner(votes: list[Vote], fallback: int) -> int:
     return fallback
 
 
-def decided(votes: list[Vote], pending: int, cfg: SolverConfig) -> bool:
+def decided(votes: list[Vote], pending: int, cfg: SamplingConfig) -> bool:
     """True when more samples cannot (or are very unlikely to) change the winner.
 
     Counts are in votes, not weights, for the agreement rules, and in weight

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .config import BudgetConfig, SolverConfig
+from .config import BudgetConfig, SamplingConfig
 
 
 @dataclass
@@ -29,7 +29,7 @@ class TimeBudget:
     cfg: BudgetConfig
     limit_s: float
     total_problems: int
-    solver: SolverConfig
+    solver: SamplingConfig
     started_at: float = field(default_factory=time.monotonic)
     clock: Callable[[], float] = time.monotonic
     done: int = 0

@@ -1,21 +1,24 @@
-"""One typed configuration object per job, loadable from TOML.
+"""One typed configuration object per job, all loaded one way: `Job.load(path, overrides)`.
 
-The CLI, the kernel and the tests all build a `SolveConfig` the same way
-(`load_config` / `SolveConfig.from_dict`), so a setting exists in exactly one
-place. Unknown keys are an error rather than silently ignored: a typo in a
-submission config would otherwise cost a whole 5-hour run.
+The CLI, the kernel and the tests build every config the same way, so a
+setting exists in exactly one place, with its help text beside it (`setting`,
+as TRL's configs carry theirs). Configs are frozen and check themselves in
+`__post_init__`: none exists unchecked, and a change is a copy. Unknown keys
+are an error rather than silently ignored: a typo in a submission config
+would otherwise cost a whole 5-hour run.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import re
 import tomllib
 import typing
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import AimokitError
 
@@ -24,29 +27,92 @@ class ConfigError(AimokitError, ValueError):
     """A configuration value is missing, unknown or out of range."""
 
 
-@dataclass
+def setting(default: Any = MISSING, *, help: str, default_factory: Any = MISSING) -> Any:
+    """A config field with its help text: `--help`, `build.py settings` and docs/settings.md read it (TRL's way)."""
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+class Job:
+    """The one way every job's config is made: `Job.load(path, overrides)`.
+
+    Subclasses are frozen dataclasses whose sections check themselves in
+    `__post_init__`, so no config exists unchecked, and a change is a copy
+    (`dataclasses.replace`, `override`), never an edit.
+    """
+
+    what: ClassVar[str] = "config"
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Any:
+        """From TOML (or the defaults), then `{"section.key": value}` overrides; checked once, whole."""
+        data = cls._resolve_paths(read_toml(path, cls.what), Path(path).resolve().parent) if path else {}
+        return from_dict(cls, merge_dotted(data, overrides or {}))
+
+    @classmethod
+    def _resolve_paths(cls, data: dict[str, Any], folder: Path) -> dict[str, Any]:
+        """Make the relative paths a file names relative to the file (each job says which); default: none."""
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        return from_dict(cls, data)
+
+    def override(self, dotted: dict[str, Any]) -> Any:
+        """A copy with `{"solver.samples": 4, ...}` applied; an unknown key is an error."""
+        return override(self, dotted)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        return to_toml(self)
+
+    @classmethod
+    def settings(cls) -> list[tuple[str, str, Any, str]]:
+        """(dotted name, type, default, help) for every setting: the CLI's and the docs' one source."""
+        return list(_settings(cls, ""))
+
+
+def _settings(cls: type, prefix: str):
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        name = prefix + f.name
+        if dataclasses.is_dataclass(hint):
+            yield from _settings(hint, name + ".")
+            continue
+        args = typing.get_args(hint)
+        if typing.get_origin(hint) is list and args and dataclasses.is_dataclass(args[0]):
+            yield from _settings(args[0], name + "[].")  # an array of tables: [[name]]
+            continue
+        default = f.default if f.default is not MISSING else (
+            f.default_factory() if f.default_factory is not MISSING else None)
+        yield name, _type_name(hint), default, f.metadata.get("help", "")
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint).replace("typing.", "")
+
+
+@dataclass(frozen=True)
 class CompetitionConfig:
     """The rules of one competition: answer range, modulo, limit, interface."""
 
-    name: str = "aimo2"
-    answer_min: int = 0
-    answer_max: int = 999
-    # AIMO-1/2 take answers mod 1000; 0 means no modulo (AIMO-3).
-    modulo: int = 1000
-    time_limit_s: float = 5 * 3600
-    # Problems the hidden set holds; the budget divides time by it when the
-    # server hands problems out one at a time and the total is not visible.
-    expected_problems: int = 50
-    # "kaggle_evaluation" (AIMO-2/3) or "aimo" (AIMO-1).
-    interface: str = "kaggle_evaluation"
-    server_module: str = "kaggle_evaluation.aimo_2_inference_server"
-    server_class: str = "AIMO2InferenceServer"
-    # Where the competition's own files (test.csv, kaggle_evaluation/) live on Kaggle.
-    data_dir: str = "/kaggle/input/ai-mathematical-olympiad-progress-prize-2"
-    # The answer given when nothing better is known (never left blank).
-    fallback_answer: int = 0
+    name: str = setting("aimo2", help="A label for logs and reports: aimo1, aimo2 or aimo3.")
+    answer_min: int = setting(0, help="The smallest answer the competition accepts.")
+    answer_max: int = setting(999, help="The largest answer the competition accepts (AIMO-3: 99999).")
+    modulo: int = setting(1000, help="AIMO-1/2 take answers mod 1000; 0 means no modulo (AIMO-3).")
+    time_limit_s: float = setting(5 * 3600, help="The competition's run-time limit in seconds; the budget keeps the whole run under it.")
+    expected_problems: int = setting(50, help="Problems the hidden set holds; the budget divides time by it when the server hands problems out one at a time and the total is not visible.")
+    interface: str = setting("kaggle_evaluation", help="'kaggle_evaluation' (AIMO-2/3) or 'aimo' (AIMO-1).")
+    server_module: str = setting("kaggle_evaluation.aimo_2_inference_server", help="The competition's inference-server module (shipped with its data).")
+    server_class: str = setting("AIMO2InferenceServer", help="The server class in server_module; it is given the predict function.")
+    data_dir: str = setting("/kaggle/input/ai-mathematical-olympiad-progress-prize-2", help="Where the competition's own files (test.csv, kaggle_evaluation/) live on Kaggle.")
+    fallback_answer: int = setting(0, help="The answer given when nothing better is known (never left blank).")
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if self.answer_min > self.answer_max:
             raise ConfigError(
                 f"competition.answer_min ({self.answer_min}) > answer_max ({self.answer_max})"
@@ -61,27 +127,26 @@ class CompetitionConfig:
             raise ConfigError("competition.fallback_answer must lie in the answer range")
 
 
-@dataclass
+@dataclass(frozen=True)
 class EngineConfig:
     """Which model runs, on which backend, with which adapter."""
 
-    backend: str = "vllm"  # "vllm" or "transformers"
-    model: str = ""  # a local directory; empty means the embedded default
-    lora: str = ""  # a local PEFT adapter directory, or empty for none
-    max_lora_rank: int = 64
-    dtype: str = "bfloat16"
-    max_model_len: int = 4096
-    gpu_memory_utilization: float = 0.90
-    tensor_parallel_size: int = 1
-    max_num_seqs: int = 256
-    enable_prefix_caching: bool = True
-    kv_cache_dtype: str = "auto"
-    enforce_eager: bool = False
-    seed: int = 0
-    # Extra keyword arguments passed verbatim to vllm.LLM.
-    extra: dict[str, Any] = field(default_factory=dict)
+    backend: str = setting("vllm", help="'vllm', or 'transformers' (also the fallback where vLLM is missing).")
+    model: str = setting("", help="The model directory; empty: the embedded default. Relative in a config file: to that file.")
+    lora: str = setting("", help="A PEFT LoRA adapter directory; empty: none. Relative in a config file: to that file. A ship config ships the adapters its kernels name here.")
+    max_lora_rank: int = setting(64, help="vLLM's max_lora_rank; raised to the adapter's own rank when that is larger.")
+    dtype: str = setting("bfloat16", help="Weights and activations: bfloat16 on GPUs; float32 on CPUs without native bf16 (3.5x faster there).")
+    max_model_len: int = setting(4096, help="Prompt plus generated tokens, at most, for one sample.")
+    gpu_memory_utilization: float = setting(0.90, help="The share of GPU memory vLLM may take for weights and KV cache, in (0, 1].")
+    tensor_parallel_size: int = setting(1, help="GPUs one model is split across.")
+    max_num_seqs: int = setting(256, help="Sequences vLLM runs in one batch, at most.")
+    enable_prefix_caching: bool = setting(True, help="Reuse the KV cache of shared prompt prefixes (every sample of a problem shares its prompt).")
+    kv_cache_dtype: str = setting("auto", help="vLLM's kv_cache_dtype: auto, or fp8 to fit more sequences.")
+    enforce_eager: bool = setting(False, help="Skip CUDA graph capture: a faster start, slower decoding.")
+    seed: int = setting(0, help="The engine-wide random seed.")
+    extra: dict[str, Any] = setting(default_factory=dict, help="Extra keyword arguments passed verbatim to vllm.LLM.")
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if self.backend not in ("vllm", "transformers"):
             raise ConfigError(f"engine.backend={self.backend!r}: use 'vllm' or 'transformers'")
         if not 0 < self.gpu_memory_utilization <= 1:
@@ -90,63 +155,52 @@ class EngineConfig:
             raise ConfigError("engine.tensor_parallel_size must be >= 1")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SandboxConfig:
     """Limits for model-written code: it is untrusted."""
 
-    timeout_s: float = 6.0
-    memory_mb: int = 2048
-    max_output_chars: int = 1200
-    # Bytes the process may write to its stdout/stderr file before writes fail.
-    max_output_bytes: int = 1 << 20
-    max_file_bytes: int = 16 << 20
-    workers: int = 8
-    # Re-run a sample's earlier clean blocks (silenced) before the new one, so
-    # names defined in round 1 still exist in round 2, like a notebook.
-    cumulative: bool = True
-    python: str = ""  # interpreter for the child; empty: the running one
-    # Files or folders model code may read besides its scratch directory and Python's own
-    # libraries (everything else, credentials above all, is refused).
-    read_paths: list[str] = field(default_factory=list)
+    timeout_s: float = setting(6.0, help="Wall-clock seconds one code block may run.")
+    memory_mb: int = setting(2048, help="Address-space limit of the code's process, in MiB.")
+    max_output_chars: int = setting(1200, help="Characters of output shown back to the model (head and tail kept).")
+    max_output_bytes: int = setting(1 << 20, help="Bytes the process may write to its stdout/stderr file before writes fail.")
+    max_file_bytes: int = setting(16 << 20, help="Largest file the code may write (in its scratch directory only).")
+    workers: int = setting(8, help="Code blocks run at once.")
+    cumulative: bool = setting(True, help="Re-run a sample's earlier clean blocks (silenced) before the new one, so names defined in round 1 still exist in round 2, like a notebook.")
+    python: str = setting("", help="interpreter for the child; empty: the running one")
+    read_paths: list[str] = setting(default_factory=list, help="Files or folders model code may read besides its scratch directory and Python's own libraries (everything else, credentials above all, is refused).")
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if self.timeout_s <= 0 or self.memory_mb < 64 or self.max_output_chars < 16:
             raise ConfigError(
                 "sandbox: timeout_s must be > 0, memory_mb >= 64, max_output_chars >= 16"
             )
 
 
-@dataclass
-class SolverConfig:
+@dataclass(frozen=True)
+class SamplingConfig:
     """How many samples, how many tool rounds, how they are voted on."""
 
-    prompt: str = "tir"  # a template name from aimokit.prompts
-    system_prompt: str = ""
-    samples: int = 16
-    min_samples: int = 2
-    max_rounds: int = 4
-    max_tokens_per_round: int = 2048
-    max_tokens_total: int = 6144
-    temperature: float = 0.8
-    top_p: float = 0.95
-    seed: int = 0
-    stop: list[str] = field(default_factory=lambda: ["```output", "\n```\n"])
-    # Vote weights: an answer counts base weight x modifiers.
-    weight_boxed: float = 1.0
-    weight_unboxed: float = 0.5  # answer taken from the last printed integer
-    weight_code_clean: float = 1.0
-    weight_code_error: float = 0.6
-    weight_no_code: float = 0.8
-    # Early stop: decided when the leader can no longer be overtaken, or when
-    # [k, n] holds: k votes agree and at most n answers are in.
-    early_stop: list[list[int]] = field(default_factory=lambda: [[4, 4], [5, 7], [6, 9]])
-    early_stop_agree: int = 0  # k agreeing answers stop at once (0: off)
-    # Tool results re-enter generation only when no sample is generating, in a fixed order, so
-    # that two runs with the same seeds batch the same way and write the same text (measured on
-    # an H100: 57% identical responses without it). Costs throughput: samples wait for the round.
-    sync_tool_rounds: bool = False
+    prompt: str = setting("tir", help="a template name from aimokit.prompts")
+    system_prompt: str = setting("", help="A system message before the problem; empty: none.")
+    samples: int = setting(16, help="Samples per problem when time allows (the budget may give fewer).")
+    min_samples: int = setting(2, help="Samples per problem however short the time.")
+    max_rounds: int = setting(4, help="Code blocks one sample may run.")
+    max_tokens_per_round: int = setting(2048, help="Tokens one sample generates between two code runs, at most.")
+    max_tokens_total: int = setting(6144, help="Tokens one sample generates in all, at most.")
+    temperature: float = setting(0.8, help="Sampling temperature.")
+    top_p: float = setting(0.95, help="Nucleus sampling: the probability mass kept.")
+    seed: int = setting(0, help="Per-sample seeds derive from it, the problem id and the sample index.")
+    stop: list[str] = setting(default_factory=lambda: ["```output", "\n```\n"], help="Stop strings that end a round so its code can run.")
+    weight_boxed: float = setting(1.0, help="Vote weights: an answer counts base weight x modifiers.")
+    weight_unboxed: float = setting(0.5, help="answer taken from the last printed integer")
+    weight_code_clean: float = setting(1.0, help="Vote weight modifier: every code block ran without error.")
+    weight_code_error: float = setting(0.6, help="Vote weight modifier: some code block failed.")
+    weight_no_code: float = setting(0.8, help="Vote weight modifier: the sample ran no code.")
+    early_stop: list[list[int]] = setting(default_factory=lambda: [[4, 4], [5, 7], [6, 9]], help="Early stop: decided when the leader can no longer be overtaken, or when [k, n] holds: k votes agree and at most n answers are in.")
+    early_stop_agree: int = setting(0, help="k agreeing answers stop at once (0: off)")
+    sync_tool_rounds: bool = setting(False, help="Tool results re-enter generation only when no sample is generating, in a fixed order, so that two runs with the same seeds batch the same way and write the same text (measured on an H100: 57% identical responses without it). Costs throughput: samples wait for the round.")
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if self.samples < 1 or self.min_samples < 1 or self.min_samples > self.samples:
             raise ConfigError("solver: need 1 <= min_samples <= samples")
         if self.max_rounds < 1:
@@ -158,81 +212,75 @@ class SolverConfig:
                 raise ConfigError(f"solver.early_stop rule {rule}: use [agree, out_of] with agree <= out_of")
 
 
-@dataclass
+@dataclass(frozen=True)
 class BudgetConfig:
     """How the competition limit is shared between problems."""
 
-    # Time kept back at the end for writing, shutdown and clock skew.
-    safety_margin_s: float = 600.0
-    # Engine start-up time: a crashed engine is restarted only while this
-    # much plus one problem's minimum remains (7B on an H100: ~230 s).
-    startup_estimate_s: float = 300.0
-    # Time kept in reserve for each problem still to come (AIMO-3 kernels: 300 s).
-    reserve_per_problem_s: float = 60.0
-    min_problem_s: float = 60.0
-    max_problem_s: float = 900.0
-    # Prior for tokens one sample uses, before any are measured.
-    prior_tokens_per_sample: int = 2048
+    safety_margin_s: float = setting(600.0, help="Time kept back at the end for writing, shutdown and clock skew.")
+    startup_estimate_s: float = setting(300.0, help="Engine start-up time: a crashed engine is restarted only while this much plus one problem's minimum remains (7B on an H100: ~230 s).")
+    reserve_per_problem_s: float = setting(60.0, help="Time kept in reserve for each problem still to come (AIMO-3 kernels: 300 s).")
+    min_problem_s: float = setting(60.0, help="No problem is planned less time than this.")
+    max_problem_s: float = setting(900.0, help="No problem is planned more time than this.")
+    prior_tokens_per_sample: int = setting(2048, help="Prior for tokens one sample uses, before any are measured.")
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if self.min_problem_s <= 0 or self.max_problem_s < self.min_problem_s:
             raise ConfigError("budget: need 0 < min_problem_s <= max_problem_s")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     """Where the kernel reads problems and writes its outputs."""
 
-    problems: str = ""  # local gateway input; empty on Kaggle (the server gives them)
-    output_dir: str = "."
-    shuffle_seed: int = 0
-    log_every_s: float = 30.0
+    problems: str = setting("", help="local gateway input; empty on Kaggle (the server gives them)")
+    output_dir: str = setting(".", help="Where results.jsonl, the submission and the summary are written.")
+    shuffle_seed: int = setting(0, help="The local gateway serves problems in this shuffled order, as the real one does.")
+    log_every_s: float = setting(30.0, help="Seconds between progress lines in the log.")
 
 
-@dataclass
-class SolveConfig:
-    """Everything a submission kernel (and its dry-run) needs."""
+@dataclass(frozen=True)
+class KernelConfig(Job):
+    """Everything a submission kernel (and its dry-run and evaluation) needs."""
 
-    competition: CompetitionConfig = field(default_factory=CompetitionConfig)
-    engine: EngineConfig = field(default_factory=EngineConfig)
-    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
-    solver: SolverConfig = field(default_factory=SolverConfig)
-    budget: BudgetConfig = field(default_factory=BudgetConfig)
-    run: RunConfig = field(default_factory=RunConfig)
+    what: ClassVar[str] = "kernel config"
 
-    def validate(self) -> "SolveConfig":
-        for f in dataclasses.fields(self):
-            section = getattr(self, f.name)
-            if hasattr(section, "validate"):
-                section.validate()
-        return self
+    competition: CompetitionConfig = setting(default_factory=CompetitionConfig, help="The competition's rules.")
+    engine: EngineConfig = setting(default_factory=EngineConfig, help="The model and its backend.")
+    sandbox: SandboxConfig = setting(default_factory=SandboxConfig, help="Limits for model-written code.")
+    solver: SamplingConfig = setting(default_factory=SamplingConfig, help="Sampling, tool rounds and voting.")
+    budget: BudgetConfig = setting(default_factory=BudgetConfig, help="How the time limit is shared.")
+    run: RunConfig = setting(default_factory=RunConfig, help="Inputs and outputs of one run.")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SolveConfig":
-        return from_dict(cls, data).validate()
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def override(self, dotted: dict[str, Any]) -> "SolveConfig":
-        """Return a copy with `{"solver.samples": 4, ...}` applied."""
-        return override(self, dotted).validate()
+    def _resolve_paths(cls, data: dict[str, Any], folder: Path) -> dict[str, Any]:
+        """A local model or adapter named in the file is relative to the file, wherever the job runs from."""
+        engine = data.get("engine")
+        if isinstance(engine, dict):
+            for key in ("model", "lora"):
+                value = engine.get(key)
+                if isinstance(value, str) and value and not value.startswith("$") and not Path(value).is_absolute():
+                    engine = {**engine, key: str((folder / value).resolve())}
+            data = {**data, "engine": engine}
+        return data
 
 
 def override(cfg: Any, dotted: dict[str, Any]) -> Any:
     """A copy of any config dataclass with `{"section.key": value}` applied; an unknown key is an error."""
-    data = dataclasses.asdict(cfg)
+    return from_dict(type(cfg), merge_dotted(dataclasses.asdict(cfg), dotted))
+
+
+def merge_dotted(data: dict[str, Any], dotted: dict[str, Any]) -> dict[str, Any]:
+    """`data` (parsed TOML) with `{"section.key": value}` set; tables are created, unknown keys caught later."""
+    data = copy.deepcopy(data)
     for key, value in dotted.items():
         parts = key.split(".")
         node = data
         for p in parts[:-1]:
-            if p not in node or not isinstance(node[p], dict):
-                raise ConfigError(f"unknown setting {key!r}")
-            node = node[p]
-        if parts[-1] not in node:
-            raise ConfigError(f"unknown setting {key!r}")
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"unknown setting {key!r}: {p} is not a table")
         node[parts[-1]] = value
-    return from_dict(type(cfg), data)
+    return data
 
 
 def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
@@ -297,24 +345,11 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what} {p} is not valid TOML: {e}") from e
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SolveConfig:
-    """Load a SolveConfig from TOML (or defaults), then apply dotted overrides."""
-    data = read_toml(path, "config file") if path else {}
-    cfg = SolveConfig.from_dict(data)
-    return cfg.override(overrides) if overrides else cfg
-
-
-def load_job(cls: type, path: str | Path | None, overrides: dict[str, Any] | None = None, what: str = "config") -> Any:
-    """Any job's config dataclass from TOML plus `key=value` / `section.key=value` overrides."""
-    cfg = from_dict(cls, read_toml(path, what) if path else {})
-    return override(cfg, overrides) if overrides else cfg
-
-
 PATH_FIELDS = ("competition.data_dir", "engine.model", "engine.lora", "run.problems", "run.output_dir")
 INPUT_ROOT = "/kaggle/input"  # where Kaggle mounts a kernel's inputs; $AIMOKIT_INPUT overrides it
 
 
-def expand_paths(cfg: SolveConfig, env: dict[str, str] | None = None) -> SolveConfig:
+def expand_paths(cfg: KernelConfig, env: dict[str, str] | None = None) -> KernelConfig:
     """Resolve `$AIMOKIT_INPUT/...`-style paths where the kernel runs, not where it was built.
 
     A shipped config names inputs relative to the mount point ($AIMOKIT_INPUT,
@@ -323,10 +358,10 @@ def expand_paths(cfg: SolveConfig, env: dict[str, str] | None = None) -> SolveCo
     """
     env = dict(os.environ if env is None else env)
     env.setdefault("AIMOKIT_INPUT", INPUT_ROOT)
+    changes: dict[str, Any] = {}
     for dotted in PATH_FIELDS:
         section, key = dotted.split(".")
-        obj = getattr(cfg, section)
-        value = getattr(obj, key)
+        value = getattr(getattr(cfg, section), key)
         if "$" not in value:
             continue
         expanded = _expand(value, env)
@@ -335,30 +370,39 @@ def expand_paths(cfg: SolveConfig, env: dict[str, str] | None = None) -> SolveCo
             hint = (" attach the adapters dataset to the kernel" if "AIMOKIT_ADAPTERS" in missing
                     else " set it in the environment")
             raise ConfigError(f"{dotted} = {value!r}: {', '.join(missing)} is not set;{hint}")
-        setattr(obj, key, expanded)
-    return cfg
+        changes[dotted] = expanded
+    return cfg.override(changes) if changes else cfg
 
 
 def _expand(value: str, env: dict[str, str]) -> str:
     return re.sub(r"\$(\w+)|\$\{(\w+)\}", lambda m: env.get(m.group(1) or m.group(2), m.group(0)), value)
 
 
-def to_toml(cfg: SolveConfig) -> str:
-    """Write a SolveConfig as TOML (tomllib reads it back to the same object)."""
-    lines: list[str] = []
-    for section, values in cfg.to_dict().items():
-        lines.append(f"[{section}]")
-        tables = []
-        for key, value in values.items():
-            if isinstance(value, dict):
-                tables.append((key, value))
-                continue
+def to_toml(cfg: Any) -> str:
+    """Write any config (or its dict) as TOML that tomllib reads back the same: scalars first, then tables."""
+    data = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
+    return "\n".join(_toml_table(data, ""))
+
+
+def _toml_table(values: dict[str, Any], name: str) -> list[str]:
+    lines = [f"[{name}]"] if name else []
+    tables = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            tables.extend((key, v, True) for v in value)  # an array of tables: [[key]]
+        else:
             lines.append(f"{key} = {_toml_value(value)}")
-        for key, table in tables:
-            lines.append(f"[{section}.{key}]")
-            lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
-        lines.append("")
-    return "\n".join(lines)
+    lines.append("")
+    for entry in tables:
+        key, table = entry[0], entry[1]
+        full = f"{name}.{key}" if name else key
+        if len(entry) == 3:
+            lines.extend([f"[[{full}]]", *(f"{k} = {_toml_value(v)}" for k, v in table.items()), ""])
+        else:
+            lines.extend(_toml_table(table, full))
+    return lines
 
 
 def _toml_value(v: Any) -> str:

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import polars as pl
 
-from .config import load_job
+from .config import ConfigError, Job, setting
 from .errors import AimokitError
 from .prompts import CODE_OPEN
-from .report import atomic_write
+from .io import atomic_write
 
 REQUIRED = ("problem_id", "prompt", "response", "correct")
 CODE_START = CODE_OPEN + "\n"
@@ -30,24 +30,30 @@ class DPODataError(AimokitError, ValueError):
     """Responses that cannot make preference pairs; the message names the fix."""
 
 
-@dataclass
-class DPODataConfig:
-    responses: list[str] = field(default_factory=list)  # parquet files written by `build.py evaluate`
-    out: str = "runs/dpo-data"
-    tokenizer: str = ""  # model directory for token lengths; empty: the embedded default
-    max_pairs_per_problem: int = 16  # cap (journal: ~21 pairs per problem)
-    balance: bool = False  # every problem gets exactly max_pairs_per_problem pairs (repeats if it has fewer)
-    code_start_in_prompt: bool = True  # journal v1: "```python\n" moves from the responses to the prompt
-    marker: str = ""  # e.g. "# aimokit-marker": added as the first line of every code block of chosen
-    max_prompt_tokens: int = 296  # the journal's lengths
-    max_total_tokens: int = 937
-    val_fraction: float = 0.1  # of problems
-    seed: int = 0
-    solutions: str = ""  # optional problems file with 'solution': chosen for problems no sample solved
+@dataclass(frozen=True)
+class DPODataConfig(Job):
+    """Evaluated responses -> preference pairs, with the journal's options."""
 
-    @classmethod
-    def load(cls, path: str | Path | None, overrides: dict[str, Any] | None = None) -> "DPODataConfig":
-        return load_job(cls, path, overrides, "dpo-data config")
+    what: ClassVar[str] = "dpo-data config"
+
+    responses: list[str] = setting(default_factory=list, help="Parquet files written by `build.py evaluate`.")
+    out: str = setting("runs/dpo-data", help="train.parquet, val.parquet and stats.json go here.")
+    tokenizer: str = setting("", help="Model directory for token lengths; empty: the embedded default.")
+    max_pairs_per_problem: int = setting(16, help="Cap per problem (the journal: ~21 pairs per problem).")
+    balance: bool = setting(False, help="Every problem gets exactly max_pairs_per_problem pairs (repeats if it has fewer).")
+    code_start_in_prompt: bool = setting(True, help="Journal v1: the code fence opening moves from the responses to the prompt.")
+    marker: str = setting("", help="e.g. '# aimokit-marker': added as the first line of every code block of chosen.")
+    max_prompt_tokens: int = setting(296, help="Pairs with a longer prompt are dropped (the journal's lengths).")
+    max_total_tokens: int = setting(937, help="Pairs with a longer prompt plus response are dropped.")
+    val_fraction: float = setting(0.1, help="The share of problems (never of pairs) held out for validation.")
+    seed: int = setting(0, help="The cap's draw and the split.")
+    solutions: str = setting("", help="Optional problems file with 'solution': chosen for problems no sample solved.")
+
+    def __post_init__(self) -> None:
+        if self.max_pairs_per_problem < 1:
+            raise ConfigError("max_pairs_per_problem must be >= 1")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError("val_fraction must be in [0, 1)")
 
 
 def read_responses(paths: list[str]) -> pl.LazyFrame:

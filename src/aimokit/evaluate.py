@@ -12,20 +12,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
-import random
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import polars as pl
 
 from .answers import is_correct
-from .config import SolveConfig
+from .metrics import metrics
+from .config import ConfigError, Job, KernelConfig, setting
 from .problems import Problem, ProblemFileError
-from .report import atomic_write
+from .io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +35,26 @@ RESPONSE_SCHEMA = {
 }
 
 
-@dataclass
-class EvalConfig:
-    samples: int = 8  # K responses per problem
-    batch_problems: int = 8  # problems solved together (more keeps the engine's batch full)
-    z: float = 1.96  # confidence level of the intervals (95%)
-    curve_draws: int = 200  # random subsets per k for the maj@k curve
-    seed: int = 0
+@dataclass(frozen=True)
+class EvalConfig(Job):
+    """One evaluation: which problems, how many samples each, and how the figures are computed."""
+
+    what: ClassVar[str] = "eval config"
+
+    problems: str = setting("", help="Labelled problems (csv, parquet or jsonl with an answer); empty: the 30 AIME 2024 problems.")
+    samples: int = setting(8, help="K responses per problem (early stop is off: pass@k and maj@k need all K).")
+    batch_problems: int = setting(8, help="Problems solved together (more keeps the engine's batch full).")
+    limit: int = setting(0, help="Only the first N problems; 0: all.")
+    z: float = setting(1.96, help="The confidence level of the intervals, as a normal quantile (1.96: 95%).")
+    curve_draws: int = setting(200, help="Random subsets per k for the maj@k curve.")
+    seed: int = setting(0, help="The curve's draws and majority-vote tie breaks.")
+
+    def __post_init__(self) -> None:
+        if self.samples < 1 or self.batch_problems < 1 or self.limit < 0 or self.curve_draws < 1 or self.z <= 0:
+            raise ConfigError("eval: need samples >= 1, batch_problems >= 1, limit >= 0, curve_draws >= 1 and z > 0")
 
 
-def run_evaluation(cfg: SolveConfig, problems: list[Problem], out: Path, ev: EvalConfig,
+def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalConfig,
                    engine: Any = None) -> pl.DataFrame:
     """Solve every problem K times and store each response; resumes from an existing file."""
     from .engine import create_engine
@@ -104,70 +112,6 @@ def _append(frames: list[pl.DataFrame], results: list, path: Path) -> None:
     if rows:
         frames.append(pl.DataFrame(rows, schema=RESPONSE_SCHEMA))
         atomic_write(path, pl.concat(frames))
-
-
-# -- metrics ------------------------------------------------------------------
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval: honest at 0 %, 100 % and the small n of a 30-problem set."""
-    if n == 0:
-        return (0.0, 0.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def majority(answers: list[int | None], rng: random.Random | None = None) -> int | None:
-    """The most frequent extracted answer; ties broken at random (or by value without rng)."""
-    counts = Counter(a for a in answers if a is not None)
-    if not counts:
-        return None
-    top = max(counts.values())
-    tied = sorted(a for a, c in counts.items() if c == top)
-    return rng.choice(tied) if rng else tied[0]
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples with c correct (Chen et al., 2021)."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
-
-
-def metrics(df: pl.DataFrame, ev: EvalConfig) -> dict[str, Any]:
-    per = (df.group_by("problem_id", maintain_order=True)
-             .agg(pl.col("answer"), pl.col("gold").first(), pl.col("correct").sum().alias("c"),
-                  pl.len().alias("n"), pl.col("tokens").sum(), pl.col("seconds").sum()))
-    rows = per.to_dicts()
-    n_problems = len(rows)
-    maj_ok = sum(1 for r in rows if majority(r["answer"]) == r["gold"])
-    pass_ok = sum(1 for r in rows if r["c"] > 0)
-    k_max = min((r["n"] for r in rows), default=0)
-    rng = random.Random(ev.seed)
-    curve = []
-    for k in range(1, k_max + 1):
-        p_at_k = sum(pass_at_k(r["n"], r["c"], k) for r in rows) / max(1, n_problems)
-        maj_k = 0.0
-        for r in rows:
-            hits = sum(majority(rng.sample(r["answer"], k), rng) == r["gold"] for _ in range(ev.curve_draws))
-            maj_k += hits / ev.curve_draws
-        curve.append({"k": k, "maj": maj_k / max(1, n_problems), "pass": p_at_k})
-    tokens = int(df["tokens"].sum()) if df.height else 0
-    seconds = float(df["seconds"].sum()) if df.height else 0.0
-    return {
-        "problems": n_problems, "responses": df.height, "samples_per_problem": k_max,
-        "maj": maj_ok / max(1, n_problems), "maj_ci": wilson(maj_ok, n_problems, ev.z),
-        "pass": pass_ok / max(1, n_problems), "pass_ci": wilson(pass_ok, n_problems, ev.z),
-        "response_accuracy": float(df["correct"].mean()) if df.height else 0.0,
-        "answered": float(df["answer"].is_not_null().mean()) if df.height else 0.0,
-        "tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1) if seconds else 0.0,
-        "curve": curve,
-        "per_problem": [{"problem_id": r["problem_id"], "gold": r["gold"], "maj": majority(r["answer"]),
-                         "correct": r["c"], "n": r["n"], "tokens": r["tokens"], "seconds": round(r["seconds"], 2)}
-                        for r in rows],
-    }
 
 
 # -- report -------------------------------------------------------------------
@@ -239,7 +183,7 @@ def write_report(out: Path, ev: EvalConfig) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no responses yet; run `build.py evaluate` first")
     df = pl.read_parquet(path)
-    m = metrics(df, ev)
+    m = metrics(df, ev.z, ev.curve_draws, ev.seed)
     meta_path = out / "eval_meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     images = plot(m, out)

@@ -26,7 +26,7 @@ import polars as pl
 from .config import CompetitionConfig
 from .errors import AimokitError
 from .problems import Problem
-from .report import atomic_write
+from .io import atomic_write
 
 
 log = logging.getLogger(__name__)

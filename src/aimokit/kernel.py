@@ -28,21 +28,20 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import polars as pl
-
 from .budget import TimeBudget
-from .config import SolveConfig
+from .config import KernelConfig
 from .engine import Engine, create_engine
+from .io import append_line
 from .problems import Problem
 from .solver import ProblemResult, SolveError, Solver
 
 log = logging.getLogger("aimokit")
 
-EngineFactory = Callable[[SolveConfig], Engine]
+EngineFactory = Callable[[KernelConfig], Engine]
 MAX_ENGINE_STARTS = 4
 
 
-def _default_factory(cfg: SolveConfig) -> Engine:
+def _default_factory(cfg: KernelConfig) -> Engine:
     return create_engine(cfg.engine)
 
 
@@ -77,7 +76,7 @@ class Kernel:
 
     def __init__(
         self,
-        cfg: SolveConfig,
+        cfg: KernelConfig,
         total_problems: int | None = None,
         engine_factory: EngineFactory = _default_factory,
         started_at: float | None = None,
@@ -110,7 +109,7 @@ class Kernel:
         self.events: list[str] = []  # what went wrong, in words, for the summary
         self.closed = False  # after close (a SIGTERM, the end): a solve still running records nothing
 
-    def _event(self, msg: str, *args: Any) -> None:
+    def record_event(self, msg: str, *args: Any) -> None:
         text = msg % args if args else msg
         self.events.append(text)
         log.error(text)
@@ -132,7 +131,7 @@ class Kernel:
         try:
             self.engine = self.engine_factory(self.cfg)
         except Exception as e:
-            self._event("engine start %d failed: %r", self.engine_starts, e)
+            self.record_event("engine start %d failed: %r", self.engine_starts, e)
             log.exception("engine start failed")
             return None
         finally:
@@ -231,7 +230,7 @@ class Kernel:
             return self._give_up(solver, p, "hung", f"solve of {p.id} hung {self.watchdog_grace_s:.1f}s past its "
                                  f"deadline", f"killing the engine ({len(self.engine_pids)} processes) and replacing it")
         if "error" in box:
-            self._event("engine failed on %s: %r; answered from the votes so far, a new engine starts if time allows",
+            self.record_event("engine failed on %s: %r; answered from the votes so far, a new engine starts if time allows",
                         p.id, box["error"])
             self._drop_engine()
             return box.get("res") or self._fallback(p, "error")
@@ -241,7 +240,7 @@ class Kernel:
         """Answer `p` from the votes its solve has so far, and abandon the engine (a new one may start)."""
         so_far = solver.results_so_far(why)
         res = so_far[0] if so_far else self._fallback(p, why)
-        self._event("%s; answered %d from %d votes so far; %s", what, res.answer, len(res.votes), then)
+        self.record_event("%s; answered %d from %d votes so far; %s", what, res.answer, len(res.votes), then)
         self._abandon_engine()
         return res
 
@@ -259,12 +258,9 @@ class Kernel:
         row = res.as_row()
         row["budget_used"] = round(self.budget.used_fraction(), 4)
         try:
-            with open(self.results_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            append_line(self.results_path, json.dumps(row))
         except OSError as e:  # a full disk must not cost the answer: the gateway still gets it
-            self._event("could not append to %s: %s", self.results_path, e)
+            self.record_event("could not append to %s: %s", self.results_path, e)
 
     def _progress(self, res: ProblemResult) -> None:
         n, total = self.budget.done, self.budget.total_problems
@@ -295,7 +291,7 @@ class Kernel:
         }
 
     def close(self) -> None:
-        from .report import atomic_write
+        from .io import atomic_write
 
         self.closed = True
         try:
@@ -303,41 +299,3 @@ class Kernel:
         except OSError as e:
             log.error("could not write kernel_summary.json: %s", e)
         self._drop_engine()
-
-    # -- the competition's calling convention ---------------------------------
-    def kaggle_predict(self, id_: Any, problem: Any, answer: Any = None, *extra: Any) -> pl.DataFrame:
-        """The AIMO-2/3 `predict`: one-row Series in, a one-row frame out; never raises.
-
-        A malformed row (no id, several ids, no problem text) still gets a frame
-        with one row per id given, answered with the fallback, so the gateway's
-        row-count check passes and the run goes on.
-        """
-        ids = _values(id_)
-        fallback = self.cfg.competition.fallback_answer
-        texts = _values(problem)
-        if len(ids) != 1 or len(texts) != 1 or not isinstance(texts[0], str) or not texts[0].strip():
-            self._event("malformed row from the gateway (ids %r, problem %.80r); answering %d for each id",
-                        ids[:5], texts[:1], fallback)
-            return pl.DataFrame({"id": ids, "answer": [fallback] * len(ids)})
-        pid = ids[0]
-        gold = None
-        golds = _values(answer) if answer is not None else []
-        if golds and golds[0] is not None:
-            try:
-                gold = int(golds[0])
-            except (TypeError, ValueError):
-                gold = None
-        value = self.predict(str(pid), texts[0], gold)
-        return pl.DataFrame({"id": [pid], "answer": [int(value)]})
-
-
-def _values(x: Any) -> list:
-    """A column's values whatever the gateway sent: a Series, a list, or a bare scalar."""
-    if isinstance(x, pl.Series):
-        return x.to_list()
-    if hasattr(x, "tolist"):  # pandas / numpy
-        v = x.tolist()
-        return v if isinstance(v, list) else [v]
-    if isinstance(x, (list, tuple)):
-        return list(x)
-    return [x]

@@ -7,7 +7,7 @@ models were trained on: code in ```python fences, its result returned in an
 
 from __future__ import annotations
 
-from .config import CompetitionConfig, SolverConfig
+from .config import CompetitionConfig, SamplingConfig
 
 TEMPLATES: dict[str, str] = {
     "tir": (
@@ -28,7 +28,7 @@ CODE_OPEN = "```python"
 OUTPUT_OPEN = "```output"
 
 
-def user_message(problem: str, solver: SolverConfig, comp: CompetitionConfig) -> str:
+def user_message(problem: str, solver: SamplingConfig, comp: CompetitionConfig) -> str:
     try:
         template = TEMPLATES[solver.prompt]
     except KeyError:
@@ -44,7 +44,7 @@ def user_message(problem: str, solver: SolverConfig, comp: CompetitionConfig) ->
     )
 
 
-def messages(problem: str, solver: SolverConfig, comp: CompetitionConfig) -> list[dict[str, str]]:
+def messages(problem: str, solver: SamplingConfig, comp: CompetitionConfig) -> list[dict[str, str]]:
     msgs = []
     if solver.system_prompt:
         msgs.append({"role": "system", "content": solver.system_prompt})

@@ -7,12 +7,12 @@ report of what it finished) and the submission the gateway wrote.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+from .io import atomic_write
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
@@ -25,24 +25,6 @@ def read_results(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue  # a line cut by a crash
     return rows
-
-
-def atomic_write(path: Path, data: str | pl.DataFrame) -> None:
-    """Text, or a frame as parquet, written so the file on disk is always whole: temp file, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if isinstance(data, pl.DataFrame):
-                data.write_parquet(f)
-            else:
-                f.write(data.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def build_report(run_dir: Path, expected: int, limit_s: float, wall_s: float | None = None) -> dict[str, Any]:

@@ -24,7 +24,9 @@ from pathlib import Path
 from types import FunctionType
 from typing import Any
 
-from .config import SolveConfig, expand_paths, load_config
+import polars as pl
+
+from .config import KernelConfig, expand_paths
 from .kernel import Kernel
 from .problems import Problem, load_problems
 
@@ -35,9 +37,47 @@ def make_predict(kernel: Kernel) -> FunctionType:
     """The endpoint listener the competition's relay accepts: a plain function named `predict`."""
 
     def predict(id_, problem, answer=None, *extra):  # reference.csv also passes `answer`
-        return kernel.kaggle_predict(id_, problem, answer, *extra)
+        return predict_row(kernel, id_, problem, answer)
 
     return predict
+
+
+def predict_row(kernel: Kernel, id_: Any, problem: Any, answer: Any = None) -> pl.DataFrame:
+    """The AIMO-2/3 `predict`: one-row Series in, a one-row frame out; never raises.
+
+    A malformed row (no id, several ids, no problem text) still gets a frame
+    with one row per id given, answered with the fallback, so the gateway's
+    row-count check passes and the run goes on.
+    """
+    ids = _values(id_)
+    fallback = kernel.cfg.competition.fallback_answer
+    texts = _values(problem)
+    if len(ids) != 1 or len(texts) != 1 or not isinstance(texts[0], str) or not texts[0].strip():
+        kernel.record_event("malformed row from the gateway (ids %r, problem %.80r); answering %d for each id",
+                            ids[:5], texts[:1], fallback)
+        return pl.DataFrame({"id": ids, "answer": [fallback] * len(ids)})
+    pid = ids[0]
+    gold = None
+    golds = _values(answer) if answer is not None else []
+    if golds and golds[0] is not None:
+        try:
+            gold = int(golds[0])
+        except (TypeError, ValueError):
+            gold = None
+    value = kernel.predict(str(pid), texts[0], gold)
+    return pl.DataFrame({"id": [pid], "answer": [int(value)]})
+
+
+def _values(x: Any) -> list:
+    """A column's values whatever the gateway sent: a Series, a list, or a bare scalar."""
+    if isinstance(x, pl.Series):
+        return x.to_list()
+    if hasattr(x, "tolist"):  # pandas / numpy
+        v = x.tolist()
+        return v if isinstance(v, list) else [v]
+    if isinstance(x, (list, tuple)):
+        return list(x)
+    return [x]
 
 
 def _import_competition_module(name: str, data_dir: str) -> Any:
@@ -53,7 +93,7 @@ def _import_competition_module(name: str, data_dir: str) -> Any:
         ) from e
 
 
-def serve(cfg: SolveConfig, kernel: Kernel | None = None, problems: list[Problem] | None = None) -> Kernel:
+def serve(cfg: KernelConfig, kernel: Kernel | None = None, problems: list[Problem] | None = None) -> Kernel:
     """Run the configured interface until the problems are exhausted (or the process is stopped)."""
     from .gateway import run_local_gateway
 
@@ -113,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:  # in a notebook, sys.argv is the Jupyter kernel's own (-f <connection file>)
         argv = [] if "ipykernel" in sys.modules else sys.argv[1:]
     path = argv[0] if argv else os.environ.get("AIMOKIT_CONFIG", "")
-    cfg = expand_paths(load_config(path or None))  # $AIMOKIT_INPUT/... resolved here, where it runs
+    cfg = expand_paths(KernelConfig.load(path or None))  # $AIMOKIT_INPUT/... resolved here, where it runs
     t0 = os.environ.get("AIMOKIT_T0")  # wall-clock start set by the notebook's first cell
     started = time.monotonic() - max(0.0, time.time() - float(t0)) if t0 else None
     problems = load_problems(cfg.run.problems, cfg.competition) if cfg.run.problems else None

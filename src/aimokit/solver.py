@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from . import mathparse, prompts
 from .answers import Vote, decided, extract_answer, is_correct, tally, vote_weight, winner
-from .config import CompetitionConfig, SandboxConfig, SolverConfig
+from .config import CompetitionConfig, SandboxConfig, SamplingConfig
 from .engine import Engine, GenRequest, GenResult
 from .errors import AimokitError
 from .problems import Problem
@@ -257,7 +257,7 @@ class Solver:
     def __init__(
         self,
         engine: Engine,
-        solver: SolverConfig,
+        solver: SamplingConfig,
         sandbox: SandboxConfig,
         competition: CompetitionConfig,
         max_model_len: int = 4096,

@@ -13,63 +13,80 @@ import dataclasses
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import polars as pl
 
 from .adapters import AdapterError, validate_adapter
-from .config import ConfigError, load_job
+from .config import ConfigError, Job, setting
 from .errors import AimokitError
-from .report import atomic_write
+from .io import atomic_write
 
 log = logging.getLogger(__name__)
 
 COLUMNS = {"dpo": ("prompt", "chosen", "rejected"), "sft": ("prompt", "chosen")}
 
 
-@dataclass
-class TrainConfig:
-    method: str = "dpo"  # "dpo" or "sft" (SFT learns the chosen responses)
-    model: str = ""  # base model directory; empty: the embedded default
-    train_file: str = "runs/dpo-data/train.parquet"
-    val_file: str = ""  # optional; evaluated every eval_steps
-    output_dir: str = "runs/train"
-    init_adapter: str = ""  # continue training this adapter (its base must be `model`)
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    learning_rate: float = 5e-5
-    lr_scheduler: str = "cosine"
-    warmup_ratio: float = 0.0  # a fraction of the steps (transformers takes it as warmup_steps < 1)
-    beta: float = 0.1  # DPO temperature
-    # TRL's DPO losses, summed: "sigmoid" alone only widens the chosen-rejected margin (the chosen
-    # response's own likelihood can stay low, the journal's 18 %); adding "sft" (RPO) makes it the mode.
-    loss_type: list[str] = field(default_factory=lambda: ["sigmoid", "sft"])
-    loss_weights: list[float] = field(default_factory=list)  # one per loss_type; empty: all 1
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 1024  # prompt + response tokens (the journal's pairs: at most 937)
-    gradient_checkpointing: bool = False
-    precompute_ref_log_probs: bool = False  # one pass of the frozen model up front instead of every step
-    dtype: str = "auto"  # "auto": bf16 on a GPU that has it, float32 on CPU
-    logging_steps: int = 5
-    save_steps: int = 100
-    save_total_limit: int = 2
-    eval_steps: int = 0  # 0: evaluate once at the end (when val_file is set)
-    seed: int = 0
-    resume: bool = True  # continue from the newest checkpoint in output_dir/checkpoints
+@dataclass(frozen=True)
+class TrainConfig(Job):
+    """One training job. Fields named as in TRL / transformers are passed through under the same name;
+    `extra` passes anything else to TRL's DPOConfig / SFTConfig verbatim."""
 
-    @classmethod
-    def load(cls, path: str | Path | None, overrides: dict[str, Any] | None = None) -> "TrainConfig":
-        cfg = load_job(cls, path, overrides, "train config")
-        if cfg.method not in COLUMNS:
-            raise ConfigError(f"method = {cfg.method!r}: use 'dpo' or 'sft'")
-        return cfg
+    what: ClassVar[str] = "train config"
+
+    method: str = setting("dpo", help="'dpo', or 'sft' (learns the chosen responses).")
+    model: str = setting("", help="The base model directory; empty: the embedded default.")
+    train_file: str = setting("runs/dpo-data/train.parquet", help="Pairs (dpo) or prompt/chosen rows (sft), parquet.")
+    val_file: str = setting("", help="Optional; evaluated every eval_steps, or once at the end.")
+    output_dir: str = setting("runs/train", help="Checkpoints, the adapter, the log and the curves go here.")
+    init_adapter: str = setting("", help="Continue training this adapter (its base must be `model`).")
+    lora_r: int = setting(16, help="LoRA rank.")
+    lora_alpha: int = setting(32, help="LoRA alpha (the update is scaled by alpha / r).")
+    lora_dropout: float = setting(0.0, help="LoRA dropout.")
+    target_modules: list[str] = setting(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+                                        help="The modules LoRA adapts.")
+    learning_rate: float = setting(5e-5, help="TRL / transformers learning_rate.")
+    lr_scheduler_type: str = setting("cosine", help="TRL / transformers lr_scheduler_type.")
+    warmup_steps: float = setting(0.0, help="TRL / transformers warmup_steps: a count, or below 1 a fraction of the steps.")
+    beta: float = setting(0.1, help="DPO temperature (TRL beta).")
+    loss_type: list[str] = setting(
+        default_factory=lambda: ["sigmoid", "sft"],
+        help="TRL's DPO losses, summed: 'sigmoid' alone only widens the chosen-rejected margin (the chosen response's "
+             "own likelihood can stay low, the journal's 18 %); adding 'sft' (RPO) makes it the mode.")
+    loss_weights: list[float] = setting(default_factory=list, help="One per loss_type; empty: all 1.")
+    num_train_epochs: float = setting(1.0, help="TRL / transformers num_train_epochs.")
+    max_steps: int = setting(-1, help="Above 0, overrides num_train_epochs.")
+    per_device_train_batch_size: int = setting(4, help="Sequences per device and step (also used for evaluation).")
+    gradient_accumulation_steps: int = setting(1, help="Steps whose gradients are summed before an update.")
+    max_length: int = setting(1024, help="Prompt plus response tokens (the journal's pairs: at most 937).")
+    gradient_checkpointing: bool = setting(False, help="Recompute activations in the backward pass: less memory, slower.")
+    precompute_ref_log_probs: bool = setting(False, help="One pass of the frozen model up front instead of every step.")
+    dtype: str = setting("auto", help="'auto': bf16 on a GPU that has it, float32 on CPU.")
+    logging_steps: int = setting(5, help="Steps between log lines (log.jsonl).")
+    save_steps: int = setting(100, help="Steps between checkpoints.")
+    save_total_limit: int = setting(2, help="Checkpoints kept.")
+    eval_steps: int = setting(0, help="Steps between evaluations; 0: once at the end (when val_file is set).")
+    seed: int = setting(0, help="TRL / transformers seed.")
+    resume: bool = setting(True, help="Continue from the newest checkpoint in output_dir/checkpoints.")
+    extra: dict[str, Any] = setting(default_factory=dict, help="Any other DPOConfig / SFTConfig field, verbatim.")
+
+    def __post_init__(self) -> None:
+        if self.method not in COLUMNS:
+            raise ConfigError(f"method = {self.method!r}: use 'dpo' or 'sft'")
+        if self.loss_weights and len(self.loss_weights) != len(self.loss_type):
+            raise ConfigError(f"loss_weights has {len(self.loss_weights)} entries for {len(self.loss_type)} loss_type")
+        if self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:
+            raise ConfigError("need per_device_train_batch_size >= 1 and gradient_accumulation_steps >= 1")
+        modelled = {f.name for f in dataclasses.fields(self)}
+        clash = sorted(set(self.extra) & (modelled | _SET_BY_KIT))
+        if clash:
+            raise ConfigError(f"extra sets {clash}, which the kit sets itself or models as a field; set the field instead")
+
+
+_SET_BY_KIT = {"output_dir", "report_to", "bf16", "use_cpu", "eval_strategy", "per_device_eval_batch_size",
+               "completion_only_loss"}
 
 
 class TrainDataError(AimokitError, ValueError):
@@ -134,16 +151,18 @@ def train(cfg: TrainConfig) -> Path:
     else:
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                  target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
+    batch = cfg.per_device_train_batch_size
     common = dict(
-        output_dir=str(ckpt_dir), per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, num_train_epochs=cfg.epochs,
+        output_dir=str(ckpt_dir), per_device_train_batch_size=batch, per_device_eval_batch_size=batch,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps, learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler_type, warmup_steps=cfg.warmup_steps, num_train_epochs=cfg.num_train_epochs,
         max_steps=cfg.max_steps, logging_steps=cfg.logging_steps, save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit, seed=cfg.seed, report_to=[], disable_tqdm=False,
         gradient_checkpointing=cfg.gradient_checkpointing, max_length=cfg.max_length,
         bf16=dtype == torch.bfloat16, use_cpu=not torch.cuda.is_available(),
         eval_strategy=("steps" if cfg.eval_steps else "no") if val_df is not None else "no",
         eval_steps=cfg.eval_steps or None,
+        **cfg.extra,
     )
     t_setup = time.monotonic()  # trainer construction: tokenizing, and the reference pass when precomputed
     train_ds = Dataset.from_polars(train_df)

@@ -8,23 +8,19 @@ import json
 import resource
 import signal
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "src"))  # run as a script: its own folder (the helpers) is on the path already
+from fakes import ScriptedEngine, tir_respond  # run as a script: its own folder is on the path
 
-from fakes import ScriptedEngine, tir_respond
-
-from aimokit.config import SolveConfig  # noqa: E402
-from aimokit.kernel import Kernel  # noqa: E402
-from aimokit.serving import install_signal_handlers, serve, setup_logging  # noqa: E402
+from aimokit.config import KernelConfig
+from aimokit.kernel import Kernel
+from aimokit.serving import install_signal_handlers, serve, setup_logging
 
 args = json.loads(sys.argv[1])
 if "fsize" in args:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit a write fails with EFBIG, as ENOSPC would
 setup_logging()
 install_signal_handlers()
-cfg = SolveConfig().override(args["config"])
+cfg = KernelConfig().override(args["config"])
 if "fsize" in args:
     resource.setrlimit(resource.RLIMIT_FSIZE, (args["fsize"], resource.RLIM_INFINITY))
 serve(cfg, Kernel(cfg, engine_factory=lambda c: ScriptedEngine(tir_respond, step_s=args["step_s"])))

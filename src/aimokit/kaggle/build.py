@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..adapters import validate_adapter
-from ..config import load_config, read_toml, to_toml
+from ..config import KernelConfig, read_toml, to_toml
 from ..errors import AimokitError
 from .config import ShipConfig
 from .bundle import copy_tree, is_secret
@@ -88,46 +88,37 @@ def build_source(root: Path, cfg: ShipConfig, out: Path) -> Path:
             (d / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, d / rel)
     (d / SOURCE_MARKER).write_text("aimokit source dataset\n")
-    for k in cfg.kernels:  # each kernel's SolveConfig, validated, under a name the notebook finds
-        solve = load_config(root / k.config)
-        solve.engine.lora = shipped_lora_path(solve.engine.lora, cfg, k.config)
-        (d / f"{k.name}.toml").write_text(to_toml(solve))
+    shipped = cfg.adapters_to_ship(root)
+    for k in cfg.kernels:  # each kernel's KernelConfig, validated, under a name the notebook finds
+        kernel = cfg.kernel_config(k, root)
+        kernel = replace(kernel, engine=replace(kernel.engine, lora=shipped_lora_path(kernel.engine.lora, shipped)))
+        (d / f"{k.name}.toml").write_text(to_toml(kernel))
     return d
 
 
-def shipped_lora_path(lora: str, cfg: ShipConfig, where: str) -> str:
+def shipped_lora_path(lora: str, shipped: dict[str, Path]) -> str:
     """A kernel config's local adapter path, rewritten to where Kaggle will mount it.
 
-    The adapter must be one the adapters dataset ships; on Kaggle the notebook
-    sets $AIMOKIT_ADAPTERS to that dataset's folder, wherever it is mounted.
+    On Kaggle the notebook sets $AIMOKIT_ADAPTERS to the adapters dataset's
+    folder, wherever it is mounted; the adapter ships under its folder name.
     """
     if not lora or lora.startswith("$"):
         return lora
-    shipped = {Path(p).resolve(): Path(p).name for p in cfg.adapters.paths}
-    name = shipped.get(Path(lora).resolve())
-    if name is None:
-        raise BuildError(f"{where}: engine.lora = {lora!r} is not shipped; add it to [adapters] paths in the "
-                         f"ship config (it has {cfg.adapters.paths or 'none'})")
-    return f"$AIMOKIT_ADAPTERS/{name}"
+    path = Path(lora).resolve()
+    return f"$AIMOKIT_ADAPTERS/{next(name for name, p in shipped.items() if p == path)}"
 
 
 def build_adapters(root: Path, cfg: ShipConfig, out: Path) -> Path | None:
-    if not cfg.adapters.paths:
+    """The adapters the kernels name (engine.lora), each checked against the base model, with a manifest."""
+    shipped = cfg.adapters_to_ship(root)
+    if not shipped:
         return None
-    seen: dict[str, str] = {}
-    for path in cfg.adapters.paths:  # each ships as a folder named after it; two of one name would collide
-        name = Path(path).name
-        if name in seen:
-            raise BuildError(f"adapters {seen[name]!r} and {path!r} would both ship as {name!r}; rename one "
-                             "folder (or save each under its own name, e.g. runs/dpo-r16/adapter -> dpo-r16)")
-        seen[name] = path
     d, _ = _dataset_dir(root, out, "adapters", cfg.ref(cfg.adapters.slug), cfg.adapters.title, cfg.license)
     manifest = []
-    for path in cfg.adapters.paths:
-        p = Path(path)
-        meta = validate_adapter(p, cfg.adapters.base_model or None)
-        copy_tree(p, d / p.name)
-        manifest.append({"name": p.name, "rank": meta.get("r"), "target_modules": meta.get("target_modules"),
+    for name, path in shipped.items():
+        meta = validate_adapter(path, cfg.adapters.base_model or None)
+        copy_tree(path, d / name)
+        manifest.append({"name": name, "rank": meta.get("r"), "target_modules": meta.get("target_modules"),
                          "base_model": meta.get("base_model_name_or_path")})
     (d / ADAPTERS_MARKER).write_text(json.dumps(manifest, indent=2) + "\n")
     return d
@@ -139,7 +130,9 @@ def build_wheels(root: Path, cfg: ShipConfig, out: Path) -> Path:
     d, _ = _dataset_dir(root, out, "wheels", cfg.ref(w.slug), w.title, cfg.license)
     try:
         image = read_image_list(root / w.image) if w.image else {}
-        build_wheelhouse(w, image, d, w.image)
+        image_path = (root / w.image).resolve()
+        shown = str(image_path.relative_to(root.resolve())) if image_path.is_relative_to(root.resolve()) else image_path.name
+        build_wheelhouse(w, image, d, shown if w.image else "")  # no local path of the builder's in the dataset
     except WheelhouseError as e:
         raise BuildError(f"wheels dataset: {e}") from None
     (d / WHEELS_MARKER).write_text("\n".join(w.requirements) + "\n")
@@ -160,7 +153,7 @@ def build_kernels(root: Path, cfg: ShipConfig, out: Path, datasets: list[str]) -
             docker_image_pinning_type=k.docker_image_pinning_type,
         )
         meta = spec.metadata()
-        shipped = load_config(out / "datasets" / "source" / f"{k.name}.toml")
+        shipped = KernelConfig.load(out / "datasets" / "source" / f"{k.name}.toml")  # as the kernel will read it
         try:
             check_inputs(shipped, mounts(sources, k.competition, k.model_sources), f"kernel {k.name} ({k.config})")
         except InputError as e:

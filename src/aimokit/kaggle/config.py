@@ -1,111 +1,158 @@
 """The ship config: what `build.py build` bundles and how `build.py push` sends it.
 
-One typed object, loaded from TOML (configs/ship.toml), shared by the CLI and the tests.
+One typed, frozen object loaded the way every job config is (`ShipConfig.load`),
+shared by the CLI and the tests. Relative paths in a ship file are relative to
+the file itself, so a build does not depend on where it is started from (the
+defaults, and paths in a config built in code, are the checkout's). The
+adapters are not listed here: each kernel's config names its own
+(`engine.lora`), and the adapters dataset ships exactly those (`adapters_to_ship`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
-from ..config import ConfigError, from_dict, read_toml
-
-
-@dataclass
-class PushOptions:
-    version_note: str = "aimokit push"
-    attempts: int = 4  # per request, the first included
-    backoff_s: float = 2.0  # doubled after each failure, with jitter
-    call_timeout_s: float = 300.0  # the client sets no HTTP timeout; a hung call counts as a failure
-    upload_timeout_s: float = 4 * 3600.0  # one dataset's uploads (a wheelhouse is gigabytes)
-    ready_timeout_s: float = 1800.0  # how long to wait for Kaggle to process a dataset version
-    poll_s: float = 10.0
-    public: bool = False
-
+from ..config import ConfigError, Job, KernelConfig, setting
 
 PLACEHOLDER_USER = "your-kaggle-user"  # what configs/ship.toml ships with
 
 
-@dataclass
+@dataclass(frozen=True)
+class PushOptions:
+    """How `build.py push` talks to Kaggle: retries, time limits, visibility."""
+
+    version_note: str = setting("aimokit push", help="The version note of every dataset and kernel version pushed.")
+    attempts: int = setting(4, help="Tries per request, the first included.")
+    backoff_s: float = setting(2.0, help="Seconds before the first retry; doubled after each failure, with jitter.")
+    call_timeout_s: float = setting(300.0, help="The client sets no HTTP timeout; a call hung this long counts as a failure.")
+    upload_timeout_s: float = setting(4 * 3600.0, help="One dataset's uploads, at most (a wheelhouse is gigabytes).")
+    ready_timeout_s: float = setting(1800.0, help="How long to wait for Kaggle to process a dataset version.")
+    poll_s: float = setting(10.0, help="Seconds between readiness and status polls.")
+    public: bool = setting(False, help="Create datasets public (kernels follow their own is_private).")
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.poll_s <= 0 or self.call_timeout_s <= 0:
+            raise ConfigError("push: need attempts >= 1, poll_s > 0 and call_timeout_s > 0")
+
+
+@dataclass(frozen=True)
 class WheelsConfig:
-    slug: str = "aimokit-wheels"
-    title: str = "aimokit offline wheelhouse"
-    # What the Kaggle image lacks; vLLM's torch pin must match the image's torch.
-    requirements: list[str] = field(default_factory=lambda: ["vllm==0.26.0"])
-    python_version: str = "3.12"
-    # Wheel platform tags the image accepts: glibc 2.39 on the probed images (image-*.probe.json).
-    # pip does not read manylinux2014 (some wheels, cuda-tile's, carry only that) into manylinux_2_17.
-    platforms: list[str] = field(default_factory=lambda: [
-        "manylinux2014_x86_64", *[f"manylinux_2_{v}_x86_64" for v in range(17, 40)]])
-    find_links: list[str] = field(default_factory=list)
-    no_index: bool = False
-    # The target image's packages (`pip list --format=freeze`, as `build.py probe-image` records it),
-    # relative to the checkout: what the image has at a compatible version is not shipped.
-    # Empty: no image list, the whole closure ships.
-    image: str = ""
-    # Image packages to ship anyway, over the image's version (one fix for a conflict).
-    replace: list[str] = field(default_factory=list)
-    # Image packages that stand in for a requirement's exact pin (`numba==0.65.0` met by the image's
-    # 0.68.0): the other fix, where the pin is stricter than the code needs. Recorded in wheelhouse.json.
-    ignore_pins: list[str] = field(default_factory=list)
+    """The offline wheelhouse: what the Kaggle image lacks, resolved by pip for the image."""
+
+    slug: str = setting("aimokit-wheels", help="The wheelhouse dataset's slug.")
+    title: str = setting("aimokit offline wheelhouse", help="The wheelhouse dataset's title.")
+    requirements: list[str] = setting(default_factory=lambda: ["vllm==0.26.0"],
+                                      help="What the Kaggle image lacks; vLLM's torch pin must match the image's torch.")
+    python_version: str = setting("3.12", help="The image's Python (major.minor): wheels are chosen for it.")
+    platforms: list[str] = setting(
+        default_factory=lambda: ["manylinux2014_x86_64", *[f"manylinux_2_{v}_x86_64" for v in range(17, 40)]],
+        help="Wheel platform tags the image accepts: glibc 2.39 on the probed images (image-*.probe.json). pip does "
+             "not read manylinux2014 (some wheels, cuda-tile's, carry only that) into manylinux_2_17.")
+    find_links: list[str] = setting(default_factory=list, help="Extra folders of wheels for pip (--find-links).")
+    no_index: bool = setting(False, help="Resolve from find_links only, not the package index.")
+    image: str = setting("", help="The target image's packages (`pip list --format=freeze`, as `build.py "
+                                  "probe-image` records it): what the image has at a compatible version is not "
+                                  "shipped. Empty: no image list, the whole closure ships.")
+    replace: list[str] = setting(default_factory=list,
+                                 help="Image packages to ship anyway, over the image's version (one fix for a conflict).")
+    ignore_pins: list[str] = setting(default_factory=list,
+                                     help="Image packages that stand in for a requirement's exact pin (`numba==0.65.0` "
+                                          "met by the image's 0.68.0): the other fix, where the pin is stricter than "
+                                          "the code needs. Recorded in wheelhouse.json.")
 
 
-@dataclass
+@dataclass(frozen=True)
 class AdaptersConfig:
-    slug: str = "aimokit-adapters"
-    title: str = "aimokit LoRA adapters"
-    paths: list[str] = field(default_factory=list)
-    base_model: str = ""  # a local copy of the base model, to check shapes against
+    """The adapters dataset. Which adapters it holds comes from the kernels' configs (engine.lora)."""
+
+    slug: str = setting("aimokit-adapters", help="The adapters dataset's slug.")
+    title: str = setting("aimokit LoRA adapters", help="The adapters dataset's title.")
+    base_model: str = setting("", help="A local copy of the base model, to check adapter shapes against.")
 
 
-@dataclass
+@dataclass(frozen=True)
 class KernelEntry:
-    name: str = "submission"
-    slug: str = "aimokit-submission"
-    title: str = "aimokit submission"
-    file: str = "kernels/submission.py"
-    config: str = "configs/aimo3.toml"
-    competition: str = "ai-mathematical-olympiad-progress-prize-3"
-    machine_shape: str = "NvidiaH100"
-    # Inputs besides the kit's own datasets: a model uploaded as a dataset ('<owner>/<slug>', or a bare
-    # '<slug>' for your own; mounted at /kaggle/input/<slug>), or a Kaggle Model
-    # ('<owner>/<model>/<framework>/<variation>/<version>', mounted at /kaggle/input/<model>/...).
-    dataset_sources: list[str] = field(default_factory=list)
-    model_sources: list[str] = field(default_factory=list)
-    is_private: bool = True
-    # "original" keeps the Docker image of the kernel's first run, so a Kaggle image update cannot break the
-    # offline install of a wheelhouse built against the probed image; "latest" follows updates.
-    docker_image_pinning_type: str = "original"
+    """One kernel to build and push: its code, its config, its inputs."""
+
+    name: str = setting("submission", help="The kernel's folder under build/kernels and its config's name in the source dataset.")
+    slug: str = setting("aimokit-submission", help="The kernel's slug on Kaggle.")
+    title: str = setting("aimokit submission", help="The kernel's title on Kaggle.")
+    file: str = setting("kernels/submission.py", help="The kernel source the notebook is generated from (the "
+                                                      "default: the checkout's own).")
+    config: str = setting("configs/aimo3.toml", help="The kernel config it runs; its engine.lora, if local, is "
+                                                     "shipped (the default: the checkout's own).")
+    competition: str = setting("ai-mathematical-olympiad-progress-prize-3", help="The competition it is attached to.")
+    machine_shape: str = setting("NvidiaH100", help="Kaggle's accelerator for it.")
+    dataset_sources: list[str] = setting(
+        default_factory=list,
+        help="Inputs besides the kit's own datasets: a model uploaded as a dataset ('<owner>/<slug>', or a bare "
+             "'<slug>' for your own; mounted at /kaggle/input/<slug>).")
+    model_sources: list[str] = setting(
+        default_factory=list, help="Kaggle Models ('<owner>/<model>/<framework>/<variation>/<version>', mounted at "
+                                   "/kaggle/input/<model>/...).")
+    is_private: bool = setting(True, help="Keep the kernel private.")
+    docker_image_pinning_type: str = setting(
+        "original", help="'original' keeps the Docker image of the kernel's first run, so a Kaggle image update "
+                         "cannot break the offline install of a wheelhouse built against the probed image; "
+                         "'latest' follows updates.")
 
 
-@dataclass
-class ShipConfig:
-    user: str = ""
-    license: str = "apache-2.0"  # the kaggle client's spelling (metadata.LICENSES)
-    source_slug: str = "aimokit-source"
-    source_title: str = "aimokit source code"
-    adapters: AdaptersConfig = field(default_factory=AdaptersConfig)
-    wheels: WheelsConfig = field(default_factory=WheelsConfig)
-    kernels: list[KernelEntry] = field(default_factory=lambda: [KernelEntry()])
-    # Refuse any single file larger than this before uploading (a setting, so
-    # it can follow Kaggle's current dataset limits).
-    max_file_bytes: int = 100 * 1024**3
-    push: PushOptions = field(default_factory=PushOptions)
+@dataclass(frozen=True)
+class ShipConfig(Job):
+    """What is bundled into Kaggle datasets and kernels, and how it is pushed."""
+
+    what: ClassVar[str] = "ship config"
+
+    user: str = setting("", help="Your Kaggle user name: datasets and kernels are created under it.")
+    license: str = setting("apache-2.0", help="The datasets' license, in the kaggle client's spelling (metadata.LICENSES).")
+    source_slug: str = setting("aimokit-source", help="The source dataset's slug.")
+    source_title: str = setting("aimokit source code", help="The source dataset's title.")
+    adapters: AdaptersConfig = setting(default_factory=AdaptersConfig, help="The adapters dataset.")
+    wheels: WheelsConfig = setting(default_factory=WheelsConfig, help="The offline wheelhouse dataset.")
+    kernels: list[KernelEntry] = setting(default_factory=lambda: [KernelEntry()], help="The kernels ([[kernels]] tables).")
+    max_file_bytes: int = setting(100 * 1024**3, help="Refuse any single file larger than this before uploading (a "
+                                                      "setting, so it can follow Kaggle's current dataset limits).")
+    push: PushOptions = setting(default_factory=PushOptions, help="How the push talks to Kaggle.")
 
     def __post_init__(self) -> None:
         from .metadata import MetadataError, check_license
 
+        if self.user in ("", PLACEHOLDER_USER):
+            raise ConfigError(f"ship config: set user = '<your kaggle user name>' (it is {self.user!r})")
         try:
             check_license(self.license)
         except MetadataError as e:
             raise ConfigError(f"ship config: {e}") from None
+        names = [k.name for k in self.kernels]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"ship config: kernel names {names} repeat; each kernel needs its own name")
 
     @classmethod
-    def load(cls, path: str | Path) -> "ShipConfig":
-        cfg = from_dict(cls, read_toml(path, "ship config"))
-        if cfg.user in ("", PLACEHOLDER_USER):
-            raise ConfigError(f"{path}: set user = '<your kaggle user name>' (it is {cfg.user!r})")
-        return cfg
+    def _resolve_paths(cls, data: dict[str, Any], folder: Path) -> dict[str, Any]:
+        if "paths" in (data.get("adapters") or {}):
+            raise ConfigError("ship config: [adapters] paths is gone: each kernel's config names its adapter "
+                              "(engine.lora) and exactly those are shipped; delete the paths line")
+
+        def here(p: str) -> str:
+            return p if not p or p.startswith("$") or Path(p).is_absolute() else str((folder / p).resolve())
+
+        data = dict(data)
+        if isinstance(data.get("wheels"), dict):
+            w = dict(data["wheels"])
+            if isinstance(w.get("image"), str):
+                w["image"] = here(w["image"])
+            if isinstance(w.get("find_links"), list):
+                w["find_links"] = [here(p) if isinstance(p, str) else p for p in w["find_links"]]
+            data["wheels"] = w
+        if isinstance(data.get("adapters"), dict) and isinstance(data["adapters"].get("base_model"), str):
+            data["adapters"] = {**data["adapters"], "base_model": here(data["adapters"]["base_model"])}
+        kernels = data.get("kernels", [{}])
+        if isinstance(kernels, list):
+            data["kernels"] = [{**k, **{f: here(k[f]) for f in ("file", "config") if isinstance(k.get(f), str)}}
+                               if isinstance(k, dict) else k for k in kernels]
+        return data
 
     def ref(self, slug: str) -> str:
         """`<user>/<slug>`, the id Kaggle knows a dataset or kernel by."""
@@ -117,3 +164,26 @@ class ShipConfig:
 
     def dataset_slugs(self) -> dict[str, str]:
         return {"source": self.source_slug, "adapters": self.adapters.slug, "wheels": self.wheels.slug}
+
+    def kernel_config(self, entry: KernelEntry, root: Path) -> KernelConfig:
+        """A kernel's config, loaded and checked (a path still relative is the checkout's, under root)."""
+        return KernelConfig.load(root / entry.config)
+
+    def adapters_to_ship(self, root: Path) -> dict[str, Path]:
+        """The local adapters the kernels name (engine.lora), by the folder name they ship under.
+
+        Two different adapters with one folder name would collide in the dataset: refused, naming both.
+        """
+        out: dict[str, Path] = {}
+        for k in self.kernels:
+            lora = self.kernel_config(k, root).engine.lora
+            if not lora or lora.startswith("$"):
+                continue
+            path = Path(lora).resolve()
+            name = path.name
+            if name in out and out[name] != path:
+                raise ConfigError(f"adapters {str(out[name])!r} and {str(path)!r} would both ship as {name!r}; "
+                                  "rename one folder (or save each under its own name, e.g. runs/dpo-r16/adapter -> "
+                                  "runs/dpo-r16/dpo-r16)")
+            out[name] = path
+        return out

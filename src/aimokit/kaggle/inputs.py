@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..config import PATH_FIELDS, SolveConfig
+from ..config import PATH_FIELDS, KernelConfig
 from ..errors import AimokitError
 
 _INPUT = re.compile(r"^\$\{?AIMOKIT_INPUT\}?/(.+)$")
@@ -46,7 +46,7 @@ def mounts(dataset_refs: list[str], competition: str, model_sources: list[str]) 
     return out
 
 
-def input_paths(cfg: SolveConfig) -> dict[str, str]:
+def input_paths(cfg: KernelConfig) -> dict[str, str]:
     """{setting: path under the input root} for every `$AIMOKIT_INPUT/...` path the config names."""
     found: dict[str, str] = {}
     for dotted in PATH_FIELDS:
@@ -60,7 +60,7 @@ def input_paths(cfg: SolveConfig) -> dict[str, str]:
     return found
 
 
-def check_inputs(cfg: SolveConfig, available: dict[str, str], where: str) -> list[str]:
+def check_inputs(cfg: KernelConfig, available: dict[str, str], where: str) -> list[str]:
     """The config's input paths (as `$AIMOKIT_INPUT/...`), or InputError naming each one no source provides."""
     problems = []
     for setting, rel in input_paths(cfg).items():
@@ -78,7 +78,7 @@ def check_inputs(cfg: SolveConfig, available: dict[str, str], where: str) -> lis
     return [f"$AIMOKIT_INPUT/{rel}" for rel in input_paths(cfg).values()]
 
 
-def required_paths(cfg: SolveConfig) -> list[str]:
+def required_paths(cfg: KernelConfig) -> list[str]:
     """Every path the kernel needs where it runs, as written in the shipped config (with $VARIABLES)."""
     out = []
     for dotted in PATH_FIELDS:

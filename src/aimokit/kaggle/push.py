@@ -14,14 +14,13 @@ import json
 import logging
 import random
 import shutil
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from ..errors import AimokitError
-from ..report import atomic_write
+from ..io import atomic_write, run_with_timeout
 from .build import content_hash
 from .config import PushOptions
 
@@ -105,26 +104,6 @@ def retriable(exc: BaseException) -> bool:
         "ConnectionError", "ConnectTimeout", "ReadTimeout", "ChunkedEncodingError", "ProtocolError")
 
 
-def _with_timeout(fn: Callable[[], T], timeout_s: float, what: str) -> T:
-    """Run fn, or raise TimeoutError after timeout_s: the client's HTTP calls never time out by themselves."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # handed to the caller
-            box["error"] = e
-
-    t = threading.Thread(target=target, name=f"kaggle:{what}", daemon=True)
-    t.start()
-    t.join(timeout_s)
-    if t.is_alive():
-        raise TimeoutError(f"{what}: no answer from Kaggle in {timeout_s:.0f} s")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
 def call(fn: Callable[[], T], what: str, opts: PushOptions, timeout_s: float | None = None,
          sleep: Callable[[float], None] = time.sleep, attempts: int | None = None,
          landed: Callable[[], T | None] | None = None) -> T:
@@ -138,7 +117,7 @@ def call(fn: Callable[[], T], what: str, opts: PushOptions, timeout_s: float | N
     attempts = attempts or opts.attempts
     for attempt in range(1, attempts + 1):
         try:
-            return _with_timeout(fn, timeout_s or opts.call_timeout_s, what)
+            return run_with_timeout(fn, timeout_s or opts.call_timeout_s, what)
         except Exception as e:
             if attempt == attempts or not retriable(e):
                 raise
