@@ -3,7 +3,7 @@
 Two halves (docs/shipping.md):
 
   python benchmarks/gpu_rehearsal.py prepare [--with-train]   # here: LoRA, build, pack in parts
-  python3 benchmarks/gpu_rehearsal.py device   # there, after the parts arrived: lay out, run, measure
+  python3 benchmarks/gpu_rehearsal.py device [--source-from-checkout]   # there: lay out, run, measure
 
 `prepare` builds the datasets exactly as a push would (the wheelhouse resolved against the image list in
 configs/ship.toml, the source, the adapters) plus the embedded model standing in for the user's model
@@ -58,7 +58,7 @@ def train_wheelhouse(ship, kernel_wheels: Path, dest: Path) -> dict:
 
     from aimokit.kaggle.wheelhouse import build_wheelhouse, canonical, read_image_list
 
-    image = read_image_list(ROOT / ship.wheels.image)
+    image = read_image_list(ship.wheels.image)
     shipped = json.loads((kernel_wheels / "wheelhouse.json").read_text())["shipped"]
     image.update({canonical(n): v for n, v in (s.split("==") for s in shipped)})
     cfg = replace(ship.wheels, requirements=TRAIN_REQUIREMENTS, replace=[], ignore_pins=[])
@@ -66,15 +66,12 @@ def train_wheelhouse(ship, kernel_wheels: Path, dest: Path) -> dict:
 
 
 def prepare(n_problems: int = 5, with_train: bool = False) -> None:
-    sys.path.insert(0, str(ROOT / "src"))
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "helpers")]  # a script: pytest's pythonpath is not set
     from aimokit.kaggle.build import build_all
     from aimokit.kaggle.config import ShipConfig
     from aimokit.models import embedded_default_model
     from aimokit.problems import load_problems
-    from conftest import lay_out_competition
-
-    os.chdir(ROOT)  # the ship config's paths are the checkout's
+    from layout import lay_out_competition
     model = embedded_default_model()
     make_lora(model, ROOT / "runs" / "rehearsal" / "lora")
     t = time.time()
@@ -127,6 +124,10 @@ def device() -> None:
         shutil.rmtree(kaggle)
     (kaggle / "working").mkdir(parents=True)
     shutil.move(str(stage / "input"), kaggle / "input")
+    if "--source-from-checkout" in sys.argv:  # this checkout's kit over the packed one: new code, same wheels
+        shipped = kaggle / "input" / "aimokit-source" / "src" / "aimokit"
+        shutil.rmtree(shipped)
+        shutil.copytree(ROOT / "src" / "aimokit", shipped, ignore=shutil.ignore_patterns("__pycache__"))
     unpack_s = time.time() - t0
     nb = json.loads((stage / "submission.ipynb").read_text())
     cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]

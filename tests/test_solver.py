@@ -116,7 +116,7 @@ def test_sync_tool_rounds_make_batching_independent_of_sandbox_timing(scripted, 
     assert (a == b) is sync  # without the knob, re-entry follows the sandbox's timing
 
 
-def test_a_step_expected_to_end_past_the_deadline_is_not_started():
+def test_a_step_expected_to_end_past_the_deadline_is_not_started(clock):
     """The shared loop predicts a step from the median of recent ones (one vLLM-CPU LoRA step took ~30 s)."""
     import statistics
 
@@ -124,7 +124,7 @@ def test_a_step_expected_to_end_past_the_deadline_is_not_started():
 
     class SlowSteps(SteppedEngine):  # a backend whose every step takes 0.3 s and finishes nothing
         def __init__(self):
-            super().__init__()
+            super().__init__(clock)
             self.steps = 0
 
         def submit(self, key, req):
@@ -135,14 +135,14 @@ def test_a_step_expected_to_end_past_the_deadline_is_not_started():
 
         def step(self, deadline):
             self.steps += 1
-            time.sleep(0.3)
+            clock.advance(0.3)
             return []
 
     eng = SlowSteps()
     eng.recent_steps = [5.0, 0.3, 0.3]  # one warm-up outlier, then 0.3 s steps
     driver = ListDriver([GenRequest("p", 8)])
-    t = time.monotonic()
+    t = clock()
     eng.run(driver, deadline=t + 1.0)
-    assert eng.steps <= 3 and time.monotonic() - t < 1.0  # stopped before a step would cross it
+    assert eng.steps == 3 and clock() - t < 1.0  # 0.9 s: a fourth step would have crossed it
     assert statistics.median(eng.recent_steps) == pytest.approx(0.3, abs=0.1)
     assert driver.results[0] == GenResult("so far", 2, "aborted")  # the cut request hands over what it wrote

@@ -4,6 +4,7 @@
   results, submissions, reports and state files all go through it.
 - `append_line`: one fsynced line a record, so a killed run keeps every record
   it finished.
+- `fresh_dir`: an output folder emptied first, so nothing stale ships.
 - `run_with_timeout`: a blocking call (an HTTP client without timeouts) given a
   limit; the call runs on a daemon thread that is left behind on timeout.
 """
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -38,6 +40,14 @@ def atomic_write(path: Path, data: "str | bytes | Any") -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def fresh_dir(d: Path) -> Path:
+    """An empty folder: nothing from an earlier build may leak into this one."""
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    return d
 
 
 def append_line(path: Path, line: str) -> None:

@@ -143,7 +143,7 @@ class Kernel:
             self.engine_pids = set()
         self.solver = Solver(
             self.engine, self.cfg.solver, self.cfg.sandbox, self.cfg.competition,
-            max_model_len=self.cfg.engine.max_model_len,
+            max_model_len=self.cfg.engine.max_model_len, clock=self.clock,
         )
         return self.solver
 

@@ -17,6 +17,7 @@ import re
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Callable
 
 from . import mathparse, prompts
 from .answers import Vote, decided, extract_answer, is_correct, tally, vote_weight, winner
@@ -82,7 +83,8 @@ class _Run:
 
     def __init__(self, solver: "Solver", problems: list[Problem], samples: list[int], deadline: float | None = None):
         self.s = solver
-        self.deadline = deadline
+        # Answer parsing is bounded in real time, whatever clock the solver was given.
+        self.deadline = None if deadline is None else time.monotonic() + (deadline - solver.clock())
         self.problems = problems
         cfg = solver.cfg
         self.prompts = [
@@ -261,8 +263,10 @@ class Solver:
         sandbox: SandboxConfig,
         competition: CompetitionConfig,
         max_model_len: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.engine = engine
+        self.clock = clock  # deadlines given to solve() are on this clock (the kernel's, the engine's)
         self.cfg = solver
         self.sandbox_cfg = sandbox
         self.comp = competition
@@ -284,7 +288,7 @@ class Solver:
         caller decides whether to restart the engine); the answers are still
         whatever the votes so far say, or the competition's fallback.
         """
-        start = time.monotonic()
+        start = self.clock()
         counts = samples if isinstance(samples, list) else [samples or self.cfg.samples] * len(problems)
         run = _Run(self, problems, counts, deadline)
         self.current = (run, start)
@@ -296,7 +300,7 @@ class Solver:
             error = e
         # Samples left unfinished by an engine that returned without error were stopped for the deadline
         # (the engine does not start a step it expects to end past it).
-        timed_out = deadline is not None and (time.monotonic() >= deadline or any(
+        timed_out = deadline is not None and (self.clock() >= deadline or any(
             (not x.done or x.aborted) and not run.closed[x.problem] for x in run.samples.values()))
         results = self._results(run, start, keep_responses, "error" if error is not None else None, timed_out)
         self.current = None
@@ -315,7 +319,7 @@ class Solver:
     def _results(self, run: "_Run", start: float, keep_responses: bool, stopped: str | None,
                  timed_out: bool) -> list[ProblemResult]:
         run.close_all()
-        seconds = time.monotonic() - start
+        seconds = self.clock() - start
         results = []
         for pi, p in enumerate(run.problems):
             smps = [x for x in list(run.samples.values()) if x.problem == pi]

@@ -20,6 +20,7 @@ from typing import Any
 from ..adapters import validate_adapter
 from ..config import KernelConfig, read_toml, to_toml
 from ..errors import AimokitError
+from ..io import fresh_dir
 from .config import ShipConfig
 from .bundle import copy_tree, is_secret
 from .metadata import DatasetSpec, KernelSpec
@@ -30,14 +31,6 @@ from .notebook import ADAPTERS_MARKER, SOURCE_MARKER, WHEELS_MARKER, make_notebo
 
 class BuildError(AimokitError, ValueError):
     """The build cannot produce what Kaggle would accept."""
-
-
-def _fresh_dir(d: Path) -> Path:
-    """An empty folder: nothing from an earlier build may leak into this one."""
-    if d.exists():
-        shutil.rmtree(d)
-    d.mkdir(parents=True)
-    return d
 
 
 @dataclass(frozen=True)
@@ -73,7 +66,7 @@ def read_dataset_folder(root: Path, name: str) -> DatasetFolder:
 def _dataset_dir(root: Path, out: Path, name: str, ref: str, title: str, license: str) -> tuple[Path, DatasetFolder]:
     folder = read_dataset_folder(root, name)
     spec = DatasetSpec(ref, title, license, description=folder.readme)
-    d = _fresh_dir(out / "datasets" / name)
+    d = fresh_dir(out / "datasets" / name)
     (d / "dataset-metadata.json").write_text(json.dumps(spec.metadata(), indent=2) + "\n")
     return d, folder
 
@@ -142,7 +135,7 @@ def build_wheels(root: Path, cfg: ShipConfig, out: Path) -> Path:
 def build_kernels(root: Path, cfg: ShipConfig, out: Path, datasets: list[str]) -> list[Path]:
     dirs = []
     for k in cfg.kernels:
-        d = _fresh_dir(out / "kernels" / k.name)
+        d = fresh_dir(out / "kernels" / k.name)
         code_file = f"{k.name}.ipynb"
         own = cfg.source_refs(k)
         sources = datasets + [r for r in own if r not in datasets]

@@ -14,7 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
-from .build import BuildError, _fresh_dir
+from ..io import fresh_dir
+from .build import BuildError
 from .config import KernelEntry, ShipConfig
 from .metadata import KernelSpec
 from .wheelhouse import WheelhouseError, read_image_list
@@ -33,7 +34,7 @@ def probe_ref(cfg: ShipConfig, entry: KernelEntry) -> str:
 
 def build_probe(root: Path, cfg: ShipConfig, entry: KernelEntry, out: Path) -> Path:
     """build/kernels/probe-<shape>/: the probe script and its kernel-metadata.json."""
-    d = _fresh_dir(out / "kernels" / f"probe-{shape_name(entry)}")
+    d = fresh_dir(out / "kernels" / f"probe-{shape_name(entry)}")
     shutil.copy(root / PROBE_FILE, d / "probe_image.py")
     spec = KernelSpec(id=probe_ref(cfg, entry), title=f"aimokit probe {shape_name(entry)}", code_file="probe_image.py",
                       kernel_type="script", is_private=True, dataset_sources=cfg.source_refs(entry),
