@@ -62,7 +62,7 @@ def _parse_sets(items: list[str]) -> dict:
 
 
 def cmd_dry_run(args: argparse.Namespace) -> int:
-    from aimokit.config import KernelConfig, to_toml
+    from aimokit.config import KernelConfig, expand_paths, to_toml
     from aimokit.models import resolve_model
     from aimokit.problems import load_problems, sample_problems
     from aimokit.report import write_report
@@ -73,11 +73,11 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
         overrides["competition.time_limit_s"] = float(args.time_limit)
     run_dir = Path(args.out or ROOT / "runs" / time.strftime("dry-run-%Y%m%d-%H%M%S")).resolve()
     overrides["run.output_dir"] = str(run_dir)
-    cfg = KernelConfig.load(args.config, overrides)
+    cfg = expand_paths(KernelConfig.load(args.config, overrides))  # $AIMOKIT_INPUT/... as the kernel will see it
     problems = load_problems(cfg.run.problems, cfg.competition)  # fail before any model work
     if not cfg.engine.model:
         print("preparing the embedded default model (converted once, then cached)...", file=sys.stderr)
-        cfg = replace(cfg, engine=replace(cfg.engine, model=resolve_model("")))
+    cfg = replace(cfg, engine=replace(cfg.engine, model=resolve_model(cfg.engine.model)))
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "results.jsonl").unlink(missing_ok=True)
     config_path = run_dir / "kernel.toml"
@@ -273,8 +273,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     problems = load_problems(ev.problems or sample_problems(), cfg.competition)
     if ev.limit:
         problems = problems[:ev.limit]
-    if not cfg.engine.model:
-        cfg = replace(cfg, engine=replace(cfg.engine, model=resolve_model("")))
+    cfg = replace(cfg, engine=replace(cfg.engine, model=resolve_model(cfg.engine.model)))
     run_evaluation(cfg, problems, out, ev)
     write_report(out, ev)
     print((out / "report.md").read_text())

@@ -92,7 +92,7 @@ def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(defau
     import shutil
 
     from aimokit.kaggle.build import build_all
-    from aimokit.kaggle.config import KernelEntry, ShipConfig
+    from aimokit.kaggle.config import KernelEntry, ShipConfig, WheelsConfig
     from wheels import tiny_wheel
 
     comp = "ai-mathematical-olympiad-progress-prize-3"
@@ -107,13 +107,11 @@ def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(defau
     })
     (tmp_path / "kernel.toml").write_text(to_toml(kernel_cfg))
     # The model travels as the user's own dataset, attached to the kernel (the build checks that it is).
+    # The adapter ships because the kernel's config names it (engine.lora).
     ship = ShipConfig(user="alice", kernels=[KernelEntry(config=str(tmp_path / "kernel.toml"),
-                                                         dataset_sources=["smollm2-135m-instruct"])])
-    ship.adapters.paths = [str(lora_adapter)]
-    ship.wheels.requirements = ["tinypkg==0.1"]
-    ship.wheels.find_links = [str(tiny_wheel(tmp_path))]
-    ship.wheels.no_index = True
-    ship.wheels.image = ""
+                                                         dataset_sources=["smollm2-135m-instruct"])],
+                      wheels=WheelsConfig(requirements=["tinypkg==0.1"], find_links=[str(tiny_wheel(tmp_path))],
+                                          no_index=True, image=""))
     built = build_all(ROOT, ship, tmp_path / "build")
     shipped = (built["datasets"]["source"] / "submission.toml").read_text()
     assert f'lora = "$AIMOKIT_ADAPTERS/{lora_adapter.name}"' in shipped  # no local path ships

@@ -184,10 +184,9 @@ def _percentiles(s: pl.Series) -> dict[str, int]:
 
 def build_dpo_data(cfg: DPODataConfig) -> dict[str, Any]:
     """Write train.parquet, val.parquet and stats.json under cfg.out; return the stats."""
-    if not cfg.tokenizer:
-        from .models import resolve_model
+    from .models import resolve_model
 
-        cfg = dataclasses.replace(cfg, tokenizer=resolve_model(""))
+    cfg = dataclasses.replace(cfg, tokenizer=resolve_model(cfg.tokenizer))  # empty: the embedded default
     pairs = make_pairs(cfg).collect()
     candidates = pairs.height
     pairs = _lengths(pairs, cfg.tokenizer)

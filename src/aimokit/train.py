@@ -128,10 +128,9 @@ def train(cfg: TrainConfig) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_utils import get_last_checkpoint
 
-    if not cfg.model:
-        from .models import resolve_model
+    from .models import resolve_model
 
-        cfg = dataclasses.replace(cfg, model=resolve_model(""))
+    cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model))  # empty: the embedded default
     train_df = _read(cfg.train_file, cfg.method)
     val_df = _read(cfg.val_file, cfg.method) if cfg.val_file else None
     out = Path(cfg.output_dir)
