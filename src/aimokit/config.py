@@ -180,7 +180,9 @@ class SandboxConfig:
 class SamplingConfig:
     """How many samples, how many tool rounds, how they are voted on."""
 
-    prompt: str = setting("tir", help="a template name from aimokit.prompts")
+    protocol: str = setting("fenced", help="How tool calls are written and read: fenced (```python / ```output: "
+                                           "DeepSeekMath, Numina), hermes (<tool_call>: Qwen3), cot (no tools).")
+    prompt: str = setting("tir", help="A template name from aimokit.prompts: tir (tools) or cot.")
     system_prompt: str = setting("", help="A system message before the problem; empty: none.")
     samples: int = setting(16, help="Samples per problem when time allows (the budget may give fewer).")
     min_samples: int = setting(2, help="Samples per problem however short the time.")
@@ -201,6 +203,10 @@ class SamplingConfig:
     sync_tool_rounds: bool = setting(False, help="Tool results re-enter generation only when no sample is generating, in a fixed order, so that two runs with the same seeds batch the same way and write the same text (measured on an H100: 57% identical responses without it). Costs throughput: samples wait for the round.")
 
     def __post_init__(self) -> None:
+        from .protocols.base import PROTOCOLS
+
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"solver.protocol = {self.protocol!r}: use one of {', '.join(sorted(PROTOCOLS))}")
         if self.samples < 1 or self.min_samples < 1 or self.min_samples > self.samples:
             raise ConfigError("solver: need 1 <= min_samples <= samples")
         if self.max_rounds < 1:

@@ -1,8 +1,6 @@
-"""Prompt templates: what the model is asked, and how a code round is framed.
-
-Tool-integrated reasoning follows the Numina convention the strong AIMO
-models were trained on: code in ```python fences, its result returned in an
-```output fence, the final answer in \\boxed{}.
+"""Prompt templates: what the model is asked. How tool calls are written and read is the protocol's
+(aimokit.protocols): the fenced one is the Numina convention, code in ```python fences and results in
+```output fences; every protocol asks for the final answer in \\boxed{}.
 """
 
 from __future__ import annotations
@@ -50,12 +48,3 @@ def messages(problem: str, solver: SamplingConfig, comp: CompetitionConfig) -> l
         msgs.append({"role": "system", "content": solver.system_prompt})
     msgs.append({"role": "user", "content": user_message(problem, solver, comp)})
     return msgs
-
-
-def format_output(text_so_far: str, output: str) -> str:
-    """The text appended after a code block so generation can continue."""
-    body = output if output.strip() else "(no output; use print() to see values)"
-    if text_so_far.endswith(OUTPUT_OPEN):
-        return f"\n{body}\n```\n"
-    sep = "" if text_so_far.endswith("\n") else "\n"
-    return f"{sep}{OUTPUT_OPEN}\n{body}\n```\n"

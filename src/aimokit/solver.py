@@ -13,23 +13,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import mathparse, prompts
+from . import mathparse
 from .answers import Vote, decided, extract_answer, is_correct, tally, vote_weight, winner
 from .config import CompetitionConfig, SandboxConfig, SamplingConfig
 from .engine import Engine, GenRequest, GenResult
 from .errors import AimokitError
 from .problems import Problem
+from .protocols import get_protocol
 from .sandbox import ExecResult, run_code
 
 log = logging.getLogger(__name__)
 
-_CODE = re.compile(r"```python[ \t]*\n(.*?)```", re.DOTALL)
 
 
 @dataclass
@@ -87,9 +86,7 @@ class _Run:
         self.deadline = None if deadline is None else time.monotonic() + (deadline - solver.clock())
         self.problems = problems
         cfg = solver.cfg
-        self.prompts = [
-            solver.engine.chat_prompt(prompts.messages(p.problem, cfg, solver.comp)) for p in problems
-        ]
+        self.prompts = [solver.protocol.prompt(solver.engine, p.problem, cfg, solver.comp) for p in problems]
         self.prompt_tokens = [solver.engine.count_tokens(t) for t in self.prompts]
         self.samples = {
             (pi, k): Sample(pi, k) for pi, n in enumerate(samples) for k in range(n)
@@ -177,7 +174,7 @@ class _Run:
             seed=_seed(cfg.seed, self.problems[smp.problem].id, smp.index, smp.calls),
             temperature=cfg.temperature,
             top_p=cfg.top_p,
-            stop=() if last_round else tuple(cfg.stop),
+            stop=() if last_round else self.s.protocol.stop(cfg),
         )
 
     def _resubmit(self, smp: Sample) -> None:
@@ -186,15 +183,7 @@ class _Run:
         self.in_engine.add(key)
 
     def _pending_code(self, smp: Sample) -> str | None:
-        tail = smp.text[smp.exec_pos :]
-        blocks = _CODE.findall(tail)
-        if not blocks:
-            return None
-        last = tail.rfind("```python")
-        if "\\boxed" in tail[last:]:
-            return None  # answered after the code: nothing left to learn from it
-        code = blocks[-1]
-        return code if code.strip() else None
+        return self.s.protocol.pending_call(smp.text[smp.exec_pos :])
 
     def _after_code(self, smp: Sample, res: ExecResult) -> None:
         smp.code_runs += 1
@@ -204,7 +193,7 @@ class _Run:
         out = res.for_model()
         # A failed run's text is a traceback: its line numbers are no printed answer.
         smp.code_outputs.append(out if res.ok else "")
-        appended = prompts.format_output(smp.text, out)
+        appended = self.s.protocol.tool_result(smp.text, out)
         smp.text += appended
         smp.exec_pos = len(smp.text)
         smp.context_tokens += self.s.engine.count_tokens(appended)
@@ -266,6 +255,7 @@ class Solver:
         clock: Callable[[], float] = time.monotonic,
     ):
         self.engine = engine
+        self.protocol = get_protocol(solver.protocol)  # how the conversation is rendered and read
         self.clock = clock  # deadlines given to solve() are on this clock (the kernel's, the engine's)
         self.cfg = solver
         self.sandbox_cfg = sandbox

@@ -8,6 +8,7 @@ clock instead of sleeping, so budget and deadline tests take no wall time.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Callable
 
@@ -53,8 +54,9 @@ class ScriptedEngine(QueuedEngine):
     def count_tokens(self, text: str) -> int:
         return max(1, len(text.split()))
 
-    def chat_prompt(self, messages):
-        return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages) + "<assistant>"
+    def chat_prompt(self, messages, tools=None):
+        tools_text = f"<tools>{json.dumps(tools)}</tools>" if tools else ""
+        return tools_text + "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages) + "<assistant>"
 
     def abort(self, keys):
         self.cancelled.extend(keys)

@@ -45,8 +45,8 @@ class TransformersEngine(QueuedEngine):
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def chat_prompt(self, messages):
-        return apply_chat_template(self.tokenizer, messages)
+    def chat_prompt(self, messages, tools=None):
+        return apply_chat_template(self.tokenizer, messages, tools)
 
     def generate_batch(self, requests: list[GenRequest], deadline: float | None) -> list[GenResult]:
         from transformers import StoppingCriteria, StoppingCriteriaList

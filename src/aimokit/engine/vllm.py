@@ -63,8 +63,8 @@ class VLLMEngine(SteppedEngine):
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
-        return apply_chat_template(self.tokenizer, messages)
+    def chat_prompt(self, messages: list[dict[str, str]], tools: list[dict] | None = None) -> str:
+        return apply_chat_template(self.tokenizer, messages, tools)
 
     def submit(self, key: Hashable, req: GenRequest) -> None:
         from vllm import SamplingParams

@@ -1,0 +1,49 @@
+"""What a tool-call protocol is: how a conversation is rendered to the engine and how its output is read.
+
+The solver loop, the budget and the votes never look inside the text; they ask
+the sample's protocol four things: the prompt, the strings that end a round,
+the code of a tool call the round ended with (if any), and the text that hands
+the tool's result back. A new protocol is one module in this package and one
+line in `PROTOCOLS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol as _Protocol
+
+from ..config import CompetitionConfig, SamplingConfig
+
+PROTOCOLS = {
+    "fenced": "aimokit.protocols.fenced:Fenced",  # ```python / ```output (DeepSeekMath, Numina, Qwen2.5-Math)
+    "cot": "aimokit.protocols.cot:ChainOfThought",  # no tools (R1-distill style)
+    "hermes": "aimokit.protocols.hermes:Hermes",  # <tool_call> / <tool_response> (Qwen3, Qwen2.5)
+}
+
+
+class ToolProtocol(_Protocol):
+    name: str
+
+    def prompt(self, engine: Any, problem: str, cfg: SamplingConfig, comp: CompetitionConfig) -> str:
+        """The text the first round continues (the model's chat template, with whatever the protocol adds)."""
+
+    def stop(self, cfg: SamplingConfig) -> tuple[str, ...]:
+        """Strings that end a round so a tool call can run (kept in the output, as vLLM keeps them)."""
+
+    def pending_call(self, tail: str) -> str | None:
+        """The code of the tool call `tail` (the text since the last tool result) ends with, or None."""
+
+    def tool_result(self, text: str, output: str) -> str:
+        """The text appended after a tool call so generation continues with the result in view."""
+
+
+def get_protocol(name: str) -> ToolProtocol:
+    try:
+        module, cls = PROTOCOLS[name].split(":")
+    except KeyError:
+        raise ValueError(f"unknown protocol {name!r}; choose one of {sorted(PROTOCOLS)}") from None
+    return getattr(importlib.import_module(module), cls)()
+
+
+def no_output(output: str) -> str:
+    return output if output.strip() else "(no output; use print() to see values)"

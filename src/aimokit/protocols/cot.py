@@ -1,0 +1,24 @@
+"""No tools: the model reasons in text and boxes its answer (R1-distill style)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import CompetitionConfig, SamplingConfig
+from ..prompts import messages
+
+
+class ChainOfThought:
+    name = "cot"
+
+    def prompt(self, engine: Any, problem: str, cfg: SamplingConfig, comp: CompetitionConfig) -> str:
+        return engine.chat_prompt(messages(problem, cfg, comp))
+
+    def stop(self, cfg: SamplingConfig) -> tuple[str, ...]:
+        return ()
+
+    def pending_call(self, tail: str) -> str | None:
+        return None
+
+    def tool_result(self, text: str, output: str) -> str:
+        raise AssertionError("the cot protocol makes no tool calls")

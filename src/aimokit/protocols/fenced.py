@@ -1,0 +1,43 @@
+"""Code in ```python fences, results in ```output fences, the answer in \\boxed{}.
+
+The Numina convention DeepSeekMath-RL, NuminaMath and Qwen2.5-Math were
+trained on, and the kit's behaviour before protocols existed (unchanged).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..config import CompetitionConfig, SamplingConfig
+from ..prompts import OUTPUT_OPEN, messages
+from .base import no_output
+
+CODE = re.compile(r"```python[ \t]*\n(.*?)```", re.DOTALL)
+
+
+class Fenced:
+    name = "fenced"
+
+    def prompt(self, engine: Any, problem: str, cfg: SamplingConfig, comp: CompetitionConfig) -> str:
+        return engine.chat_prompt(messages(problem, cfg, comp))
+
+    def stop(self, cfg: SamplingConfig) -> tuple[str, ...]:
+        return tuple(cfg.stop)
+
+    def pending_call(self, tail: str) -> str | None:
+        blocks = CODE.findall(tail)
+        if not blocks:
+            return None
+        last = tail.rfind("```python")
+        if "\\boxed" in tail[last:]:
+            return None  # answered after the code: nothing left to learn from it
+        code = blocks[-1]
+        return code if code.strip() else None
+
+    def tool_result(self, text: str, output: str) -> str:
+        body = no_output(output)
+        if text.endswith(OUTPUT_OPEN):
+            return f"\n{body}\n```\n"
+        sep = "" if text.endswith("\n") else "\n"
+        return f"{sep}{OUTPUT_OPEN}\n{body}\n```\n"
