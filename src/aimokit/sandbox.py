@@ -65,7 +65,7 @@ class ExecResult:
 
 # Runs inside the child. Kept free of aimokit imports: `-I` isolates the child
 # from the kit's environment variables and user site.
-_BOOTSTRAP = r'''
+_GUARD = r'''
 import sys, os, resource, ast, io, contextlib, traceback
 _cfg = {cfg!r}
 def _lim(kind, value):
@@ -111,8 +111,6 @@ def _secret(r):
     name = parts[-1]
     return (name in _SECRET_NAMES or name.startswith(".env.") or name.endswith((".pem", ".key", ".p12"))
             or any(d in _SECRET_DIRS for d in parts[:-1]))
-_code = open("main.py", encoding="utf-8").read()
-_prelude = open("prelude.py", encoding="utf-8").read() if os.path.exists("prelude.py") else ""
 _W = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _realpath = os.path.realpath
 _fspath = os.fspath
@@ -186,7 +184,14 @@ def _hook(event, args):
         raise PermissionError(f"sandbox: {{kind}} is disabled")
 sys.addaudithook(_hook)
 del resource
-_g = {{"__name__": "__main__", "__builtins__": __builtins__}}
+'''
+
+# One block, then exit: the fresh-process sandbox. main.py / prelude.py are read before the hook
+# is installed (they sit in the scratch directory, which is readable anyway).
+_ONE_SHOT = r'''
+_code = open("main.py", encoding="utf-8").read()
+_prelude = open("prelude.py", encoding="utf-8").read() if os.path.exists("prelude.py") else ""
+_g = {"__name__": "__main__", "__builtins__": __builtins__}
 if _prelude:
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -216,6 +221,32 @@ sys.stdout.flush()
 '''
 
 
+def spawn(cfg: SandboxConfig, scratch: Path, tail: str, cpu_s: int, stdin: int = subprocess.DEVNULL) -> subprocess.Popen:
+    """A guarded interpreter in `scratch` running `tail` after the limits and the audit hook are in place."""
+    boot = _GUARD.format(cfg={
+        "memory": int(cfg.memory_mb) << 20,
+        "cpu": cpu_s,
+        "fsize": int(cfg.max_file_bytes),
+        "read_paths": [str(Path(p).resolve()) for p in cfg.read_paths],
+    }) + tail
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(scratch),
+        "TMPDIR": str(scratch),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONIOENCODING": "utf-8",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+        "LANG": "C.UTF-8",
+    }
+    # -I ignores PYTHON* variables and the user site, but keeps the
+    # interpreter's own site-packages (sympy, numpy) importable.
+    return subprocess.Popen([cfg.python or sys.executable, "-I", "-c", boot], cwd=scratch, env=env, stdin=stdin,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
 def run_code(code: str, config: SandboxConfig | None = None, prelude: str = "") -> ExecResult:
     """Run one block of untrusted Python; never raises for anything the code does."""
     cfg = config or SandboxConfig()
@@ -225,38 +256,7 @@ def run_code(code: str, config: SandboxConfig | None = None, prelude: str = "") 
         (scratch / "main.py").write_text(code, encoding="utf-8")
         if prelude:
             (scratch / "prelude.py").write_text(prelude, encoding="utf-8")
-        boot = _BOOTSTRAP.format(
-            cfg={
-                "memory": int(cfg.memory_mb) << 20,
-                "cpu": int(cfg.timeout_s) + 2,
-                "fsize": int(cfg.max_file_bytes),
-                "read_paths": [str(Path(p).resolve()) for p in cfg.read_paths],
-            }
-        )
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(scratch),
-            "TMPDIR": str(scratch),
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONIOENCODING": "utf-8",
-            "OMP_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            "MPLBACKEND": "Agg",
-            "LANG": "C.UTF-8",
-        }
-        python = cfg.python or sys.executable
-        # -I ignores PYTHON* variables and the user site, but keeps the
-        # interpreter's own site-packages (sympy, numpy) importable.
-        proc = subprocess.Popen(
-            [python, "-I", "-c", boot],
-            cwd=scratch,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = spawn(cfg, scratch, _ONE_SHOT, cpu_s=int(cfg.timeout_s) + 2)
         out, timed_out, truncated = _collect(proc, cfg)
         rc = proc.poll()
         _kill_group(proc)
