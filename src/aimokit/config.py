@@ -165,11 +165,17 @@ class SandboxConfig:
     max_output_bytes: int = setting(1 << 20, help="Bytes the process may write to its stdout/stderr file before writes fail.")
     max_file_bytes: int = setting(16 << 20, help="Largest file the code may write (in its scratch directory only).")
     workers: int = setting(8, help="Code blocks run at once.")
+    sessions: bool = setting(False, help="Persistent Python sessions: each sample keeps one interpreter for its "
+                                         "life (names persist, nothing is re-run), reset between problems. Off: a "
+                                         "fresh process per block (with `cumulative`).")
+    session_pool: int = setting(0, help="Spare sessions started ahead; 0: twice the samples in flight.")
     cumulative: bool = setting(True, help="Re-run a sample's earlier clean blocks (silenced) before the new one, so names defined in round 1 still exist in round 2, like a notebook.")
     python: str = setting("", help="interpreter for the child; empty: the running one")
     read_paths: list[str] = setting(default_factory=list, help="Files or folders model code may read besides its scratch directory and Python's own libraries (everything else, credentials above all, is refused).")
 
     def __post_init__(self) -> None:
+        if self.session_pool < 0:
+            raise ConfigError("sandbox.session_pool must be >= 0 (0: twice the samples in flight)")
         if self.timeout_s <= 0 or self.memory_mb < 64 or self.max_output_chars < 16:
             raise ConfigError(
                 "sandbox: timeout_s must be > 0, memory_mb >= 64, max_output_chars >= 16"

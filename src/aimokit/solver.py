@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from .errors import AimokitError
 from .problems import Problem
 from .protocols import get_protocol
 from .sandbox import ExecResult, run_code
+from .sessions import SessionPool
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +140,11 @@ class _Run:
         code = self._pending_code(smp) if result.finish != "length" else None
         if code is not None and smp.code_runs < self.s.cfg.max_rounds:
             smp.exec_pos = len(smp.text)
-            prelude = "\n\n".join(smp.clean_code) if self.s.sandbox_cfg.cumulative else ""
-            fut = self.s.pool.submit(run_code, code, self.s.sandbox_cfg, prelude)
+            if self.s.sessions is not None:  # the sample's own interpreter keeps its names
+                fut = self.s.pool.submit(self.s.sessions.run, (id(self), key), code)
+            else:
+                prelude = "\n\n".join(smp.clean_code) if self.s.sandbox_cfg.cumulative else ""
+                fut = self.s.pool.submit(run_code, code, self.s.sandbox_cfg, prelude)
             self.running[fut] = key
             smp.clean_code.append(code)  # removed again if it fails
             return ()
@@ -262,6 +267,7 @@ class Solver:
         self.comp = competition
         self.max_model_len = max_model_len
         self.pool = ThreadPoolExecutor(max_workers=sandbox.workers, thread_name_prefix="sandbox")
+        self.sessions = SessionPool(sandbox, 0) if sandbox.sessions and self.protocol.name != "cot" else None
         self.current: tuple[_Run, float] | None = None  # the solve in progress and its start
         mathparse.shared_worker().start()  # sympy's import is paid now, not by the first boxed answer
 
@@ -280,6 +286,9 @@ class Solver:
         """
         start = self.clock()
         counts = samples if isinstance(samples, list) else [samples or self.cfg.samples] * len(problems)
+        if self.sessions is not None:  # spares started while the engine generates the first round
+            self.sessions.spare_target = self.sandbox_cfg.session_pool or 2 * sum(counts)
+            threading.Thread(target=self.sessions.warm, name="sessions-warm", daemon=True).start()
         run = _Run(self, problems, counts, deadline)
         self.current = (run, start)
         error: BaseException | None = None
@@ -294,6 +303,8 @@ class Solver:
             (not x.done or x.aborted) and not run.closed[x.problem] for x in run.samples.values()))
         results = self._results(run, start, keep_responses, "error" if error is not None else None, timed_out)
         self.current = None
+        if self.sessions is not None:  # between problems: no state carries over
+            self.sessions.reset()
         if error is not None:
             raise SolveError(results, error)
         return results
@@ -357,6 +368,8 @@ class Solver:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.sessions is not None:
+            self.sessions.close()
 
 
 class SolveError(AimokitError, RuntimeError):
