@@ -1,6 +1,5 @@
-from aimokit.answers import (Vote, decided, extract_answer, is_correct, last_boxed, last_printed_integer,
-                             vote_weight, winner)
-from aimokit.config import CompetitionConfig, SamplingConfig
+from aimokit.answers import extract_answer, is_correct, last_boxed, last_printed_integer
+from aimokit.config import CompetitionConfig
 
 AIMO2 = CompetitionConfig()
 AIMO3 = CompetitionConfig(name="aimo3", answer_max=99999, modulo=0)
@@ -30,20 +29,3 @@ def test_grading_uses_math_verify_equivalence():
     assert is_correct(None, 42) is False and is_correct(5, None) is None
 
 
-def test_weights_make_clean_code_count_more():
-    cfg = SamplingConfig(weight_code_clean=1.0, weight_code_error=0.25)
-    clean = vote_weight(True, 2, 0, cfg)
-    broken = vote_weight(True, 2, 1, cfg)
-    votes = [Vote(7, broken), Vote(7, broken), Vote(9, clean)]
-    assert winner(votes, 0) == 9
-    assert winner([], 5) == 5
-    assert winner([Vote(3, 1.0), Vote(4, 1.0)], 0) == 3  # tie: first to reach it
-
-
-def test_decided_by_agreement_rules_or_unassailable_lead():
-    cfg = SamplingConfig(early_stop=[[4, 4], [5, 7]], early_stop_agree=0)
-    assert decided([Vote(1, 1.0)] * 4, pending=12, cfg=cfg)
-    assert not decided([Vote(1, 1.0)] * 3 + [Vote(2, 1.0)], pending=12, cfg=cfg)
-    assert decided([Vote(1, 1.0)] * 3 + [Vote(2, 1.0)], pending=1, cfg=cfg)  # lead 2 > 1 pending
-    assert not decided([Vote(1, 1.0)] * 3 + [Vote(2, 1.0)], pending=2, cfg=cfg)
-    assert decided([Vote(1, 1.0)] * 3, pending=5, cfg=SamplingConfig(early_stop=[], early_stop_agree=3))

@@ -1,4 +1,4 @@
-"""From generated text to one integer answer per problem.
+"""From generated text to one integer per sample (how samples' answers are voted on: `votes`).
 
 Extraction prefers the model's `\\boxed{}`; failing that, the last integer the
 code printed. Boxed LaTeX is read by math-verify (so `\\frac{84}{2}` or
@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 
 from . import mathparse
-from .config import CompetitionConfig, SamplingConfig
+from .config import CompetitionConfig
 
 log = logging.getLogger(__name__)
 
@@ -113,62 +112,3 @@ def is_correct(predicted: int | None, gold: int | str | None) -> bool | None:
     if isinstance(gold, int) and isinstance(predicted, int):
         return predicted == gold
     return mathparse.equivalent(str(gold), str(predicted))
-
-
-@dataclass
-class Vote:
-    answer: int
-    weight: float
-
-
-def vote_weight(boxed: bool, code_runs: int, code_errors: int, cfg: SamplingConfig) -> float:
-    base = cfg.weight_boxed if boxed else cfg.weight_unboxed
-    if code_runs == 0:
-        return base * cfg.weight_no_code
-    return base * (cfg.weight_code_error if code_errors else cfg.weight_code_clean)
-
-
-def tally(votes: list[Vote]) -> dict[int, float]:
-    totals: dict[int, float] = defaultdict(float)
-    for v in votes:
-        totals[v.answer] += v.weight
-    return dict(totals)
-
-
-def winner(votes: list[Vote], fallback: int) -> int:
-    """Heaviest answer; ties go to the answer that reached the top first."""
-    if not votes:
-        return fallback
-    totals = tally(votes)
-    best = max(totals.values())
-    for v in votes:  # earliest among the tied
-        if totals[v.answer] == best:
-            return v.answer
-    return fallback
-
-
-def decided(votes: list[Vote], pending: int, cfg: SamplingConfig) -> bool:
-    """True when more samples cannot (or are very unlikely to) change the winner.
-
-    Counts are in votes, not weights, for the agreement rules, and in weight
-    for the 'cannot be overtaken' rule (each pending sample adds at most the
-    largest weight any sample can carry).
-    """
-    if not votes:
-        return False
-    counts: dict[int, int] = defaultdict(int)
-    for v in votes:
-        counts[v.answer] += 1
-    top = max(counts.values())
-    n = len(votes)
-    if cfg.early_stop_agree and top >= cfg.early_stop_agree:
-        return True
-    for agree, out_of in cfg.early_stop:
-        if top >= agree and n <= out_of:
-            return True
-    totals = sorted(tally(votes).values(), reverse=True)
-    lead = totals[0] - (totals[1] if len(totals) > 1 else 0.0)
-    max_w = max(cfg.weight_boxed, cfg.weight_unboxed) * max(
-        cfg.weight_code_clean, cfg.weight_code_error, cfg.weight_no_code
-    )
-    return lead > pending * max_w

@@ -204,6 +204,16 @@ class SamplingConfig:
     weight_code_clean: float = setting(1.0, help="Vote weight modifier: every code block ran without error.")
     weight_code_error: float = setting(0.6, help="Vote weight modifier: some code block failed.")
     weight_no_code: float = setting(0.8, help="Vote weight modifier: the sample ran no code.")
+    vote: str = setting("weighted", help="How answers are weighed: count, weighted (the weight_* settings), entropy "
+                                         "(1 / the sample's mean token entropy) or combined (vote_share x share + "
+                                         "vote_confidence x mean confidence + vote_consensus if it holds half).")
+    top_logprobs: int = setting(0, help="Top-k logprobs asked of the engine per token, for the entropy statistics; "
+                                        "0: none (the entropy and combined votes need at least 1; AIMO-3's winners: 5).")
+    entropy_floor: float = setting(0.05, help="The entropy vote's weight is 1 / max(entropy_floor, mean entropy).")
+    entropy_tail: int = setting(256, help="The last N tokens' mean entropy is kept too (evaluate and replay record it).")
+    vote_share: float = setting(1.0, help="combined vote: the coefficient of an answer's share of the votes.")
+    vote_confidence: float = setting(1.0, help="combined vote: the coefficient of its votes' mean confidence, 1 / (1 + entropy).")
+    vote_consensus: float = setting(0.5, help="combined vote: the bonus of an answer holding at least half the votes.")
     early_stop: list[list[int]] = setting(default_factory=lambda: [[4, 4], [5, 7], [6, 9]], help="Early stop: decided when the leader can no longer be overtaken, or when [k, n] holds: k votes agree and at most n answers are in.")
     early_stop_agree: int = setting(0, help="k agreeing answers stop at once (0: off)")
     sync_tool_rounds: bool = setting(False, help="Tool results re-enter generation only when no sample is generating, in a fixed order, so that two runs with the same seeds batch the same way and write the same text (measured on an H100: 57% identical responses without it). Costs throughput: samples wait for the round.")
@@ -213,6 +223,15 @@ class SamplingConfig:
 
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"solver.protocol = {self.protocol!r}: use one of {', '.join(sorted(PROTOCOLS))}")
+        from .votes import POLICIES
+
+        if self.vote not in POLICIES:
+            raise ConfigError(f"solver.vote = {self.vote!r}: use one of {', '.join(POLICIES)}")
+        if self.vote in ("entropy", "combined") and self.top_logprobs < 1:
+            raise ConfigError(f"solver.vote = {self.vote!r} weighs answers by token entropy: set solver.top_logprobs "
+                              ">= 1 (5 is what AIMO-3's winners used)")
+        if self.top_logprobs < 0 or self.entropy_floor <= 0 or self.entropy_tail < 1:
+            raise ConfigError("solver: need top_logprobs >= 0, entropy_floor > 0 and entropy_tail >= 1")
         if self.samples < 1 or self.min_samples < 1 or self.min_samples > self.samples:
             raise ConfigError("solver: need 1 <= min_samples <= samples")
         if self.max_rounds < 1:

@@ -32,6 +32,8 @@ RESPONSE_SCHEMA = {
     "problem_id": pl.String, "sample": pl.Int64, "prompt": pl.String, "response": pl.String,
     "answer": pl.Int64, "gold": pl.Int64, "correct": pl.Boolean, "boxed": pl.Boolean, "tokens": pl.Int64,
     "code_runs": pl.Int64, "code_errors": pl.Int64, "aborted": pl.Boolean, "seconds": pl.Float64,
+    # for `replay`: the order samples finished in, and the model's token entropy (null without logprobs)
+    "finished_at": pl.Int64, "entropy_mean": pl.Float64, "entropy_median": pl.Float64, "entropy_tail": pl.Float64,
 }
 
 
@@ -66,7 +68,7 @@ def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: Ev
                                "(add an 'answer' column)")
     out.mkdir(parents=True, exist_ok=True)
     path = out / RESPONSES
-    done = pl.read_parquet(path) if path.exists() else pl.DataFrame(schema=RESPONSE_SCHEMA)
+    done = _with_schema(pl.read_parquet(path)) if path.exists() else pl.DataFrame(schema=RESPONSE_SCHEMA)
     seen = set(done["problem_id"].to_list())
     todo = [p for p in problems if p.id not in seen]
     if seen:
@@ -99,6 +101,12 @@ def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: Ev
     return df
 
 
+def _with_schema(df: pl.DataFrame) -> pl.DataFrame:
+    """A file from an older kit lacks the newer columns: they are null, so a resumed run appends cleanly."""
+    missing = [pl.lit(None, dtype).alias(c) for c, dtype in RESPONSE_SCHEMA.items() if c not in df.columns]
+    return df.with_columns(missing).select(list(RESPONSE_SCHEMA)).cast(RESPONSE_SCHEMA)
+
+
 def _append(frames: list[pl.DataFrame], results: list, path: Path) -> None:
     rows = []
     for r in results:
@@ -108,7 +116,9 @@ def _append(frames: list[pl.DataFrame], results: list, path: Path) -> None:
             rows.append({"problem_id": r.id, "sample": x["sample"], "prompt": x["prompt"],
                          "response": x["response"], "answer": x["answer"], "gold": r.gold, "correct": correct,
                          "boxed": x["boxed"], "tokens": x["tokens"], "code_runs": x["code_runs"],
-                         "code_errors": x["code_errors"], "aborted": x["aborted"], "seconds": per})
+                         "code_errors": x["code_errors"], "aborted": x["aborted"], "seconds": per,
+                         "finished_at": x["finished_at"], "entropy_mean": x["entropy_mean"],
+                         "entropy_median": x["entropy_median"], "entropy_tail": x["entropy_tail"]})
     if rows:
         frames.append(pl.DataFrame(rows, schema=RESPONSE_SCHEMA))
         atomic_write(path, pl.concat(frames))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import statistics
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import mathparse
-from .answers import Vote, decided, extract_answer, is_correct, tally, vote_weight, winner
+from .answers import extract_answer, is_correct
+from .votes import Vote, decided, scores, winner
 from .config import CompetitionConfig, SandboxConfig, SamplingConfig
 from .engine import Engine, GenRequest, GenResult
 from .errors import AimokitError
@@ -50,6 +52,20 @@ class Sample:
     aborted: bool = False
     answer: int | None = None
     boxed: bool = False
+    entropies: list[float] = field(default_factory=list)  # per generated token, when logprobs were asked for
+    finished_at: int = 0  # the order samples finished in (replay simulates early stop in it)
+
+    def entropy_stats(self, tail: int) -> dict[str, float | None]:
+        e = self.entropies
+        if not e:
+            return {"entropy_mean": None, "entropy_median": None, "entropy_tail": None}
+        return {"entropy_mean": sum(e) / len(e), "entropy_median": statistics.median(e),
+                "entropy_tail": sum(e[-tail:]) / len(e[-tail:])}
+
+    def vote(self, scale: float = 1.0) -> "Vote":
+        assert self.answer is not None
+        mean = sum(self.entropies) / len(self.entropies) if self.entropies else None
+        return Vote(self.answer, self.boxed, self.code_runs, self.code_errors, mean, scale)
 
 
 @dataclass
@@ -95,6 +111,7 @@ class _Run:
         }
         self.votes: list[list[Vote]] = [[] for _ in problems]
         self.closed = [False] * len(problems)  # vote decided: no more work
+        self.n_answered = 0  # samples with an answer so far, in the order they came
         self.todo: list[tuple[tuple[int, int], GenRequest]] = [
             (key, self._request(smp)) for key, smp in self.samples.items()
         ]
@@ -129,6 +146,7 @@ class _Run:
         smp = self.samples[key]
         self.in_engine.discard(key)
         smp.text += result.text
+        smp.entropies.extend(result.entropies)
         smp.tokens += result.n_tokens
         smp.context_tokens += result.n_tokens
         smp.calls += 1
@@ -179,6 +197,7 @@ class _Run:
             seed=_seed(cfg.seed, self.problems[smp.problem].id, smp.index, smp.calls),
             temperature=cfg.temperature,
             top_p=cfg.top_p,
+            top_logprobs=cfg.top_logprobs,
             stop=() if last_round else self.s.protocol.stop(cfg),
         )
 
@@ -214,9 +233,9 @@ class _Run:
         if ex.answer is None:
             return []
         pi = smp.problem
-        self.votes[pi].append(
-            Vote(ex.answer, vote_weight(ex.boxed, smp.code_runs, smp.code_errors, self.s.cfg))
-        )
+        self.n_answered += 1
+        smp.finished_at = self.n_answered
+        self.votes[pi].append(smp.vote())
         pending = sum(1 for x in self.samples.values() if x.problem == pi and not x.done)
         if pending and decided(self.votes[pi], pending, self.s.cfg):
             return self._close(pi)
@@ -243,8 +262,7 @@ class _Run:
                     ex = extract_answer(smp.text, smp.code_outputs, self.s.comp, time.monotonic())
                     if ex.answer is not None:
                         smp.answer, smp.boxed = ex.answer, ex.boxed
-                        w = 0.5 * vote_weight(ex.boxed, smp.code_runs, smp.code_errors, self.s.cfg)
-                        self.votes[pi].append(Vote(ex.answer, w))
+                        self.votes[pi].append(smp.vote(scale=0.5))
 
 
 class Solver:
@@ -333,11 +351,11 @@ class Solver:
             else:
                 why = "exhausted"
             votes = list(run.votes[pi])
-            answer = winner(votes, self.comp.fallback_answer)
+            answer = winner(votes, self.cfg, self.comp.fallback_answer)
             res = ProblemResult(
                 id=p.id,
                 answer=answer,
-                votes=tally(votes),
+                votes=scores(votes, self.cfg),
                 samples=len(smps),
                 answered=sum(1 for x in smps if x.answer is not None),
                 tokens=sum(x.tokens for x in smps),
@@ -360,6 +378,8 @@ class Solver:
                         "code_runs": x.code_runs,
                         "code_errors": x.code_errors,
                         "aborted": x.aborted,
+                        "finished_at": x.finished_at,
+                        **x.entropy_stats(self.cfg.entropy_tail),
                     }
                     for x in sorted(smps, key=lambda x: x.index)
                 ]

@@ -75,9 +75,14 @@ class TransformersEngine(QueuedEngine):
                 tokenizer=self.tokenizer,
                 stopping_criteria=StoppingCriteriaList([_Deadline()]),
                 pad_token_id=self.tokenizer.pad_token_id,
+                output_logits=bool(head.top_logprobs),
+                return_dict_in_generate=True,
             )
         timed_out = deadline is not None and clock() >= deadline
-        new = out[:, enc["input_ids"].shape[1] :]
+        new = out.sequences[:, enc["input_ids"].shape[1] :]
+        if head.top_logprobs:  # each step's top-k logprobs -> entropy, as vLLM reports them
+            steps = torch.stack(out.logits, dim=1).float().log_softmax(-1).topk(head.top_logprobs, dim=-1).values
+            step_entropy = -(steps.exp() * steps).sum(-1).tolist()  # (batch, steps)
         results = []
         for row, req in enumerate(requests):
             ids = new[row].tolist()[: req.max_tokens]
@@ -88,6 +93,8 @@ class TransformersEngine(QueuedEngine):
             ids = [t for t in ids if t != self.tokenizer.pad_token_id]
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             res = cut_at_stop(text, head.stop, len(ids), req.max_tokens, eos_hit)
+            if head.top_logprobs:
+                res.entropies = step_entropy[row][: len(ids)]
             if timed_out and res.finish == "length":
                 res.finish = "aborted"
             results.append(res)

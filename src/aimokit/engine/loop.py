@@ -135,7 +135,8 @@ class QueuedEngine(SteppedEngine):
 
     def step(self, deadline):
         head = self.queue[0][1]
-        same = lambda r: (r.stop, r.temperature, r.top_p) == (head.stop, head.temperature, head.top_p)  # noqa: E731
+        same = lambda r: (r.stop, r.temperature, r.top_p, r.top_logprobs) == (  # noqa: E731
+            head.stop, head.temperature, head.top_p, head.top_logprobs)
         batch = [(k, r) for k, r in self.queue if same(r)][: self.batch_size]
         taken = {k for k, _ in batch}
         self.queue = [(k, r) for k, r in self.queue if k not in taken]

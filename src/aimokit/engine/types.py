@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+
+from dataclasses import dataclass, field
 from typing import Hashable, Iterable, Protocol
 
 from ..errors import AimokitError
@@ -16,6 +18,7 @@ class GenRequest:
     temperature: float = 0.8
     top_p: float = 0.95
     stop: tuple[str, ...] = ()
+    top_logprobs: int = 0  # > 0: report each generated token's entropy over the top-k logprobs
 
 
 @dataclass
@@ -25,6 +28,12 @@ class GenResult:
     # "stop" (a stop string), "eos", "length" or "aborted"
     finish: str = "aborted"
     stop_str: str | None = None
+    entropies: list[float] = field(default_factory=list)  # per generated token, when top_logprobs > 0
+
+
+def entropy_of(logprobs: "Iterable[float]") -> float:
+    """A token's entropy (nats) over the top-k logprobs the engine reported (the AIMO-3 winners' measure)."""
+    return -sum(math.exp(lp) * lp for lp in logprobs)
 
 
 class Driver(Protocol):

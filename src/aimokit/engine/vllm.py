@@ -17,7 +17,7 @@ from ..config import EngineConfig
 from . import vllm_internals
 from .chat import apply_chat_template
 from .loop import SteppedEngine
-from .types import GenRequest, GenResult
+from .types import GenRequest, GenResult, entropy_of
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class VLLMEngine(SteppedEngine):
             stop=list(req.stop) or None,
             include_stop_str_in_output=True,
             seed=req.seed if self.request_seeds else None,
+            logprobs=req.top_logprobs or None,
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
         # Chat templates already carry BOS; do not let the tokenizer add another.
@@ -110,7 +111,8 @@ class VLLMEngine(SteppedEngine):
                 finish = "eos"
             if finish == "abort":
                 finish = "aborted"
-            done.append((key, GenResult(c.text, len(c.token_ids), finish, stop_str)))
+            entropies = [entropy_of(lp.logprob for lp in pos.values()) for pos in (c.logprobs or [])]
+            done.append((key, GenResult(c.text, len(c.token_ids), finish, stop_str, entropies)))
         return done
 
     def reset(self) -> None:
