@@ -10,6 +10,7 @@
     python build.py evaluate [--problems FILE] [--samples K] [--eval-config TOML] [--config TOML] [--lora DIR] [--out DIR] [--set k=v ...]
     python build.py dpo-data --responses FILE [FILE ...] [--config TOML] [--out DIR] [--set k=v ...]
     python build.py train [--config TOML] [--set k=v ...]
+    python build.py replay --responses FILE [FILE ...] [--config TOML] [--out DIR]
     python build.py settings [kernel|eval|dpo-data|train|ship] [--markdown]
 """
 
@@ -281,6 +282,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from aimokit.config import KernelConfig
+    from aimokit.io import atomic_write
+    from aimokit.replay import read, render, replay
+
+    base = KernelConfig.load(args.config).solver if args.config else None  # its weights and rules
+    result = replay(read(args.responses), base)
+    out = Path(args.out or Path(args.responses[0]).resolve().parent)
+    atomic_write(out / "replay.json", json.dumps(result, indent=2))
+    atomic_write(out / "replay.md", render(result))
+    print(render(result))
+    print(f"replay: {out / 'replay.md'}, {out / 'replay.json'}")
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     from aimokit.settings_doc import JOBS, markdown, text
 
@@ -388,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--config", default=str(ROOT / "configs" / "train-dpo.toml"))
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     t.set_defaults(func=cmd_train)
+    rp = sub.add_parser("replay", help="re-score recorded samples under every vote and early-stop policy (no GPU)")
+    rp.add_argument("--responses", nargs="+", required=True, help="responses.parquet files written by evaluate")
+    rp.add_argument("--config", default=None, help="a kernel config whose solver weights and rules to start from")
+    rp.add_argument("--out", default=None, help="where replay.md / replay.json go (default: beside the first file)")
+    rp.set_defaults(func=cmd_replay)
     st = sub.add_parser("settings", help="every setting of a job config, with its default and help")
     st.add_argument("job", nargs="?", default="kernel", choices=["kernel", "eval", "dpo-data", "train", "ship"])
     st.add_argument("--markdown", action="store_true", help="all jobs as the Markdown of docs/settings.md")
