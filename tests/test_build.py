@@ -132,3 +132,21 @@ def test_two_adapters_of_one_name_are_refused_naming_both(tmp_path):
         cfg.adapters_to_ship(ROOT)
     assert str(a) in str(e.value) and str(b) in str(e.value)
     assert _with_adapters(_cfg(tmp_path), tmp_path, a, a).adapters_to_ship(ROOT) == {"adapter": a}  # one, used twice
+
+
+@pytest.mark.parametrize("ship", ["ship.toml", "ship-gpt-oss.toml", "ship-rehearsal.toml"])
+def test_every_shipped_recipe_builds_with_its_inputs_attached(ship, tmp_path):
+    """Each ship config builds its kernels: configs valid, the model attached where the config reads it."""
+    cfg = ShipConfig.load(ROOT / "configs" / ship, {"user": "alice"})
+    if ship == "ship-rehearsal.toml" and not cfg.adapters_to_ship(ROOT):  # its LoRA is made by the rehearsal
+        cfg = replace(cfg, kernels=[replace(k, config=str(ROOT / "configs" / "rehearsal-gpu.toml")) for k in cfg.kernels])
+        lora = ROOT / "runs" / "rehearsal" / "lora"
+        if not (lora / "adapter_config.json").exists():
+            pytest.skip("the rehearsal's LoRA is made by benchmarks/gpu_rehearsal.py prepare")
+    built = build_all(ROOT, cfg, tmp_path / "build", wheels=False)
+    meta = json.loads((built["kernels"][0] / "kernel-metadata.json").read_text())
+    assert meta["competition_sources"] == ["ai-mathematical-olympiad-progress-prize-3"]
+    if ship == "ship-gpt-oss.toml":
+        assert meta["model_sources"] == ["openai/gpt-oss-120b/transformers/default/2"]
+        shipped = (built["datasets"]["source"] / "gpt-oss.toml").read_text()
+        assert 'protocol = "harmony"' in shipped and 'vote = "entropy"' in shipped and "sessions = true" in shipped

@@ -7,7 +7,7 @@ from aimokit.config import ConfigError, KernelConfig, to_toml
 from layout import ROOT
 
 
-@pytest.mark.parametrize("name", ["dry-run", "aimo2", "aimo3", "aimo3-qwen3", "rehearsal-gpu"])
+@pytest.mark.parametrize("name", ["dry-run", "aimo2", "aimo3", "aimo3-qwen3", "aimo3-gpt-oss-120b", "rehearsal-gpu"])
 def test_shipped_configs_load_and_round_trip(name):
     cfg = KernelConfig.load(ROOT / "configs" / f"{name}.toml")
     assert KernelConfig.from_dict(tomllib.loads(to_toml(cfg))) == cfg

@@ -105,5 +105,58 @@ def test_cot_runs_no_tools(fast_cfg):
 
 
 def test_an_unknown_protocol_is_a_config_error_naming_the_choices():
-    with pytest.raises(ConfigError, match="solver.protocol = 'harmonie': use one of cot, fenced, hermes"):
+    with pytest.raises(ConfigError, match="solver.protocol = 'harmonie': use one of cot, fenced, harmony, hermes"):
         KernelConfig.load(None, {"solver.protocol": "harmonie"})
+
+
+HARMONY_CALL = ("<|channel|>analysis<|message|>Let me compute.<|end|><|start|>assistant<|channel|>analysis to=python "
+                "code<|message|>print(6 * 7)")
+
+
+def test_harmony_calls_python_through_to_python_messages_and_answers_from_the_final_channel(fast_cfg):
+    cfg = fast_cfg.override({"solver.protocol": "harmony", "solver.reasoning_effort": "high"})
+
+    def gpt_oss(prompt, req):
+        assert not req.skip_special_tokens and "<|call|>" in req.stop
+        if "<|start|>python to=assistant" not in prompt:
+            # one sample's engine keeps the stop token in the text, the other's stops on it as an end token
+            keep = req.seed % 2 == 0
+            return GenResult(HARMONY_CALL + ("<|call|>" if keep else ""), 20, "stop" if keep else "eos",
+                             "<|call|>" if keep else None)
+        out = prompt.rsplit("<|start|>python to=assistant<|channel|>analysis<|message|>", 1)[1].split("<|end|>")[0]
+        return GenResult(f"<|channel|>analysis<|message|>So {out}; not \\boxed{{41}}.<|end|><|start|>assistant"
+                         f"<|channel|>final<|message|>The answer is \\boxed{{{out}}}.<|return|>", 12, "eos")
+
+    res, engine = _solve(cfg, gpt_oss)
+    assert res.answer == 42 and res.code_runs == 2 and res.code_errors == 0  # the analysis's 41 does not vote
+    first = engine.prompts[0]
+    assert first.startswith("<|start|>system<|message|>") and "Reasoning: high" in first and "## python" in first
+    assert "<|start|>developer<|message|># Instructions" in first and first.endswith("<|end|><|start|>assistant")
+    assert all(p.count("<|call|><|start|>python to=assistant") == 1 for p in engine.prompts[2:])
+
+
+def test_harmony_reads_either_header_order_and_ignores_finished_messages():
+    harmony = get_protocol("harmony")
+    assert harmony.pending_call(HARMONY_CALL) == "print(6 * 7)"
+    assert harmony.pending_call("<|start|>assistant to=python<|channel|>analysis code<|message|>x = 1<|call|>") == "x = 1"
+    assert harmony.pending_call("<|channel|>analysis<|message|>thinking about to=python<|end|>") is None
+    assert harmony.pending_call("<|channel|>final<|message|>\\boxed{3}<|return|>") is None
+    assert harmony.answer_text("<|channel|>analysis<|message|>\\boxed{1}<|end|>") == ""  # no final: no boxed answer
+    assert harmony.answer_text("<|channel|>final<|message|>\\boxed{2}<|return|>") == "\\boxed{2}"
+
+
+def test_the_harmony_prompt_becomes_gpt_oss_special_tokens_with_the_models_own_tokenizer(tmp_path):
+    """The text renderer needs no vocabulary file: a tokenizer that carries the special tokens maps them."""
+    from transformers import AutoTokenizer
+
+    from aimokit.config import CompetitionConfig, SamplingConfig
+    from aimokit.models import embedded_default_model
+    from aimokit.protocols.harmony import SPECIAL
+
+    tok = AutoTokenizer.from_pretrained(embedded_default_model())
+    tok.add_special_tokens({"additional_special_tokens": list(SPECIAL)})  # as gpt-oss's tokenizer has them
+    text = get_protocol("harmony").prompt(None, "What is 6 * 7?", SamplingConfig(protocol="harmony"), CompetitionConfig())
+    ids = tok.encode(text, add_special_tokens=False)
+    start = tok.convert_tokens_to_ids("<|start|>")
+    assert ids[0] == start and ids.count(start) == 4  # system, developer, user, assistant
+    assert tok.decode(ids, skip_special_tokens=False) == text

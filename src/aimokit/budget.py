@@ -69,11 +69,14 @@ class TimeBudget:
         if remaining <= 0:
             return Plan(deadline=now, seconds=0.0, samples=0)
         fair = remaining / left
-        seconds = min(max(fair, self.cfg.min_problem_s), self.cfg.max_problem_s)
         # Never eat into the reserve the later problems are owed.
         cap = remaining - self.cfg.reserve_per_problem_s * (left - 1)
-        seconds = max(min(seconds, cap), min(fair, remaining))
-        seconds = min(seconds, remaining)
+        if self.cfg.split == "reserve":  # AIMO-3's winners: all but the others' reserve, clamped
+            seconds = min(max(cap, self.cfg.min_problem_s), self.cfg.max_problem_s, remaining)
+        else:
+            seconds = min(max(fair, self.cfg.min_problem_s), self.cfg.max_problem_s)
+            seconds = max(min(seconds, cap), min(fair, remaining))
+            seconds = min(seconds, remaining)
         samples = self.solver.samples
         tps = self.tokens_per_second()
         if tps is not None:

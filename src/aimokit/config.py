@@ -187,8 +187,10 @@ class SamplingConfig:
     """How many samples, how many tool rounds, how they are voted on."""
 
     protocol: str = setting("fenced", help="How tool calls are written and read: fenced (```python / ```output: "
-                                           "DeepSeekMath, Numina), hermes (<tool_call>: Qwen3), cot (no tools).")
+                                           "DeepSeekMath, Numina), harmony (gpt-oss), hermes (<tool_call>: Qwen3), "
+                                           "cot (no tools).")
     prompt: str = setting("tir", help="A template name from aimokit.prompts: tir (tools) or cot.")
+    reasoning_effort: str = setting("high", help="harmony (gpt-oss): the system message's reasoning effort: low, medium or high.")
     system_prompt: str = setting("", help="A system message before the problem; empty: none.")
     samples: int = setting(16, help="Samples per problem when time allows (the budget may give fewer).")
     min_samples: int = setting(2, help="Samples per problem however short the time.")
@@ -197,6 +199,7 @@ class SamplingConfig:
     max_tokens_total: int = setting(6144, help="Tokens one sample generates in all, at most.")
     temperature: float = setting(0.8, help="Sampling temperature.")
     top_p: float = setting(0.95, help="Nucleus sampling: the probability mass kept.")
+    min_p: float = setting(0.0, help="Tokens less likely than min_p x the top token's probability are never drawn (0: off; AIMO-3's winners: 0.02).")
     seed: int = setting(0, help="Per-sample seeds derive from it, the problem id and the sample index.")
     stop: list[str] = setting(default_factory=lambda: ["```output", "\n```\n"], help="Stop strings that end a round so its code can run.")
     weight_boxed: float = setting(1.0, help="Vote weights: an answer counts base weight x modifiers.")
@@ -225,6 +228,8 @@ class SamplingConfig:
             raise ConfigError(f"solver.protocol = {self.protocol!r}: use one of {', '.join(sorted(PROTOCOLS))}")
         from .votes import POLICIES
 
+        if self.reasoning_effort not in ("low", "medium", "high"):
+            raise ConfigError(f"solver.reasoning_effort = {self.reasoning_effort!r}: use low, medium or high")
         if self.vote not in POLICIES:
             raise ConfigError(f"solver.vote = {self.vote!r}: use one of {', '.join(POLICIES)}")
         if self.vote in ("entropy", "combined") and self.top_logprobs < 1:
@@ -250,11 +255,16 @@ class BudgetConfig:
     safety_margin_s: float = setting(600.0, help="Time kept back at the end for writing, shutdown and clock skew.")
     startup_estimate_s: float = setting(300.0, help="Engine start-up time: a crashed engine is restarted only while this much plus one problem's minimum remains (7B on an H100: ~230 s).")
     reserve_per_problem_s: float = setting(60.0, help="Time kept in reserve for each problem still to come (AIMO-3 kernels: 300 s).")
+    split: str = setting("share", help="How a problem's time is planned: share (the time left / problems left, "
+                                        "clamped, never into the others' reserve) or reserve (AIMO-3's winners: the "
+                                        "time left - reserve_per_problem_s x the other problems left, clamped).")
     min_problem_s: float = setting(60.0, help="No problem is planned less time than this.")
     max_problem_s: float = setting(900.0, help="No problem is planned more time than this.")
     prior_tokens_per_sample: int = setting(2048, help="Prior for tokens one sample uses, before any are measured.")
 
     def __post_init__(self) -> None:
+        if self.split not in ("share", "reserve"):
+            raise ConfigError(f"budget.split = {self.split!r}: use share or reserve")
         if self.min_problem_s <= 0 or self.max_problem_s < self.min_problem_s:
             raise ConfigError("budget: need 0 < min_problem_s <= max_problem_s")
 

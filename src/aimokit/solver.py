@@ -197,7 +197,9 @@ class _Run:
             seed=_seed(cfg.seed, self.problems[smp.problem].id, smp.index, smp.calls),
             temperature=cfg.temperature,
             top_p=cfg.top_p,
+            min_p=cfg.min_p,
             top_logprobs=cfg.top_logprobs,
+            skip_special_tokens=not self.s.protocol.keeps_special_tokens,
             stop=() if last_round else self.s.protocol.stop(cfg),
         )
 
@@ -228,7 +230,7 @@ class _Run:
 
     def _finalize(self, smp: Sample) -> list[tuple[int, int]]:
         smp.done = True
-        ex = extract_answer(smp.text, smp.code_outputs, self.s.comp, self.deadline)
+        ex = extract_answer(self.s.protocol.answer_text(smp.text), smp.code_outputs, self.s.comp, self.deadline)
         smp.answer, smp.boxed = ex.answer, ex.boxed
         if ex.answer is None:
             return []
@@ -259,7 +261,8 @@ class _Run:
             for smp in self.samples.values():
                 if smp.problem == pi and smp.answer is None:
                     # At or past the deadline: the fast paths only (see extract_answer).
-                    ex = extract_answer(smp.text, smp.code_outputs, self.s.comp, time.monotonic())
+                    ex = extract_answer(self.s.protocol.answer_text(smp.text), smp.code_outputs, self.s.comp,
+                                        time.monotonic())
                     if ex.answer is not None:
                         smp.answer, smp.boxed = ex.answer, ex.boxed
                         self.votes[pi].append(smp.vote(scale=0.5))

@@ -70,6 +70,7 @@ class TransformersEngine(QueuedEngine):
                 do_sample=head.temperature > 0,
                 temperature=head.temperature if head.temperature > 0 else None,
                 top_p=head.top_p if head.temperature > 0 else None,
+                min_p=head.min_p if head.temperature > 0 and head.min_p > 0 else None,
                 max_new_tokens=max(r.max_tokens for r in requests),
                 stop_strings=list(head.stop) or None,
                 tokenizer=self.tokenizer,
@@ -82,7 +83,7 @@ class TransformersEngine(QueuedEngine):
         new = out.sequences[:, enc["input_ids"].shape[1] :]
         if head.top_logprobs:  # each step's top-k logprobs -> entropy, as vLLM reports them
             steps = torch.stack(out.logits, dim=1).float().log_softmax(-1).topk(head.top_logprobs, dim=-1).values
-            step_entropy = -(steps.exp() * steps).sum(-1).tolist()  # (batch, steps)
+            step_entropy = (-(steps.exp() * steps).sum(-1)).tolist()  # (batch, steps)
         results = []
         for row, req in enumerate(requests):
             ids = new[row].tolist()[: req.max_tokens]
@@ -91,7 +92,7 @@ class TransformersEngine(QueuedEngine):
                 ids = ids[: ids.index(self.tokenizer.eos_token_id)]
                 eos_hit = True
             ids = [t for t in ids if t != self.tokenizer.pad_token_id]
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            text = self.tokenizer.decode(ids, skip_special_tokens=req.skip_special_tokens)
             res = cut_at_stop(text, head.stop, len(ids), req.max_tokens, eos_hit)
             if head.top_logprobs:
                 res.entropies = step_entropy[row][: len(ids)]

@@ -135,8 +135,8 @@ class QueuedEngine(SteppedEngine):
 
     def step(self, deadline):
         head = self.queue[0][1]
-        same = lambda r: (r.stop, r.temperature, r.top_p, r.top_logprobs) == (  # noqa: E731
-            head.stop, head.temperature, head.top_p, head.top_logprobs)
+        same = lambda r: (r.stop, r.temperature, r.top_p, r.min_p, r.top_logprobs, r.skip_special_tokens) == (  # noqa: E731
+            head.stop, head.temperature, head.top_p, head.min_p, head.top_logprobs, head.skip_special_tokens)
         batch = [(k, r) for k, r in self.queue if same(r)][: self.batch_size]
         taken = {k for k, _ in batch}
         self.queue = [(k, r) for k, r in self.queue if k not in taken]

@@ -17,8 +17,10 @@ class GenRequest:
     seed: int | None = None
     temperature: float = 0.8
     top_p: float = 0.95
+    min_p: float = 0.0
     stop: tuple[str, ...] = ()
     top_logprobs: int = 0  # > 0: report each generated token's entropy over the top-k logprobs
+    skip_special_tokens: bool = True  # False: special tokens stay in the text (harmony's channels)
 
 
 @dataclass

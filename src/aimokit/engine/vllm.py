@@ -76,11 +76,13 @@ class VLLMEngine(SteppedEngine):
             n=1,
             temperature=req.temperature,
             top_p=req.top_p,
+            min_p=req.min_p,
             max_tokens=req.max_tokens,
             stop=list(req.stop) or None,
             include_stop_str_in_output=True,
             seed=req.seed if self.request_seeds else None,
             logprobs=req.top_logprobs or None,
+            skip_special_tokens=req.skip_special_tokens,
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
         # Chat templates already carry BOS; do not let the tokenizer add another.

@@ -1,9 +1,9 @@
 """What a tool-call protocol is: how a conversation is rendered to the engine and how its output is read.
 
 The solver loop, the budget and the votes never look inside the text; they ask
-the sample's protocol four things: the prompt, the strings that end a round,
-the code of a tool call the round ended with (if any), and the text that hands
-the tool's result back. A new protocol is one module in this package and one
+the sample's protocol five things: the prompt, the strings that end a round,
+the code of a tool call the round ended with (if any), the text that hands
+the tool's result back, and where the answer is read. A new protocol is one module in this package and one
 line in `PROTOCOLS`.
 """
 
@@ -18,11 +18,13 @@ PROTOCOLS = {
     "fenced": "aimokit.protocols.fenced:Fenced",  # ```python / ```output (DeepSeekMath, Numina, Qwen2.5-Math)
     "cot": "aimokit.protocols.cot:ChainOfThought",  # no tools (R1-distill style)
     "hermes": "aimokit.protocols.hermes:Hermes",  # <tool_call> / <tool_response> (Qwen3, Qwen2.5)
+    "harmony": "aimokit.protocols.harmony:Harmony",  # channels and to=python calls (gpt-oss)
 }
 
 
 class ToolProtocol(_Protocol):
     name: str
+    keeps_special_tokens: bool  # the engine must leave special tokens in the text (harmony reads its channels so)
 
     def prompt(self, engine: Any, problem: str, cfg: SamplingConfig, comp: CompetitionConfig) -> str:
         """The text the first round continues (the model's chat template, with whatever the protocol adds)."""
@@ -35,6 +37,9 @@ class ToolProtocol(_Protocol):
 
     def tool_result(self, text: str, output: str) -> str:
         """The text appended after a tool call so generation continues with the result in view."""
+
+    def answer_text(self, text: str) -> str:
+        """The part of a sample's text its answer is read from (harmony: the final channel)."""
 
 
 def get_protocol(name: str) -> ToolProtocol:

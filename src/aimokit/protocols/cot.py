@@ -9,6 +9,7 @@ from ..prompts import messages
 
 
 class ChainOfThought:
+    keeps_special_tokens = False
     name = "cot"
 
     def prompt(self, engine: Any, problem: str, cfg: SamplingConfig, comp: CompetitionConfig) -> str:
@@ -22,3 +23,6 @@ class ChainOfThought:
 
     def tool_result(self, text: str, output: str) -> str:
         raise AssertionError("the cot protocol makes no tool calls")
+
+    def answer_text(self, text: str) -> str:
+        return text

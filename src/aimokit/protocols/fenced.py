@@ -17,6 +17,7 @@ CODE = re.compile(r"```python[ \t]*\n(.*?)```", re.DOTALL)
 
 
 class Fenced:
+    keeps_special_tokens = False
     name = "fenced"
 
     def prompt(self, engine: Any, problem: str, cfg: SamplingConfig, comp: CompetitionConfig) -> str:
@@ -41,3 +42,6 @@ class Fenced:
             return f"\n{body}\n```\n"
         sep = "" if text.endswith("\n") else "\n"
         return f"{sep}{OUTPUT_OPEN}\n{body}\n```\n"
+
+    def answer_text(self, text: str) -> str:
+        return text

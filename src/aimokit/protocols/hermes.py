@@ -33,6 +33,7 @@ TOOLS_TEXT = (
 
 
 class Hermes:
+    keeps_special_tokens = False
     name = "hermes"
 
     def prompt(self, engine: Any, problem: str, cfg: SamplingConfig, comp: CompetitionConfig) -> str:
@@ -67,3 +68,6 @@ class Hermes:
     def tool_result(self, text: str, output: str) -> str:
         return (f"<|im_end|>\n<|im_start|>user\n<tool_response>\n{no_output(output)}\n</tool_response><|im_end|>\n"
                 "<|im_start|>assistant\n")
+
+    def answer_text(self, text: str) -> str:
+        return text
