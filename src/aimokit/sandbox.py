@@ -184,6 +184,27 @@ def _hook(event, args):
         raise PermissionError(f"sandbox: {{kind}} is disabled")
 sys.addaudithook(_hook)
 del resource
+def _cell(_code, _g):
+    """Run one cell in `_g`, showing its last expression's value; False if it raised (SystemExit passes)."""
+    try:
+        _tree = ast.parse(_code, "<cell>")
+        _last = _tree.body.pop() if _tree.body and isinstance(_tree.body[-1], ast.Expr) else None
+        exec(compile(_tree, "<cell>", "exec"), _g)
+        if _last is not None:
+            _v = eval(compile(ast.Expression(_last.value), "<cell>", "eval"), _g)
+            if _v is not None:
+                print(repr(_v))
+    except SystemExit:
+        raise
+    except BaseException as e:
+        sys.stdout.flush()
+        tb = traceback.format_exception(type(e), e, e.__traceback__)
+        # Keep the cell's own frames: the model cannot act on bootstrap frames.
+        keep = [tb[0]] + [t for t in tb[1:-1] if '"<cell>"' in t] + [tb[-1]]
+        sys.stderr.write("".join(keep))
+        sys.stderr.flush()
+        return False
+    return True
 '''
 
 # One block, then exit: the fresh-process sandbox. main.py / prelude.py are read before the hook
@@ -199,25 +220,13 @@ if _prelude:
     except BaseException:
         pass
 try:
-    _tree = ast.parse(_code, "<cell>")
-    _last = _tree.body.pop() if _tree.body and isinstance(_tree.body[-1], ast.Expr) else None
-    exec(compile(_tree, "<cell>", "exec"), _g)
-    if _last is not None:
-        _v = eval(compile(ast.Expression(_last.value), "<cell>", "eval"), _g)
-        if _v is not None:
-            print(repr(_v))
+    _ok = _cell(_code, _g)
 except SystemExit as e:
     sys.stdout.flush()
     os._exit(e.code if isinstance(e.code, int) else 0)
-except BaseException as e:
-    sys.stdout.flush()
-    tb = traceback.format_exception(type(e), e, e.__traceback__)
-    # Keep the cell's own frames: the model cannot act on bootstrap frames.
-    keep = [tb[0]] + [t for t in tb[1:-1] if '"<cell>"' in t] + [tb[-1]]
-    sys.stderr.write("".join(keep))
-    sys.stderr.flush()
-    os._exit(1)
 sys.stdout.flush()
+if not _ok:
+    os._exit(1)
 '''
 
 

@@ -48,23 +48,10 @@ while True:
     if not _head:
         os._exit(0)
     _code = _in.read(int(_head)).decode("utf-8", errors="replace")
-    _ok = b"ok"
     try:
-        _tree = ast.parse(_code, "<cell>")
-        _last = _tree.body.pop() if _tree.body and isinstance(_tree.body[-1], ast.Expr) else None
-        exec(compile(_tree, "<cell>", "exec"), _g)
-        if _last is not None:
-            _v = eval(compile(ast.Expression(_last.value), "<cell>", "eval"), _g)
-            if _v is not None:
-                print(repr(_v))
+        _ok = b"ok" if _cell(_code, _g) else b"error"
     except SystemExit:
-        pass
-    except BaseException as e:
-        _ok = b"error"
-        tb = traceback.format_exception(type(e), e, e.__traceback__)
-        keep = [tb[0]] + [t for t in tb[1:-1] if '"<cell>"' in t] + [tb[-1]]
-        sys.stdout.flush()
-        sys.stderr.write("".join(keep))
+        _ok = b"ok"
     sys.stdout.flush()
     sys.stderr.flush()
     _out.write(b"\n\x00AIMOKIT-DONE " + _ok + b"\n")
