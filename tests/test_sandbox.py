@@ -186,3 +186,24 @@ def test_python_libraries_and_scratch_stay_readable(run):
                  "print(len(open(json.__file__).read()) > 100)", CFG)
     assert r.ok, r.output
     assert r.output.splitlines()[-1] == "True"
+
+
+TAMPER = [  # model code that tries to switch the guard off from inside before reading
+    "import sys\nm = sys.modules['__main__']\nm._READ_ROOTS = ('',)\nm._secret = lambda r: False\n"
+    "m._readable = lambda p: True\nm._inside = lambda p: True",
+    "import builtins\nbuiltins.any = lambda it: True\nbuiltins.isinstance = lambda *a: True",
+    "import os.path\nos.path.realpath = lambda p, **k: '/tmp'\nimport os\nos.fspath = lambda p: '/tmp'",
+    "import gc\nfns = [f for f in gc.get_objects() if callable(f)]",
+]
+
+
+@pytest.mark.parametrize("tamper", TAMPER)
+def test_the_guard_cannot_be_switched_off_from_inside(tmp_path, tamper, run):
+    """The hook's state lives in closures and captured builtins, not in globals the model can rebind."""
+    home, secret = _plant_secret(tmp_path)
+    code = (f"try:\n" + "".join(f"    {line}\n" for line in tamper.splitlines())
+            + f"except Exception as e:\n    print('tamper refused:', type(e).__name__)\n"
+            f"try:\n    print(open({str(secret)!r}).read())\nexcept Exception as e:\n    print('read refused:', e)\n")
+    r = run(code, CFG)
+    assert "SECRET-KEY" not in r.output, r.output
+    assert "read refused: sandbox:" in r.output or "tamper refused" in r.output, r.output

@@ -87,102 +87,109 @@ try:
     del _libc
 except Exception:
     pass
-_scratch = os.path.realpath(os.getcwd())
-_sep = os.sep
-def _roots():
-    import sysconfig
-    cands = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path, *_cfg["read_paths"]]
-    cands += [p for k, p in sysconfig.get_paths().items()]
-    out = set()
-    for c in cands:
-        if c and os.path.exists(c):
-            r = os.path.realpath(c)
-            if r != _sep:  # never the whole file system
-                out.add(r)
-    return tuple(sorted(out))
-_READ_ROOTS = _roots()
-_READ_FILES = {{"/dev/null", "/dev/urandom", "/dev/random", "/dev/zero"}}
-_SECRET_NAMES = {{"kaggle.json", ".env", ".netrc", ".git-credentials", ".pypirc", "credentials", "token",
-                 "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", ".bash_history", ".python_history",
-                 "application_default_credentials.json"}}
-_SECRET_DIRS = {{".ssh", ".kaggle", ".aws", ".gnupg", ".docker", ".huggingface", "gcloud", ".azure"}}
-def _secret(r):
-    parts = r.split(_sep)
-    name = parts[-1]
-    return (name in _SECRET_NAMES or name.startswith(".env.") or name.endswith((".pem", ".key", ".p12"))
-            or any(d in _SECRET_DIRS for d in parts[:-1]))
-_W = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-_realpath = os.path.realpath
-_fspath = os.fspath
-def _inside(p):
-    if isinstance(p, int):
-        return True
-    try:
-        p = _fspath(p)
-        if isinstance(p, bytes):
-            p = p.decode(errors="replace")
-        if p in ("/dev/null",):
+# Everything the hook reads lives in this function's closure, and every builtin or library function it calls
+# is captured here: model code can rebind __main__'s globals, builtins or os.path, and the hook never sees it.
+def _install(_cfg, any=any, all=all, isinstance=isinstance, int=int, str=str, bytes=bytes, set=set, tuple=tuple,
+             sorted=sorted, Exception=Exception, PermissionError=PermissionError):
+    _scratch = os.path.realpath(os.getcwd())
+    _sep = os.sep
+    def _roots():
+        import sysconfig
+        cands = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path, *_cfg["read_paths"]]
+        cands += [p for k, p in sysconfig.get_paths().items()]
+        out = set()
+        for c in cands:
+            if c and os.path.exists(c):
+                r = os.path.realpath(c)
+                if r != _sep:  # never the whole file system
+                    out.add(r)
+        return tuple(sorted(out))
+    _READ_ROOTS = _roots()
+    _READ_FILES = {{"/dev/null", "/dev/urandom", "/dev/random", "/dev/zero"}}
+    _SECRET_NAMES = {{"kaggle.json", ".env", ".netrc", ".git-credentials", ".pypirc", "credentials", "token",
+                     "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", ".bash_history", ".python_history",
+                     "application_default_credentials.json"}}
+    _SECRET_DIRS = {{".ssh", ".kaggle", ".aws", ".gnupg", ".docker", ".huggingface", "gcloud", ".azure"}}
+    def _secret(r):
+        parts = r.split(_sep)
+        name = parts[-1]
+        return (name in _SECRET_NAMES or name.startswith(".env.") or name.endswith((".pem", ".key", ".p12"))
+                or any(d in _SECRET_DIRS for d in parts[:-1]))
+    _W = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    _realpath = os.path.realpath
+    _fspath = os.fspath
+    def _inside(p):
+        if isinstance(p, int):
             return True
-        r = _realpath(p)
-    except Exception:
-        return False
-    return r == _scratch or r.startswith(_scratch + os.sep)
-def _readable(p):
-    if isinstance(p, int) or _inside(p):
-        return True
-    try:
-        p = _fspath(p)
-        if isinstance(p, bytes):
-            p = p.decode(errors="replace")
-        r = _realpath(p)
-    except Exception:
-        return False
-    if r in _READ_FILES:
-        return True
-    if _secret(r):
-        return False
-    return any(r == root or r.startswith(root + _sep) for root in _READ_ROOTS)
-def _refuse_read(p):
-    raise PermissionError(f"sandbox: reading {{p!r}} is not allowed; only the current directory, Python's "
-                          "libraries and sandbox.read_paths can be read")
-_LIST_EVENTS = {{"os.listdir", "os.scandir"}}
-_PATH_EVENTS = {{"os.remove", "os.rmdir", "os.mkdir", "os.truncate", "os.chmod", "os.chown",
-                "os.utime", "os.chflags", "os.lchflags", "os.setxattr", "os.removexattr",
-                "shutil.rmtree", "shutil.chown"}}
-_TWO_PATH_EVENTS = {{"os.rename", "os.link", "os.symlink", "shutil.move", "shutil.copyfile",
-                    "shutil.copytree"}}
-_BLOCKED = {{"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
-            "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
-            "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-            "os.fork", "os.forkpty", "os.kill", "os.killpg", "pty.spawn", "ctypes.dlopen",
-            "ctypes.dlsym", "ctypes.addressof", "ctypes.cdata", "sys.remote_exec", "os.startfile",
-            "webbrowser.open", "urllib.Request"}}
-def _hook(event, args):
-    if event == "open":
-        path, mode, flags = args
-        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-            isinstance(flags, int) and flags & _W)
-        if writing and not _inside(path):
-            raise PermissionError(f"sandbox: writing {{path!r}} is not allowed; "
-                                  "write inside the current directory")
-        if not writing and not _readable(path):
-            _refuse_read(path)
-    elif event in _LIST_EVENTS:
-        if args and args[0] is not None and not _readable(args[0]):
-            _refuse_read(args[0])
-    elif event == "sqlite3.connect":
-        if args and args[0] != ":memory:" and not _inside(args[0]):
-            raise PermissionError("sandbox: databases outside the current directory are not allowed")
-    elif event in _PATH_EVENTS:
-        if args and not _inside(args[0]):
-            raise PermissionError(f"sandbox: {{event}} on {{args[0]!r}} is not allowed outside the scratch directory")
-    elif event in _TWO_PATH_EVENTS:
-        if not all(_inside(a) for a in args[:2]):
-            raise PermissionError(f"sandbox: {{event}} outside the scratch directory is not allowed")
-    elif event in _BLOCKED:
-        kind = "network access" if event.startswith(("socket", "urllib")) else event
-        raise PermissionError(f"sandbox: {{kind}} is disabled")
-sys.addaudithook(_hook)
+        try:
+            p = _fspath(p)
+            if isinstance(p, bytes):
+                p = p.decode(errors="replace")
+            if p in ("/dev/null",):
+                return True
+            r = _realpath(p)
+        except Exception:
+            return False
+        return r == _scratch or r.startswith(_scratch + _sep)
+    def _readable(p):
+        if isinstance(p, int) or _inside(p):
+            return True
+        try:
+            p = _fspath(p)
+            if isinstance(p, bytes):
+                p = p.decode(errors="replace")
+            r = _realpath(p)
+        except Exception:
+            return False
+        if r in _READ_FILES:
+            return True
+        if _secret(r):
+            return False
+        return any(r == root or r.startswith(root + _sep) for root in _READ_ROOTS)
+    def _refuse_read(p):
+        raise PermissionError(f"sandbox: reading {{p!r}} is not allowed; only the current directory, Python's "
+                              "libraries and sandbox.read_paths can be read")
+    _LIST_EVENTS = {{"os.listdir", "os.scandir"}}
+    _PATH_EVENTS = {{"os.remove", "os.rmdir", "os.mkdir", "os.truncate", "os.chmod", "os.chown",
+                    "os.utime", "os.chflags", "os.lchflags", "os.setxattr", "os.removexattr",
+                    "shutil.rmtree", "shutil.chown"}}
+    _TWO_PATH_EVENTS = {{"os.rename", "os.link", "os.symlink", "shutil.move", "shutil.copyfile",
+                        "shutil.copytree"}}
+    _BLOCKED = {{"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
+                "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
+                "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
+                "os.fork", "os.forkpty", "os.kill", "os.killpg", "pty.spawn", "ctypes.dlopen",
+                "ctypes.dlsym", "ctypes.addressof", "ctypes.cdata", "sys.remote_exec", "os.startfile",
+                "gc.get_objects", "gc.get_referrers", "gc.get_referents",  # would reach the hook's closure
+                "webbrowser.open", "urllib.Request"}}
+    def _hook(event, args):
+        if event == "open":
+            path, mode, flags = args
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & _W)
+            if writing and not _inside(path):
+                raise PermissionError(f"sandbox: writing {{path!r}} is not allowed; "
+                                      "write inside the current directory")
+            if not writing and not _readable(path):
+                _refuse_read(path)
+        elif event in _LIST_EVENTS:
+            if args and args[0] is not None and not _readable(args[0]):
+                _refuse_read(args[0])
+        elif event == "sqlite3.connect":
+            if args and args[0] != ":memory:" and not _inside(args[0]):
+                raise PermissionError("sandbox: databases outside the current directory are not allowed")
+        elif event in _PATH_EVENTS:
+            if args and not _inside(args[0]):
+                raise PermissionError(f"sandbox: {{event}} on {{args[0]!r}} is not allowed outside the scratch directory")
+        elif event in _TWO_PATH_EVENTS:
+            if not all(_inside(a) for a in args[:2]):
+                raise PermissionError(f"sandbox: {{event}} outside the scratch directory is not allowed")
+        elif event in _BLOCKED:
+            kind = "network access" if event.startswith(("socket", "urllib")) else event
+            raise PermissionError(f"sandbox: {{kind}} is disabled")
+    sys.addaudithook(_hook)
+_install(_cfg)
+del _install, _cfg
 del resource
 def _cell(_code, _g):
     """Run one cell in `_g`, showing its last expression's value; False if it raised (SystemExit passes)."""
