@@ -115,3 +115,28 @@ def test_the_solver_runs_each_sample_in_its_own_session_without_rerunning_earlie
         assert solver.solve([Problem("p", "q", 42)], samples=1)[0].answer == 1
     finally:
         solver.close()
+
+
+def test_a_pool_closed_while_it_warms_leaves_no_session_behind():
+    import threading
+
+    psutil = pytest.importorskip("psutil")
+
+    def sessions_alive():
+        out = []
+        for c in psutil.Process().children(recursive=True):
+            try:
+                if "aimokit-session-" in c.cwd():
+                    out.append(c)
+            except psutil.Error:
+                continue
+        return out
+
+    pool = SessionPool(CFG, spare=3)
+    th = threading.Thread(target=pool.warm)
+    th.start()
+    pool.close()
+    th.join(30)
+    assert not th.is_alive() and pool.spare == [] and pool.owned == {}
+    psutil.wait_procs(sessions_alive(), timeout=5)
+    assert sessions_alive() == []

@@ -181,18 +181,23 @@ class SessionPool:
         self.spare: list[Session] = []
         self.owned: dict[Hashable, Session] = {}
         self.started = 0
+        self.closed = False
 
     def warm(self) -> None:
         """Start spares up to the target (the engine generates meanwhile, so the first call waits on none)."""
         while True:
             with self.lock:
-                if len(self.spare) >= self.spare_target:
+                if self.closed or len(self.spare) >= self.spare_target:
                     return
             s = Session(self.cfg)
             s.run(PRELOAD)
             with self.lock:
                 self.started += 1
-                self.spare.append(s)
+                if not self.closed:
+                    self.spare.append(s)
+                    continue
+            s.close()  # the pool closed while this one started: it must not outlive it
+            return
 
     def run(self, owner: Hashable, code: str) -> ExecResult:
         with self.lock:
@@ -221,6 +226,8 @@ class SessionPool:
             s.close()
 
     def close(self) -> None:
+        with self.lock:
+            self.closed = True
         self.reset()
         with self.lock:
             spare, self.spare = self.spare, []
