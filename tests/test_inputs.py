@@ -75,3 +75,9 @@ def test_the_notebook_setup_cell_fails_fast_with_a_listing_when_an_input_is_miss
     (inp / "deepseek-math" / "deepseek-math-7b-rl").mkdir(parents=True)
     proc = subprocess.run([sys.executable, "-c", setup], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
+    # gpt-oss's vocabulary file, brought by a dataset, is pointed at for openai-harmony (nothing downloads)
+    (inp / "o200k" / "o200k_base.tiktoken").parent.mkdir()
+    (inp / "o200k" / "o200k_base.tiktoken").write_text("")
+    check = setup + "\nprint('VOCAB', os.environ.get('TIKTOKEN_ENCODINGS_BASE'))"
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0 and f"VOCAB {inp / 'o200k'}" in proc.stdout, proc.stderr

@@ -38,6 +38,9 @@ adapters = find({adapters_marker!r})
 if adapters:
     os.environ["AIMOKIT_ADAPTERS"] = adapters  # engine.lora = "$AIMOKIT_ADAPTERS/<name>"
 os.environ.setdefault("AIMOKIT_CONFIG", os.path.join(source, {config_name!r}))
+vocab = find("o200k_base.tiktoken")  # gpt-oss's vocabulary, for openai-harmony offline, if a dataset brings it
+if vocab and "TIKTOKEN_ENCODINGS_BASE" not in os.environ:
+    os.environ["TIKTOKEN_ENCODINGS_BASE"] = vocab
 print("aimokit source:", source, "| wheels:", wheels, "| adapters:", adapters, "| config:", os.environ["AIMOKIT_CONFIG"])
 # Every input the config names must be here: a missing model fails now, not as five hours of fallback answers.
 missing = [p for p in (os.path.expandvars(r) for r in {required!r}) if "$" in p or not os.path.exists(p)]

@@ -18,7 +18,10 @@ tokens spelled out, and the engine's own tokenizer turns them into gpt-oss's
 special-token ids (every gpt-oss tokenizer carries them). The `openai-harmony`
 package renders the same tokens but needs the `o200k_base` vocabulary file at
 run time (`TIKTOKEN_ENCODINGS_BASE`), which no package here ships and a Kaggle
-notebook cannot download; the text path needs nothing but the model. Requests
+notebook cannot download; the text path needs nothing but the model. Where a
+dataset attached to the kernel carries `o200k_base.tiktoken`, the notebook's
+setup cell points `TIKTOKEN_ENCODINGS_BASE` at it, for whatever in the image
+reads the vocabulary through openai-harmony. Requests
 ask the engine to keep special tokens in the output (`skip_special_tokens`
 off), which is how the channels and the `to=python` header are read.
 """
