@@ -55,3 +55,26 @@ def competition(tmp_path, monkeypatch):
     yield lambda rows, file="test.csv": lay_out_competition(tmp_path / "data", rows, file)
     _sys.path[:] = path
     forget()
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    from aimokit.models import embedded_default_model
+
+    return embedded_default_model()
+
+
+@pytest.fixture(scope="session")
+def lora_adapter(default_model, tmp_path_factory):
+    """A LoRA with random (non-zero) B, so it visibly changes generation."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(default_model, dtype=torch.bfloat16)
+    peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"],
+                                            init_lora_weights=False, task_type="CAUSAL_LM"))
+    out = tmp_path_factory.mktemp("adapter")
+    peft.save_pretrained(out)
+    return out
