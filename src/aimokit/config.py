@@ -297,12 +297,17 @@ class KernelConfig(Job):
         """A local model or adapter named in the file is relative to the file, wherever the job runs from."""
         engine = data.get("engine")
         if isinstance(engine, dict):
-            for key in ("model", "lora"):
-                value = engine.get(key)
-                if isinstance(value, str) and value and not value.startswith("$") and not Path(value).is_absolute():
-                    engine = {**engine, key: str((folder / value).resolve())}
+            engine = {**engine, **{k: file_relative(engine[k], folder) for k in ("model", "lora") if k in engine}}
             data = {**data, "engine": engine}
         return data
+
+
+def file_relative(value: Any, folder: Path) -> Any:
+    """A relative path named in a config file, made absolute against the file's folder; anything else as it is
+    ($-paths the kernel expands, absolute paths, empty strings, and non-strings the type check will report)."""
+    if not isinstance(value, str) or not value or value.startswith("$") or Path(value).is_absolute():
+        return value
+    return str((folder / value).resolve())
 
 
 def override(cfg: Any, dotted: dict[str, Any]) -> Any:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..config import ConfigError, Job, KernelConfig, setting
+from ..config import ConfigError, Job, KernelConfig, file_relative, setting
 
 PLACEHOLDER_USER = "your-kaggle-user"  # what configs/ship.toml ships with
 
@@ -134,23 +134,19 @@ class ShipConfig(Job):
         if "paths" in (data.get("adapters") or {}):
             raise ConfigError("ship config: [adapters] paths is gone: each kernel's config names its adapter "
                               "(engine.lora) and exactly those are shipped; delete the paths line")
-
-        def here(p: str) -> str:
-            return p if not p or p.startswith("$") or Path(p).is_absolute() else str((folder / p).resolve())
-
         data = dict(data)
         if isinstance(data.get("wheels"), dict):
             w = dict(data["wheels"])
-            if isinstance(w.get("image"), str):
-                w["image"] = here(w["image"])
+            if "image" in w:
+                w["image"] = file_relative(w["image"], folder)
             if isinstance(w.get("find_links"), list):
-                w["find_links"] = [here(p) if isinstance(p, str) else p for p in w["find_links"]]
+                w["find_links"] = [file_relative(p, folder) for p in w["find_links"]]
             data["wheels"] = w
-        if isinstance(data.get("adapters"), dict) and isinstance(data["adapters"].get("base_model"), str):
-            data["adapters"] = {**data["adapters"], "base_model": here(data["adapters"]["base_model"])}
+        if isinstance(data.get("adapters"), dict) and "base_model" in data["adapters"]:
+            data["adapters"] = {**data["adapters"], "base_model": file_relative(data["adapters"]["base_model"], folder)}
         kernels = data.get("kernels", [{}])
         if isinstance(kernels, list):
-            data["kernels"] = [{**k, **{f: here(k[f]) for f in ("file", "config") if isinstance(k.get(f), str)}}
+            data["kernels"] = [{**k, **{f: file_relative(k[f], folder) for f in ("file", "config") if f in k}}
                                if isinstance(k, dict) else k for k in kernels]
         return data
 
