@@ -298,9 +298,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    from aimokit.settings_doc import JOBS, markdown, text
+    from aimokit.settings_doc import jobs, markdown, text
 
-    print(markdown() if args.markdown else text(JOBS[args.job]))
+    print(markdown() if args.markdown else text(jobs()[args.job]))
     return 0
 
 

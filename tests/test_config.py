@@ -43,9 +43,9 @@ def test_every_job_loads_one_way_and_no_config_exists_unchecked(job):
     """Job.load(path, overrides) for each; a bad value fails at construction, however the object is built."""
     import dataclasses
 
-    from aimokit.settings_doc import JOBS
+    from aimokit.settings_doc import jobs
 
-    cls = JOBS[job]
+    cls = jobs()[job]
     base = {"user": "alice"} if job == "ship" else {}
     cfg = cls.load(None, base)
     with pytest.raises(dataclasses.FrozenInstanceError):  # never mutated: a change is a copy
@@ -62,9 +62,9 @@ def test_every_job_loads_one_way_and_no_config_exists_unchecked(job):
 
 
 def test_every_setting_has_help_and_the_settings_page_is_current():
-    from aimokit.settings_doc import _jobs, markdown
+    from aimokit.settings_doc import jobs, markdown
 
-    for cls in _jobs().values():
+    for cls in jobs().values():
         missing = [name for name, _, _, help_ in cls.settings() if not help_.strip()]
         assert not missing, f"{cls.__name__}: settings without help {missing}"
     assert (ROOT / "docs" / "settings.md").read_text() == markdown() + "\n", \

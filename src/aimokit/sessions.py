@@ -54,9 +54,9 @@ while True:
         _ok = b"ok"
     sys.stdout.flush()
     sys.stderr.flush()
-    _out.write(b"\n\x00AIMOKIT-DONE " + _ok + b"\n")
+    _out.write(b"\n" + @DONE@ + _ok + b"\n")
     _out.flush()
-'''
+'''.replace("@DONE@", repr(DONE))
 
 
 class Session:
@@ -69,7 +69,6 @@ class Session:
         self.cfg = cfg
         self.proc: subprocess.Popen | None = None
         self.scratch: Path | None = None
-        self.calls = 0
         self._start()
 
     def _start(self) -> None:
@@ -86,7 +85,6 @@ class Session:
         if not self.alive():  # died since the last call (killed, out of memory): a fresh one, and say so
             self.restart()
             note = "SessionRestarted: the Python session had died; earlier names are gone\n"
-        self.calls += 1
         data = code.encode("utf-8", errors="replace")
         try:
             assert self.proc is not None and self.proc.stdin is not None
@@ -211,12 +209,6 @@ class SessionPool:
         with self.lock:
             self.owned[owner] = session
         return session.run(code)
-
-    def release(self, owner: Hashable) -> None:
-        with self.lock:
-            session = self.owned.pop(owner, None)
-        if session is not None:
-            session.close()
 
     def reset(self) -> None:
         """Between problems: every owned session goes (its state with it); spares stay fresh."""
