@@ -31,6 +31,7 @@ def test_lora_adapter_is_applied_by_vllm(default_model, lora_adapter):
     assert got["with"] and got["without"]
     assert got["with"] == got["again"]  # greedy is deterministic
     assert got["with"] != got["without"]  # the adapter changes what the model writes
+    assert got["tokens"] > 0 and len(got["entropies"]) == got["tokens"] and all(e >= 0 for e in got["entropies"])
 
 
 def test_submission_kernel_end_to_end_on_vllm_with_lora(default_model, lora_adapter, tmp_path):

@@ -22,7 +22,11 @@ def main() -> None:
     lora, engine.lora = engine.lora, None
     without = generate(engine, req)[0].text
     engine.lora = lora
-    print("LORA_PROBE " + json.dumps({"with": with_lora, "again": again, "without": without}), flush=True)
+    # vLLM's own contract for what the solver asks besides: top-k logprobs (entropies), min_p, special tokens kept
+    sampled = generate(engine, [GenRequest(prompt, max_tokens=12, temperature=1.0, min_p=0.02, top_logprobs=3,
+                                           skip_special_tokens=False)])[0]
+    print("LORA_PROBE " + json.dumps({"with": with_lora, "again": again, "without": without,
+                                      "tokens": sampled.n_tokens, "entropies": sampled.entropies}), flush=True)
     engine.close()
 
 
