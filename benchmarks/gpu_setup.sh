@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine (no network): install what a Kaggle kernel gets, the way it gets it, then build the
-# 7B-shaped model and LoRA the benchmarks use. The bundle is `benchmarks/gpu_rehearsal.py prepare --with-train`
+# 7B-shaped model and LoRA the benchmarks use (and, with AIMOKIT_BENCH_MOE=LAYERS, the gpt-oss-shaped MoE). The bundle is `benchmarks/gpu_rehearsal.py prepare --with-train`
 # split into .gpu/rehearsal/pNN, carried one part per call and collected in /root/parts (docs/shipping.md).
 # Source it: it exports PYTHONPATH.
 set -e
@@ -22,9 +22,15 @@ python3 - <<'PY'
 import sys, time
 sys.path.insert(0, "benchmarks")
 from pathlib import Path
-from common import make_lora, make_model
+import os
+from common import make_gpt_oss, make_lora, make_model
 t = time.time()
-m = make_model(Path("/root/dsm7b"), Path("/root/rehearsal/input/smollm2-135m-instruct"))
+tok = Path("/root/rehearsal/input/smollm2-135m-instruct")
+m = make_model(Path("/root/dsm7b"), tok)
 make_lora(Path("/root/dsm7b_lora"), m)
 print(f"model and LoRA ready in {time.time() - t:.0f} s", flush=True)
+if os.environ.get("AIMOKIT_BENCH_MOE"):  # the gpt-oss-shaped MoE of the harmony benchmark
+    t = time.time()
+    make_gpt_oss(Path("/root/gptoss"), tok, layers=int(os.environ["AIMOKIT_BENCH_MOE"]))
+    print(f"gpt-oss-shaped MoE ready in {time.time() - t:.0f} s", flush=True)
 PY

@@ -1,11 +1,17 @@
 """Solver throughput against raw vLLM `generate`, side by side on one engine, and the transformers backend.
 
-    python benchmarks/solver_throughput.py --model DIR [--lora DIR] [--samples 16] [--problems 4] --out DIR
-    python benchmarks/solver_throughput.py --model DIR --backend transformers --samples 8 --problems 1 --out DIR
+    python benchmarks/solver_throughput.py --model DIR [--lora DIR] --shapes 16x3x512x4,64x8x512x2 --out DIR
+    python benchmarks/solver_throughput.py --model DIR --protocol harmony --sessions --shapes 8x4x512x4 --out DIR
+    python benchmarks/solver_throughput.py --model DIR --backend transformers --shapes 8x3x512x1 --out DIR
+
+A shape is SAMPLESxROUNDSxROUND_TOKENSxPROBLEMS; every shape runs on the one
+engine (started once), and each shape's figures are printed as soon as they
+are measured.
 
 The solver solves problems one at a time as the kernel does (concurrency =
 samples), with tool rounds (CodeShim writes the code a random-weight model
-cannot), the sandbox and voting. Raw vLLM then generates, from the same first
+cannot, in the protocol under test), the sandbox (a fresh process per block, or
+persistent sessions with --sessions) and voting. Raw vLLM then generates, from the same first
 prompts at the same concurrency, exactly as many tokens per sample as the
 solver's samples generated (ignore_eos), with the same LoRA. The ratio is the
 share of raw throughput the solver keeps.
@@ -14,11 +20,10 @@ share of raw throughput the solver keeps.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from common import ROOT, CodeShim, now, versions, write
+from common import CodeShim, now, versions, write
 
 from aimokit.config import KernelConfig
 from aimokit.problems import sample_problems
@@ -29,52 +34,78 @@ from aimokit.solver import Solver
 AIME = sample_problems()
 
 
+def parse_shape(text: str) -> tuple[int, int, int, int]:
+    samples, rounds, round_tokens, problems = (int(x) for x in text.lower().split("x"))
+    return samples, rounds, round_tokens, problems
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
     ap.add_argument("--lora", default="")
     ap.add_argument("--backend", default="vllm")
+    ap.add_argument("--protocol", default="fenced", choices=["fenced", "harmony"])
+    ap.add_argument("--sessions", action="store_true", help="persistent Python sessions instead of a process per block")
     ap.add_argument("--problems-file", default=str(AIME))
-    ap.add_argument("--problems", type=int, default=4)
-    ap.add_argument("--samples", type=int, default=16)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--round-tokens", type=int, default=512)
+    ap.add_argument("--shapes", default="16x3x512x4", help="SAMPLESxROUNDSxROUND_TOKENSxPROBLEMS, comma-separated")
+    ap.add_argument("--max-model-len", type=int, default=8192)
+    ap.add_argument("--kv-cache-dtype", default="auto")
+    ap.add_argument("--top-logprobs", type=int, default=0)
     ap.add_argument("--enforce-eager", action="store_true")
     ap.add_argument("--out", default="bench-out")
     a = ap.parse_args()
 
-    cfg = KernelConfig.from_dict({
+    shapes = [parse_shape(x) for x in a.shapes.split(",")]
+    widest = max(s[0] for s in shapes)
+    base = KernelConfig.from_dict({
         "competition": {"name": "aimo3", "answer_max": 99999, "modulo": 0},
-        "engine": {"backend": a.backend, "model": a.model, "lora": a.lora, "max_model_len": 8192,
-                   "gpu_memory_utilization": 0.90, "max_num_seqs": 256, "enforce_eager": a.enforce_eager},
-        "solver": {"samples": a.samples, "max_rounds": a.rounds - 1, "max_tokens_per_round": a.round_tokens,
-                   "max_tokens_total": a.rounds * a.round_tokens, "early_stop": [], "early_stop_agree": 0},
+        "engine": {"backend": a.backend, "model": a.model, "lora": a.lora, "max_model_len": a.max_model_len,
+                   "gpu_memory_utilization": 0.90, "max_num_seqs": 256, "enforce_eager": a.enforce_eager,
+                   "kv_cache_dtype": a.kv_cache_dtype},
+        "sandbox": {"sessions": a.sessions, "workers": widest},
+        "solver": {"protocol": a.protocol, "top_logprobs": a.top_logprobs, "early_stop": [], "early_stop_agree": 0},
     })
-    problems = load_problems(a.problems_file)[: a.problems]
+    all_problems = load_problems(a.problems_file)
     t = now()
-    inner = create_engine(cfg.engine)
+    inner = create_engine(base.engine)
     start_s = now() - t
-    engine = CodeShim(inner)
+    engine = CodeShim(inner, a.protocol)
+    tag = f"solver_throughput_{a.backend}_{a.protocol}{'_lora' if a.lora else ''}{'_sessions' if a.sessions else ''}"
+    report = {"backend": a.backend, "protocol": a.protocol, "lora": bool(a.lora), "sessions": a.sessions,
+              "model": Path(a.model).name, "engine_start_s": round(start_s, 1), "shapes": [], **versions()}
+    for samples, rounds, round_tokens, n_problems in shapes:
+        cfg = base.override({"solver.samples": samples, "solver.max_rounds": rounds - 1,
+                             "solver.max_tokens_per_round": round_tokens,
+                             "solver.max_tokens_total": rounds * round_tokens})
+        report["shapes"].append(measure(cfg, engine, inner, all_problems[:n_problems], samples, a))
+        write(Path(a.out), tag, report)  # after every shape: a timeout keeps what was measured
+    inner.close()
+
+
+def measure(cfg: KernelConfig, engine: CodeShim, inner, problems, samples: int, a) -> dict:
+    """One shape: the solver, problem by problem, then raw vLLM on the same prompts and token counts."""
     solver = Solver(engine, cfg.solver, cfg.sandbox, cfg.competition, max_model_len=cfg.engine.max_model_len)
     per_sample: list[list[int]] = []
     prompts: list[str] = []
     results = []
-    warm = solver.solve(problems[:1], samples=a.samples)  # the first step pays for JIT and graph capture
+    rounds_before = engine.rounds
+    warm = solver.solve(problems[:1], samples=samples)  # the first steps pay for JIT, graph capture, sessions
     t = now()
     for p in problems:  # one problem at a time, as the kernel is fed
-        r = solver.solve([p], samples=a.samples, keep_responses=True)[0]
+        r = solver.solve([p], samples=samples, keep_responses=True)[0]
         results.append(r)
         prompts.append(r.responses[0]["prompt"])
         per_sample.append([x["tokens"] for x in r.responses])
     solver_s = now() - t
+    solver.close()
     solver_tokens = sum(r.tokens for r in results)
     out = {
-        "backend": a.backend, "lora": bool(a.lora), "samples": a.samples, "problems": len(problems),
-        "rounds_per_sample": a.rounds, "round_tokens": a.round_tokens, "engine_start_s": round(start_s, 1),
+        "samples": samples, "problems": len(problems), "rounds_per_sample": cfg.solver.max_rounds + 1,
+        "round_tokens": cfg.solver.max_tokens_per_round,
         "solver_tokens": solver_tokens, "solver_s": round(solver_s, 2),
-        "solver_tok_s": round(solver_tokens / solver_s, 1), "engine_rounds": engine.rounds,
-        "code_runs": sum(r.code_runs for r in results),
-        "answered": sum(r.answered for r in results), "warmup_tokens": warm[0].tokens, **versions(),
+        "solver_tok_s": round(solver_tokens / solver_s, 1), "engine_rounds": engine.rounds - rounds_before,
+        "code_runs": sum(r.code_runs for r in results), "code_errors": sum(r.code_errors for r in results),
+        "answered": sum(r.answered for r in results), "warmup_tokens": warm[0].tokens,
     }
     if a.backend == "vllm":
         from vllm import SamplingParams
@@ -84,7 +115,9 @@ def main() -> None:
         raw_tokens = 0
         for prompt, counts in zip(prompts, per_sample):  # same prompts, same concurrency, same token counts
             ids = inner.tokenizer.encode(prompt, add_special_tokens=False)
-            params = [SamplingParams(temperature=0.8, top_p=0.95, max_tokens=max(1, n), ignore_eos=True, seed=i)
+            params = [SamplingParams(temperature=cfg.solver.temperature, top_p=cfg.solver.top_p,
+                                     max_tokens=max(1, n), ignore_eos=True, seed=i,
+                                     logprobs=cfg.solver.top_logprobs or None)
                       for i, n in enumerate(counts)]
             outs = llm.generate([{"prompt_token_ids": ids}] * len(counts), params, lora_request=inner.lora,
                                 use_tqdm=False)
@@ -92,9 +125,8 @@ def main() -> None:
         raw_s = now() - t
         out.update(raw_tokens=raw_tokens, raw_s=round(raw_s, 2), raw_tok_s=round(raw_tokens / raw_s, 1),
                    solver_over_raw=round((solver_tokens / solver_s) / (raw_tokens / raw_s), 3))
-    solver.close()
-    write(Path(a.out), f"solver_throughput_{a.backend}{'_lora' if a.lora else ''}_s{a.samples}", out)
-    inner.close()
+    print(f"-- {samples} samples x {out['rounds_per_sample']} rounds: " + str(out), flush=True)
+    return out
 
 
 if __name__ == "__main__":

@@ -32,6 +32,10 @@ def test_lora_adapter_is_applied_by_vllm(default_model, lora_adapter):
     assert got["with"] == got["again"]  # greedy is deterministic
     assert got["with"] != got["without"]  # the adapter changes what the model writes
     assert got["tokens"] > 0 and len(got["entropies"]) == got["tokens"] and all(e >= 0 for e in got["entropies"])
+    (full, full_n, full_finish), (text, n, finish, n_entropies) = got["full"], got["answered"]
+    assert full_finish == "length" and full.count("\\boxed{") > 2  # the model goes on boxing 4, 5, 6, ...
+    assert finish == "answer" and text.rstrip("$").endswith("\\boxed{4}") and full.startswith(text)
+    assert n < full_n and n_entropies == n  # stopped the step its box closed, every streamed token counted
 
 
 def test_submission_kernel_end_to_end_on_vllm_with_lora(default_model, lora_adapter, tmp_path):

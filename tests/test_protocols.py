@@ -16,7 +16,7 @@ def _solve(cfg: KernelConfig, respond, problem="What is 6 * 7?"):
     engine = ScriptedEngine(respond)
     solver = Solver(engine, cfg.solver, cfg.sandbox, cfg.competition, max_model_len=4096)
     try:
-        return solver.solve([Problem("p", problem, 42)], samples=2)[0], engine
+        return solver.solve([Problem("p", problem, 42)], samples=2, keep_responses=True)[0], engine
     finally:
         solver.close()
 
@@ -143,6 +143,42 @@ def test_harmony_reads_either_header_order_and_ignores_finished_messages():
     assert harmony.pending_call("<|channel|>final<|message|>\\boxed{3}<|return|>") is None
     assert harmony.answer_text("<|channel|>analysis<|message|>\\boxed{1}<|end|>") == ""  # no final: no boxed answer
     assert harmony.answer_text("<|channel|>final<|message|>\\boxed{2}<|return|>") == "\\boxed{2}"
+
+
+def test_each_protocol_says_when_an_answer_is_complete_where_it_reads_answers():
+    harmony, fenced, hermes, cot = (get_protocol(n) for n in ("harmony", "fenced", "hermes", "cot"))
+    final = "<|channel|>analysis<|message|>maybe \\boxed{1}<|end|><|start|>assistant<|channel|>final<|message|>"
+    assert not harmony.answer_complete(final[:40])  # a boxed guess in the analysis channel
+    assert not harmony.answer_complete(final + "It is \\boxed{\\frac{84}{2}")  # still open
+    assert harmony.answer_complete(final + "It is \\boxed{\\frac{84}{2}}")
+    assert not fenced.answer_complete("```python\nprint('\\boxed{3}')")  # inside an open code block
+    assert fenced.answer_complete("```python\nx = 3\n```\nso \\boxed{3}")
+    assert fenced.answer_complete("so \\boxed{3}") and not fenced.answer_complete("so \\boxed{3")
+    for p in (hermes, cot):
+        assert not p.answer_complete("<think>perhaps \\boxed{3}")  # still reasoning
+        assert p.answer_complete("<think>done</think>\nThe answer is \\boxed{3}.")
+    assert not hermes.answer_complete('<tool_call>{"name": "python", "arguments": {"code": "print(\\boxed{3})"}}')
+    # bounded: a box that runs on past BOXED_SPAN characters is not an answer that closed
+    from aimokit.protocols.base import BOXED_SPAN
+
+    assert not cot.answer_complete("\\boxed{" + "{" * 10 ** 6 + "}" * 10 ** 6)
+    assert not cot.answer_complete("\\boxed{" + "1" * BOXED_SPAN + "}")
+
+
+def test_a_sample_stops_when_its_answer_closes_if_stop_at_answer_is_on(fast_cfg):
+    def gpt_oss(prompt, req):
+        return GenResult("<|channel|>final<|message|>It is \\boxed{42}. Let me also restate the whole argument at "
+                         "length before I stop.<|return|>", 30, "eos")
+
+    for on in (False, True):
+        cfg = fast_cfg.override({"solver.protocol": "harmony", "solver.stop_at_answer": on})
+        res, engine = _solve(cfg, gpt_oss)
+        assert res.answer == 42
+        texts = [r["response"] for r in res.responses]
+        if on:
+            assert all(t.endswith("\\boxed{42}") for t in texts) and res.tokens < 2 * 30
+        else:
+            assert all(t.endswith("<|return|>") for t in texts) and res.tokens == 2 * 30
 
 
 def test_the_harmony_prompt_becomes_gpt_oss_special_tokens_with_the_models_own_tokenizer(tmp_path):

@@ -27,6 +27,20 @@ def test_generates_stops_and_respects_max_tokens(engine):
     assert " " not in res[1].text[:-1]  # cut at the first stop string
 
 
+def test_a_request_ends_as_soon_as_its_answer_closes(engine):
+    """`done_when` (the protocol's answer check) stops generation mid-way, not after the fact."""
+    from aimokit.protocols import get_protocol
+
+    prompt = "Answers: $\\boxed{1}$, $\\boxed{2}$, $\\boxed{3}$, "  # the model goes on boxing 4, 5, 6, ...
+    full, answered = generate(engine, [GenRequest(prompt, max_tokens=40, temperature=0.0),
+                                       GenRequest(prompt, max_tokens=40, temperature=0.0, top_logprobs=3,
+                                                  done_when=get_protocol("cot").answer_complete)])
+    assert full.finish == "length" and full.text.count("\\boxed{") > 2
+    assert answered.finish == "answer" and answered.text.rstrip("$").endswith("\\boxed{4}")
+    assert full.text.startswith(answered.text) and answered.n_tokens < full.n_tokens
+    assert len(answered.entropies) == answered.n_tokens
+
+
 def test_solver_runs_on_the_transformers_backend(engine, fast_cfg):
     cfg = fast_cfg.override({"solver.max_tokens_per_round": 24, "solver.max_tokens_total": 48})
     solver = Solver(engine, cfg.solver, cfg.sandbox, cfg.competition, max_model_len=2048)

@@ -219,6 +219,7 @@ class SamplingConfig:
     vote_consensus: float = setting(0.5, help="combined vote: the bonus of an answer holding at least half the votes.")
     early_stop: list[list[int]] = setting(default_factory=lambda: [[4, 4], [5, 7], [6, 9]], help="Early stop: decided when the leader can no longer be overtaken, or when [k, n] holds: k votes agree and at most n answers are in.")
     early_stop_agree: int = setting(0, help="k agreeing answers stop at once (0: off)")
+    stop_at_answer: bool = setting(False, help="End a sample as soon as its answer is complete (a closed \\boxed{} where the protocol reads the answer: harmony's final channel, after </think>, outside code fences) instead of waiting for EOS. AIMO-3's winners: on.")
     sync_tool_rounds: bool = setting(False, help="Tool results re-enter generation only when no sample is generating, in a fixed order, so that two runs with the same seeds batch the same way and write the same text (measured on an H100: 57% identical responses without it). Costs throughput: samples wait for the round.")
 
     def __post_init__(self) -> None:

@@ -200,6 +200,7 @@ class _Run:
             min_p=cfg.min_p,
             top_logprobs=cfg.top_logprobs,
             skip_special_tokens=not self.s.protocol.keeps_special_tokens,
+            done_when=self.s.protocol.answer_complete if cfg.stop_at_answer else None,
             stop=() if last_round else self.s.protocol.stop(cfg),
         )
 

@@ -13,6 +13,7 @@ import time
 from typing import Callable
 
 from aimokit.engine import GenRequest, GenResult, QueuedEngine
+from aimokit.engine.types import answered_at
 
 
 class FakeClock:
@@ -72,7 +73,12 @@ class ScriptedEngine(QueuedEngine):
         if deadline is not None and self.clock() >= deadline:
             return [GenResult("partial", 3, "aborted")]
         self.prompts.append(req.prompt)
-        return [self.respond(req.prompt, req)]
+        res = self.respond(req.prompt, req)
+        cut = answered_at(res.text, req.done_when)
+        if cut is not None and cut < len(res.text):  # a streaming engine would have stopped there
+            res = GenResult(res.text[:cut], max(1, len(res.text[:cut].split())), "answer", None,
+                            res.entropies[: len(res.text[:cut].split())])
+        return [res]
 
     def close(self):
         pass

@@ -8,6 +8,7 @@ import sys
 
 from aimokit.config import EngineConfig
 from aimokit.engine import GenRequest, create_engine, generate
+from aimokit.protocols import get_protocol
 
 
 def main() -> None:
@@ -25,8 +26,18 @@ def main() -> None:
     # vLLM's own contract for what the solver asks besides: top-k logprobs (entropies), min_p, special tokens kept
     sampled = generate(engine, [GenRequest(prompt, max_tokens=12, temperature=1.0, min_p=0.02, top_logprobs=3,
                                            skip_special_tokens=False)])[0]
+    # a request that ends as its answer closes (streamed DELTA outputs, aborted mid-way), next to one that runs on
+    engine.lora = None  # the test adapter garbles text; the base model boxes on
+    boxes = "Answers: $\\boxed{1}$, $\\boxed{2}$, $\\boxed{3}$, "
+    full, answered = generate(engine, [
+        GenRequest(boxes, max_tokens=40, temperature=0.0, seed=0),
+        GenRequest(boxes, max_tokens=40, temperature=0.0, seed=0, top_logprobs=2,
+                   done_when=get_protocol("cot").answer_complete)])
     print("LORA_PROBE " + json.dumps({"with": with_lora, "again": again, "without": without,
-                                      "tokens": sampled.n_tokens, "entropies": sampled.entropies}), flush=True)
+                                      "tokens": sampled.n_tokens, "entropies": sampled.entropies,
+                                      "full": [full.text, full.n_tokens, full.finish],
+                                      "answered": [answered.text, answered.n_tokens, answered.finish,
+                                                   len(answered.entropies)]}), flush=True)
     engine.close()
 
 

@@ -62,6 +62,25 @@ class TransformersEngine(QueuedEngine):
         enc = self.tokenizer(
             [r.prompt for r in requests], return_tensors="pt", padding=True, add_special_tokens=False
         ).to(self.device)
+        answered: set[int] = set()
+        tokenizer, start = self.tokenizer, enc["input_ids"].shape[1]
+
+        class _Answered(StoppingCriteria):
+            """Rows whose answer closed (`done_when`), checked when the newest token holds a "}"."""
+
+            def __call__(self, input_ids, scores, **kw):
+                stop = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+                for row in range(input_ids.shape[0]):
+                    if row in answered or "}" not in tokenizer.decode(input_ids[row, -1:]):
+                        stop[row] = row in answered
+                        continue
+                    text = tokenizer.decode(input_ids[row, start:], skip_special_tokens=head.skip_special_tokens)
+                    if head.done_when(text):
+                        answered.add(row)
+                        stop[row] = True
+                return stop
+
+        criteria = [_Deadline()] + ([_Answered()] if head.done_when else [])
         if head.seed is not None:
             torch.manual_seed(head.seed)
         with torch.no_grad():
@@ -74,7 +93,7 @@ class TransformersEngine(QueuedEngine):
                 max_new_tokens=max(r.max_tokens for r in requests),
                 stop_strings=list(head.stop) or None,
                 tokenizer=self.tokenizer,
-                stopping_criteria=StoppingCriteriaList([_Deadline()]),
+                stopping_criteria=StoppingCriteriaList(criteria),
                 pad_token_id=self.tokenizer.pad_token_id,
                 output_logits=bool(head.top_logprobs),
                 return_dict_in_generate=True,
@@ -98,6 +117,8 @@ class TransformersEngine(QueuedEngine):
                 res.entropies = step_entropy[row][: len(ids)]
             if timed_out and res.finish == "length":
                 res.finish = "aborted"
+            if row in answered and res.finish != "stop":
+                res.finish = "answer"
             results.append(res)
         return results
 

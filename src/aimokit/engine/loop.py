@@ -112,7 +112,7 @@ class QueuedEngine(SteppedEngine):
     """A backend that generates whole requests a batch at a time (transformers, test fakes).
 
     Requests wait in a queue; a step takes up to `batch_size` compatible ones (same
-    stop strings and sampling settings) and `generate_batch` runs them to the end
+    stop strings, sampling settings and answer check) and `generate_batch` runs them to the end
     or the deadline. A request not yet started has written nothing when cut.
     """
 
@@ -135,8 +135,9 @@ class QueuedEngine(SteppedEngine):
 
     def step(self, deadline):
         head = self.queue[0][1]
-        same = lambda r: (r.stop, r.temperature, r.top_p, r.min_p, r.top_logprobs, r.skip_special_tokens) == (  # noqa: E731
-            head.stop, head.temperature, head.top_p, head.min_p, head.top_logprobs, head.skip_special_tokens)
+        same = lambda r: (r.stop, r.temperature, r.top_p, r.min_p, r.top_logprobs, r.skip_special_tokens,  # noqa: E731
+                          r.done_when) == (head.stop, head.temperature, head.top_p, head.min_p, head.top_logprobs,
+                                           head.skip_special_tokens, head.done_when)
         batch = [(k, r) for k, r in self.queue if same(r)][: self.batch_size]
         taken = {k for k, _ in batch}
         self.queue = [(k, r) for k, r in self.queue if k not in taken]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable, Protocol
+from typing import Callable, Hashable, Iterable, Protocol
 
 from ..errors import AimokitError
 
@@ -21,16 +21,32 @@ class GenRequest:
     stop: tuple[str, ...] = ()
     top_logprobs: int = 0  # > 0: report each generated token's entropy over the top-k logprobs
     skip_special_tokens: bool = True  # False: special tokens stay in the text (harmony's channels)
+    # Ends the request early, finish "answer", once it returns True for the text so far: a cheap check
+    # (the protocol's `answer_complete`), asked only when new text holds a "}". None: run to a stop, EOS or length.
+    done_when: Callable[[str], bool] | None = None
 
 
 @dataclass
 class GenResult:
     text: str = ""
     n_tokens: int = 0
-    # "stop" (a stop string), "eos", "length" or "aborted"
+    # "stop" (a stop string), "eos", "length", "answer" (`done_when` held) or "aborted"
     finish: str = "aborted"
     stop_str: str | None = None
     entropies: list[float] = field(default_factory=list)  # per generated token, when top_logprobs > 0
+
+
+def answered_at(text: str, done_when: Callable[[str], bool] | None, start: int = 0) -> int | None:
+    """Where a text generated whole first satisfies `done_when`: the end of the shortest prefix, checked at
+    each "}" from `start` on (as a streaming engine would), or None. For backends that cannot stop mid-way."""
+    if done_when is None:
+        return None
+    at = text.find("}", start)
+    while at >= 0:
+        if done_when(text[: at + 1]):
+            return at + 1
+        at = text.find("}", at + 1)
+    return None
 
 
 def entropy_of(logprobs: "Iterable[float]") -> float:

@@ -3,13 +3,17 @@
 Only public engine calls are made here (`add_request`, `abort_request`,
 `step`, the tokenizer); the two internals the kit needs live in
 `vllm_internals`. `LLMEngine.step()` is driven with FINAL_ONLY outputs, the
-way `LLM.generate` drives it, so the control costs nothing extra.
+way `LLM.generate` drives it, so the control costs nothing extra. A request
+that may end at its answer (`done_when`) streams DELTA outputs instead: its
+text is gathered here, checked when new text holds a "}", and the request is
+aborted the step its answer closes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
@@ -20,6 +24,23 @@ from .loop import SteppedEngine
 from .types import GenRequest, GenResult, entropy_of
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Streamed:
+    """What a DELTA-streamed request has written so far."""
+
+    done_when: Callable[[str], bool]
+    text: str = ""
+    n_tokens: int = 0
+    entropies: list[float] = field(default_factory=list)
+
+    def result(self, finish: str, stop_str: str | None = None) -> GenResult:
+        return GenResult(self.text, self.n_tokens, finish, stop_str, self.entropies)
+
+
+def _entropies(completion: Any) -> list[float]:
+    return [entropy_of(lp.logprob for lp in pos.values()) for pos in (completion.logprobs or [])]
 
 
 class VLLMEngine(SteppedEngine):
@@ -59,6 +80,7 @@ class VLLMEngine(SteppedEngine):
         self._seq = 0
         self._rid: dict[Hashable, str] = {}
         self._key: dict[str, Hashable] = {}
+        self._streamed: dict[str, _Streamed] = {}
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
@@ -83,39 +105,65 @@ class VLLMEngine(SteppedEngine):
             seed=req.seed if self.request_seeds else None,
             logprobs=req.top_logprobs or None,
             skip_special_tokens=req.skip_special_tokens,
-            output_kind=RequestOutputKind.FINAL_ONLY,
+            output_kind=RequestOutputKind.DELTA if req.done_when else RequestOutputKind.FINAL_ONLY,
         )
         # Chat templates already carry BOS; do not let the tokenizer add another.
         token_ids = self.tokenizer.encode(req.prompt, add_special_tokens=False)
         self.engine.add_request(rid, {"prompt_token_ids": token_ids}, sp, lora_request=self.lora)
         self._rid[key], self._key[rid] = rid, key
+        if req.done_when:
+            self._streamed[rid] = _Streamed(req.done_when)
 
     def abort(self, keys: list[Hashable]) -> dict[Hashable, GenResult]:
         rids = {k: self._rid.pop(k) for k in keys if k in self._rid}
-        partial = {k: vllm_internals.partial_output(self.engine, rid) for k, rid in rids.items()}
+        partial = {k: self._streamed[rid].result("aborted") if rid in self._streamed
+                   else vllm_internals.partial_output(self.engine, rid) for k, rid in rids.items()}
         for rid in rids.values():
             self._key.pop(rid, None)
+            self._streamed.pop(rid, None)
         if rids:
             self.engine.abort_request(list(rids.values()))
         return partial
 
     def step(self, deadline: float | None) -> list[tuple[Hashable, GenResult]]:
-        done = []
+        done, answered = [], []
         for out in self.engine.step():
-            if not out.finished or out.request_id not in self._key:
+            rid = out.request_id
+            if rid not in self._key:
                 continue
-            key = self._key.pop(out.request_id)
-            self._rid.pop(key, None)
             c = out.outputs[0]
+            streamed = self._streamed.get(rid)
+            if streamed is not None:
+                streamed.text += c.text
+                streamed.n_tokens += len(c.token_ids)
+                streamed.entropies.extend(_entropies(c))
+                if not out.finished:
+                    if "}" in c.text and streamed.done_when(streamed.text):
+                        answered.append(rid)
+                        done.append((self._forget(rid), streamed.result("answer")))
+                    continue
+            elif not out.finished:
+                continue
             stop_str = c.stop_reason if isinstance(c.stop_reason, str) else None
             finish = c.finish_reason or "stop"
             if finish == "stop" and stop_str is None:
                 finish = "eos"
             if finish == "abort":
                 finish = "aborted"
-            entropies = [entropy_of(lp.logprob for lp in pos.values()) for pos in (c.logprobs or [])]
-            done.append((key, GenResult(c.text, len(c.token_ids), finish, stop_str, entropies)))
+            key = self._forget(rid)
+            if streamed is not None:
+                done.append((key, streamed.result(finish, stop_str)))
+            else:
+                done.append((key, GenResult(c.text, len(c.token_ids), finish, stop_str, _entropies(c))))
+        if answered:
+            self.engine.abort_request(answered)
         return done
+
+    def _forget(self, rid: str) -> Hashable:
+        key = self._key.pop(rid)
+        self._rid.pop(key, None)
+        self._streamed.pop(rid, None)
+        return key
 
     def reset(self) -> None:
         """After a failed run: let the engine finish processing the aborts so the next run starts clean."""

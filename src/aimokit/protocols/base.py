@@ -3,7 +3,7 @@
 The solver loop, the budget and the votes never look inside the text; they ask
 the sample's protocol five things: the prompt, the strings that end a round,
 the code of a tool call the round ended with (if any), the text that hands
-the tool's result back, and where the answer is read. A new protocol is one module in this package and one
+the tool's result back, where the answer is read, and when it is complete. A new protocol is one module in this package and one
 line in `PROTOCOLS`.
 """
 
@@ -41,6 +41,10 @@ class ToolProtocol(_Protocol):
     def answer_text(self, text: str) -> str:
         """The part of a sample's text its answer is read from (harmony: the final channel)."""
 
+    def answer_complete(self, text: str) -> bool:
+        """True once a round's text holds a finished answer (a closed \\boxed{} where the answer is read):
+        the engine may stop the sample there (`solver.stop_at_answer`). Called as text streams in: cheap."""
+
 
 def get_protocol(name: str) -> ToolProtocol:
     try:
@@ -52,3 +56,35 @@ def get_protocol(name: str) -> ToolProtocol:
 
 def no_output(output: str) -> str:
     return output if output.strip() else "(no output; use print() to see values)"
+
+
+BOXED_SPAN = 256  # an integer answer's \boxed{...} is short: a longer one is not closed yet, as far as stopping goes
+
+
+def closed_boxed(segment: str) -> bool:
+    """A `\\boxed{...}` whose braces close, within BOXED_SPAN characters of its start.
+
+    Bounded whatever the text: it looks only at the last `\\boxed{` (found from the end,
+    in C) and at most BOXED_SPAN characters after it, so streaming checks stay cheap
+    on a model that opens a box and never closes it.
+    """
+    at = segment.rfind("\\boxed{")
+    if at < 0:
+        return False
+    depth = 0
+    for ch in segment[at + 6: at + 6 + BOXED_SPAN]:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return True
+    return False
+
+
+def after_thinking(text: str) -> str:
+    """The text after the reasoning block (`</think>`); nothing while a `<think>` is still open."""
+    end = text.rfind("</think>")
+    if end >= 0:
+        return text[end + len("</think>"):]
+    return "" if "<think>" in text else text

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..config import CompetitionConfig, SamplingConfig
 from ..prompts import messages
+from .base import after_thinking, closed_boxed
 
 
 class ChainOfThought:
@@ -26,3 +27,6 @@ class ChainOfThought:
 
     def answer_text(self, text: str) -> str:
         return text
+
+    def answer_complete(self, text: str) -> bool:
+        return closed_boxed(after_thinking(text))

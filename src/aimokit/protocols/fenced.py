@@ -11,7 +11,7 @@ from typing import Any
 
 from ..config import CompetitionConfig, SamplingConfig
 from ..prompts import OUTPUT_OPEN, messages
-from .base import no_output
+from .base import closed_boxed, no_output
 
 CODE = re.compile(r"```python[ \t]*\n(.*?)```", re.DOTALL)
 
@@ -45,3 +45,9 @@ class Fenced:
 
     def answer_text(self, text: str) -> str:
         return text
+
+    def answer_complete(self, text: str) -> bool:
+        """A closed box outside any code fence (an odd number of fences: a block is still open)."""
+        if text.count("```") % 2:
+            return False
+        return closed_boxed(text[text.rfind("```") + 3:] if "```" in text else text)

@@ -28,12 +28,11 @@ off), which is how the channels and the `to=python` header are read.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ..config import CompetitionConfig, SamplingConfig
 from ..prompts import user_message
-from .base import no_output
+from .base import closed_boxed, no_output
 
 START, END, MESSAGE, CHANNEL, CALL, RETURN = "<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|call|>", "<|return|>"
 SPECIAL = (START, END, MESSAGE, CHANNEL, CALL, RETURN, "<|constrain|>")
@@ -86,9 +85,13 @@ class Harmony:
 
     def answer_text(self, text: str) -> str:
         """The final channel's message, or nothing when the model never reached it."""
-        finals = [m.start() for m in re.finditer(re.escape(CHANNEL) + r"final", text)]
-        if not finals:
+        at = text.rfind(CHANNEL + "final")
+        if at < 0:
             return ""
-        body = text[finals[-1]:].split(MESSAGE, 1)
+        body = text[at:].split(MESSAGE, 1)
         return body[1].split(RETURN, 1)[0].split(END, 1)[0] if len(body) > 1 else ""
+
+    def answer_complete(self, text: str) -> bool:
+        """A closed box in the final channel (a boxed guess in the analysis channel does not stop the sample)."""
+        return closed_boxed(self.answer_text(text))
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import CompetitionConfig, SamplingConfig
 from ..prompts import messages
-from .base import no_output
+from .base import after_thinking, closed_boxed, no_output
 
 TOOL = {"type": "function", "function": {
     "name": "python",
@@ -71,3 +71,11 @@ class Hermes:
 
     def answer_text(self, text: str) -> str:
         return text
+
+    def answer_complete(self, text: str) -> bool:
+        """A closed box after the reasoning block and after the last tool call (none while a call is open)."""
+        tail = after_thinking(text)
+        call_end = tail.rfind("</tool_call>")
+        if tail.rfind("<tool_call>") > call_end:
+            return False
+        return closed_boxed(tail[call_end + len("</tool_call>"):] if call_end >= 0 else tail)
