@@ -74,10 +74,12 @@ def make_model(out: Path, tokenizer_dir: Path, shape: dict = SHAPE) -> Path:
 HARMONY_TOKENS = ["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|call|>", "<|return|>", "<|constrain|>"]
 
 
-def make_gpt_oss(out: Path, tokenizer_dir: Path, layers: int = 8, device: str = "cuda", **dims) -> Path:
+def make_gpt_oss(out: Path, tokenizer_dir: Path, layers: int = 8, mxfp4: bool = True, device: str = "cuda",
+                 **dims) -> Path:
     """gpt-oss-120b's shape (hidden 2880, 128 experts of which 4 active, 64 query / 8 KV heads of 64, sliding
     and full attention in turn, attention sinks) at reduced depth, with random weights; its experts in MXFP4
-    as the real checkpoint ships them (uint8 blocks of 32 four-bit values, e8m0 scales), the rest bf16.
+    as the real checkpoint ships them (uint8 blocks of 32 four-bit values, e8m0 scales), the rest bf16
+    (`mxfp4=False`: the experts in bf16 too, the unquantized layout).
 
     The vocabulary is the travelling tokenizer's (SmolLM2's 49152 entries plus harmony's special tokens)
     instead of o200k's 201088: the LM head is 4x smaller than the real one.
@@ -97,9 +99,10 @@ def make_gpt_oss(out: Path, tokenizer_dir: Path, layers: int = 8, device: str = 
                        eos_token_id=tok.convert_tokens_to_ids("<|return|>"), pad_token_id=tok.pad_token_id,
                        **dims)  # dims: smaller sizes, for the check of the format on CPU
     d = cfg.to_dict()
-    d.update(architectures=["GptOssForCausalLM"], torch_dtype="bfloat16", quantization_config={
-        "quant_method": "mxfp4", "modules_to_not_convert": [
-            "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]})
+    d.update(architectures=["GptOssForCausalLM"], torch_dtype="bfloat16")
+    if mxfp4:
+        d["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": [
+            "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}
     H, I, E, V = cfg.hidden_size, cfg.intermediate_size, cfg.num_local_experts, len(tok)
     nq, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
     g = torch.Generator(device=device).manual_seed(0)
@@ -125,12 +128,14 @@ def make_gpt_oss(out: Path, tokenizer_dir: Path, layers: int = 8, device: str = 
                  p + "self_attn.o_proj.weight": r(H, nq * hd), p + "self_attn.o_proj.bias": r(H),
                  p + "self_attn.sinks": r(nq),
                  p + "mlp.router.weight": r(E, H), p + "mlp.router.bias": r(E),
-                 p + "mlp.experts.gate_up_proj_blocks": u8(0, 256, E, 2 * I, H // 32, 16),
-                 p + "mlp.experts.gate_up_proj_scales": u8(118, 122, E, 2 * I, H // 32),
-                 p + "mlp.experts.gate_up_proj_bias": r(E, 2 * I),
-                 p + "mlp.experts.down_proj_blocks": u8(0, 256, E, H, I // 32, 16),
-                 p + "mlp.experts.down_proj_scales": u8(118, 122, E, H, I // 32),
-                 p + "mlp.experts.down_proj_bias": r(E, H)}
+                 p + "mlp.experts.gate_up_proj_bias": r(E, 2 * I), p + "mlp.experts.down_proj_bias": r(E, H)}
+        if mxfp4:
+            shard.update({p + "mlp.experts.gate_up_proj_blocks": u8(0, 256, E, 2 * I, H // 32, 16),
+                          p + "mlp.experts.gate_up_proj_scales": u8(118, 122, E, 2 * I, H // 32),
+                          p + "mlp.experts.down_proj_blocks": u8(0, 256, E, H, I // 32, 16),
+                          p + "mlp.experts.down_proj_scales": u8(118, 122, E, H, I // 32)})
+        else:
+            shard.update({p + "mlp.experts.gate_up_proj": r(E, H, 2 * I), p + "mlp.experts.down_proj": r(E, I, H)})
         name = f"model-{i + 1:05d}.safetensors"
         save_file(shard, str(out / name), metadata={"format": "pt"})
         index.update({k: name for k in shard})

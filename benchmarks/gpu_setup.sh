@@ -32,5 +32,7 @@ print(f"model and LoRA ready in {time.time() - t:.0f} s", flush=True)
 if os.environ.get("AIMOKIT_BENCH_MOE"):  # the gpt-oss-shaped MoE of the harmony benchmark
     t = time.time()
     make_gpt_oss(Path("/root/gptoss"), tok, layers=int(os.environ["AIMOKIT_BENCH_MOE"]))
+    if os.environ.get("AIMOKIT_BENCH_MOE_BF16"):  # the fallback where MXFP4 kernels fail: bf16 experts
+        make_gpt_oss(Path("/root/gptoss_bf16"), tok, layers=int(os.environ["AIMOKIT_BENCH_MOE_BF16"]), mxfp4=False)
     print(f"gpt-oss-shaped MoE ready in {time.time() - t:.0f} s", flush=True)
 PY
