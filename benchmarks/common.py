@@ -199,10 +199,11 @@ class _ShimDriver:
             self.shim.rounds += 1
             if self.last_round.get(key):
                 answer = SHIM_ANSWER[self.shim.protocol].format(n=hash(key) % 1000)
-                result = replace(result, text=result.text + answer, finish="eos")
+                result = replace(result, text=result.text + answer, finish="eos", token_ids=[])
             else:
                 call, stop = SHIM_CALL[self.shim.protocol]
-                result = replace(result, text=result.text + call, finish="stop", stop_str=stop)
+                ids = result.token_ids + (self.shim.encode(call) or []) if result.token_ids else []
+                result = replace(result, text=result.text + call, finish="stop", stop_str=stop, token_ids=ids)
         return self.inner.finished(key, result)
 
     def busy(self):
@@ -223,6 +224,9 @@ class CodeShim:
 
     def count_tokens(self, text: str) -> int:
         return self.engine.count_tokens(text)
+
+    def encode(self, text: str):
+        return self.engine.encode(text)
 
     def chat_prompt(self, messages, tools=None):
         return self.engine.chat_prompt(messages, tools)

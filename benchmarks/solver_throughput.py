@@ -77,19 +77,24 @@ def main() -> None:
         cfg = base.override({"solver.samples": samples, "solver.max_rounds": rounds - 1,
                              "solver.max_tokens_per_round": round_tokens,
                              "solver.max_tokens_total": rounds * round_tokens})
-        report["shapes"].append(measure(cfg, engine, inner, all_problems[:n_problems], samples, a))
+        report["shapes"].append(measure(cfg, engine, inner, all_problems[:n_problems], samples, a,
+                                        warm_up=not report["shapes"]))
         write(Path(a.out), tag, report)  # after every shape: a timeout keeps what was measured
     inner.close()
 
 
-def measure(cfg: KernelConfig, engine: CodeShim, inner, problems, samples: int, a) -> dict:
+def measure(cfg: KernelConfig, engine: CodeShim, inner, problems, samples: int, a, warm_up: bool) -> dict:
     """One shape: the solver, problem by problem, then raw vLLM on the same prompts and token counts."""
     solver = Solver(engine, cfg.solver, cfg.sandbox, cfg.competition, max_model_len=cfg.engine.max_model_len)
     per_sample: list[list[int]] = []
     prompts: list[str] = []
     results = []
+    # The engine's first steps pay for JIT and graph capture: one problem first, on the first shape only.
+    warm = solver.solve(problems[:1], samples=samples) if warm_up else []
+    if solver.sessions is not None:  # spares started ahead, as a kernel starts them while its model loads
+        solver.sessions.spare_target = 2 * samples
+        solver.sessions.warm(threads=16)
     rounds_before = engine.rounds
-    warm = solver.solve(problems[:1], samples=samples)  # the first steps pay for JIT, graph capture, sessions
     t = now()
     for p in problems:  # one problem at a time, as the kernel is fed
         r = solver.solve([p], samples=samples, keep_responses=True)[0]
@@ -105,7 +110,7 @@ def measure(cfg: KernelConfig, engine: CodeShim, inner, problems, samples: int, 
         "solver_tokens": solver_tokens, "solver_s": round(solver_s, 2),
         "solver_tok_s": round(solver_tokens / solver_s, 1), "engine_rounds": engine.rounds - rounds_before,
         "code_runs": sum(r.code_runs for r in results), "code_errors": sum(r.code_errors for r in results),
-        "answered": sum(r.answered for r in results), "warmup_tokens": warm[0].tokens,
+        "answered": sum(r.answered for r in results), "warmup_tokens": warm[0].tokens if warm else 0,
     }
     if a.backend == "vllm":
         from vllm import SamplingParams

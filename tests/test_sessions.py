@@ -81,6 +81,16 @@ def test_the_pool_hands_each_owner_its_own_session_and_a_reset_clears_them():
         pool.close()
 
 
+def test_spares_warmed_by_several_threads_reach_the_target_exactly():
+    pool = SessionPool(CFG, spare=4)
+    try:
+        pool.warm(threads=3)
+        assert len(pool.spare) == 4 and pool.started == 4 and pool.starting == 0
+        assert len({s.proc.pid for s in pool.spare}) == 4 and all(s.alive() for s in pool.spare)
+    finally:
+        pool.close()
+
+
 def _two_rounds(cfg):
     """Round 1 stamps the time; round 2, 0.3 s of decoding later, answers 42 only if the stamp is round 1's own
     (a re-run of round 1 before round 2, as the fresh-process sandbox does, stamps it anew)."""

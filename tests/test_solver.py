@@ -146,3 +146,41 @@ def test_a_step_expected_to_end_past_the_deadline_is_not_started(clock):
     assert eng.steps == 3 and clock() - t < 1.0  # 0.9 s: a fourth step would have crossed it
     assert statistics.median(eng.recent_steps) == pytest.approx(0.3, abs=0.1)
     assert driver.results[0] == GenResult("so far", 2, "aborted")  # the cut request hands over what it wrote
+
+
+def test_a_continued_sample_is_prompted_with_the_ids_it_generated_not_a_re_tokenization(fast_cfg):
+    """Where the engine takes ids, round 2's prompt is the prompt's ids + the ids the model wrote + the tool
+    result encoded: the prefix cache then meets every generated token (re-tokenized text may differ)."""
+    from aimokit.engine import GenRequest
+
+    from fakes import ScriptedEngine
+
+    ALT = 100_000  # the model writes each character as a second, non-canonical id that decodes the same
+
+    class IdsEngine(ScriptedEngine):
+        def encode(self, text):
+            return [ord(c) for c in text]
+
+        def generate_batch(self, requests, deadline):
+            (req,) = requests
+            assert req.prompt_ids is not None
+            assert "".join(chr(i % ALT) for i in req.prompt_ids) == req.prompt  # the ids spell the prompt
+            seen.append(req.prompt_ids)
+            (res,) = super().generate_batch(requests, deadline)
+            res.token_ids = [ALT + ord(c) for c in res.text]
+            return [res]
+
+    seen: list[tuple[int, ...]] = []
+    engine = IdsEngine(tir_respond)
+    solver = Solver(engine, fast_cfg.solver, fast_cfg.sandbox, fast_cfg.competition, max_model_len=4096)
+    try:
+        res = solver.solve([Problem("p", "What is 6 * 7?", 42)], samples=1, keep_responses=True)[0]
+    finally:
+        solver.close()
+    assert res.answer == 42 and len(seen) == 2
+    first, second = seen
+    written = "Let me compute it.\n```python\nx = 6 * 7\nprint(x)\n```\n"
+    assert second[: len(first)] == first
+    assert second[len(first): len(first) + len(written)] == tuple(ALT + ord(c) for c in written)  # as generated
+    assert all(i < ALT for i in second[len(first) + len(written):])  # the tool result, encoded
+    assert GenRequest("x", 1).prompt_ids is None  # engines without ids get text, as before

@@ -179,16 +179,32 @@ class SessionPool:
         self.spare: list[Session] = []
         self.owned: dict[Hashable, Session] = {}
         self.started = 0
+        self.starting = 0  # spares being started right now
         self.closed = False
 
-    def warm(self) -> None:
-        """Start spares up to the target (the engine generates meanwhile, so the first call waits on none)."""
+    def warm(self, threads: int = 1) -> None:
+        """Start spares up to the target (the engine generates meanwhile, so the first call waits on none).
+
+        `threads` > 1 starts that many at once (each imports sympy and numpy: about a second of one core),
+        for a start-up that has cores to spare, before the engine runs."""
+        if threads > 1:
+            workers = [threading.Thread(target=self.warm, daemon=True) for _ in range(threads)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            return
         while True:
-            with self.lock:
-                if self.closed or len(self.spare) >= self.spare_target:
+            with self.lock:  # a slot is taken before the start, so threads warming at once never overshoot
+                if self.closed or len(self.spare) + self.starting >= self.spare_target:
                     return
-            s = Session(self.cfg)
-            s.run(PRELOAD)
+                self.starting += 1
+            try:
+                s = Session(self.cfg)
+                s.run(PRELOAD)
+            finally:
+                with self.lock:
+                    self.starting -= 1
             with self.lock:
                 self.started += 1
                 if not self.closed:

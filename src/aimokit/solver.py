@@ -53,6 +53,9 @@ class Sample:
     answer: int | None = None
     boxed: bool = False
     entropies: list[float] = field(default_factory=list)  # per generated token, when logprobs were asked for
+    # The text after the prompt as token ids (what the model wrote, exactly, and the tool results encoded), where
+    # the engine takes ids; None: the next round's prompt is the text, tokenized again.
+    ids: list[int] | None = None
     finished_at: int = 0  # the order samples finished in (replay simulates early stop in it)
 
     def entropy_stats(self, tail: int) -> dict[str, float | None]:
@@ -105,9 +108,13 @@ class _Run:
         self.problems = problems
         cfg = solver.cfg
         self.prompts = [solver.protocol.prompt(solver.engine, p.problem, cfg, solver.comp) for p in problems]
-        self.prompt_tokens = [solver.engine.count_tokens(t) for t in self.prompts]
+        encode = getattr(solver.engine, "encode", None)
+        self.prompt_ids = [encode(t) for t in self.prompts] if encode else [None] * len(self.prompts)
+        self.prompt_tokens = [len(ids) if ids is not None else solver.engine.count_tokens(t)
+                              for ids, t in zip(self.prompt_ids, self.prompts)]
         self.samples = {
-            (pi, k): Sample(pi, k) for pi, n in enumerate(samples) for k in range(n)
+            (pi, k): Sample(pi, k, ids=[] if self.prompt_ids[pi] is not None else None)
+            for pi, n in enumerate(samples) for k in range(n)
         }
         self.votes: list[list[Vote]] = [[] for _ in problems]
         self.closed = [False] * len(problems)  # vote decided: no more work
@@ -146,6 +153,8 @@ class _Run:
         smp = self.samples[key]
         self.in_engine.discard(key)
         smp.text += result.text
+        if smp.ids is not None:  # ids that spell the text, or (a backend without them) the text path from now on
+            smp.ids = smp.ids + result.token_ids if result.token_ids or not result.text else None
         smp.entropies.extend(result.entropies)
         smp.tokens += result.n_tokens
         smp.context_tokens += result.n_tokens
@@ -191,8 +200,10 @@ class _Run:
     def _request(self, smp: Sample) -> GenRequest:
         cfg = self.s.cfg
         last_round = smp.code_runs >= cfg.max_rounds
+        ids = self.prompt_ids[smp.problem]
         return GenRequest(
             prompt=self.prompts[smp.problem] + smp.text,
+            prompt_ids=tuple(ids + smp.ids) if ids is not None and smp.ids is not None else None,
             max_tokens=max(1, self._budget_left(smp)),
             seed=_seed(cfg.seed, self.problems[smp.problem].id, smp.index, smp.calls),
             temperature=cfg.temperature,
@@ -223,7 +234,12 @@ class _Run:
         appended = self.s.protocol.tool_result(smp.text, out)
         smp.text += appended
         smp.exec_pos = len(smp.text)
-        smp.context_tokens += self.s.engine.count_tokens(appended)
+        if smp.ids is not None:
+            more = self.s.engine.encode(appended)
+            smp.ids += more
+            smp.context_tokens += len(more)
+        else:
+            smp.context_tokens += self.s.engine.count_tokens(appended)
         if self._budget_left(smp) < 16:
             self._finalize(smp)
             return

@@ -36,6 +36,7 @@ def main() -> None:
     print("LORA_PROBE " + json.dumps({"with": with_lora, "again": again, "without": without,
                                       "tokens": sampled.n_tokens, "entropies": sampled.entropies,
                                       "full": [full.text, full.n_tokens, full.finish],
+                                      "full_ids": [len(full.token_ids), engine.tokenizer.decode(full.token_ids)],
                                       "answered": [answered.text, answered.n_tokens, answered.finish,
                                                    len(answered.entropies)]}), flush=True)
     engine.close()

@@ -51,6 +51,10 @@ class SteppedEngine:
         """Advance every live request a little; the ones that finished."""
         raise NotImplementedError
 
+    def encode(self, text: str) -> list[int] | None:
+        """Token ids of `text`, for backends that take `GenRequest.prompt_ids` (default: None, text only)."""
+        return None
+
     def reset(self) -> None:
         """After a run that raised and whose requests were aborted: settle the engine (default: nothing)."""
 

@@ -24,6 +24,10 @@ class GenRequest:
     # Ends the request early, finish "answer", once it returns True for the text so far: a cheap check
     # (the protocol's `answer_complete`), asked only when new text holds a "}". None: run to a stop, EOS or length.
     done_when: Callable[[str], bool] | None = None
+    # The prompt as token ids, where the caller kept them (a sample's earlier rounds as generated): the engine
+    # takes them as they are, so a continued sample meets the prefix cache on every token it wrote. `prompt`
+    # stays the same text. None: the engine tokenizes `prompt`.
+    prompt_ids: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -34,6 +38,9 @@ class GenResult:
     finish: str = "aborted"
     stop_str: str | None = None
     entropies: list[float] = field(default_factory=list)  # per generated token, when top_logprobs > 0
+    # Token ids that spell `text` exactly (the generated ones where they decode to it, else `text` re-encoded),
+    # from backends that take `prompt_ids`; empty elsewhere.
+    token_ids: list[int] = field(default_factory=list)
 
 
 def answered_at(text: str, done_when: Callable[[str], bool] | None, start: int = 0) -> int | None:
@@ -79,6 +86,9 @@ class Engine(Protocol):
     name: str
 
     def count_tokens(self, text: str) -> int: ...
+
+    def encode(self, text: str) -> list[int] | None:
+        """Token ids of `text` where the backend takes `GenRequest.prompt_ids`; None where it takes only text."""
 
     def chat_prompt(self, messages: list[dict[str, str]], tools: list[dict] | None = None) -> str: ...
 

@@ -32,11 +32,11 @@ class _Streamed:
 
     done_when: Callable[[str], bool]
     text: str = ""
-    n_tokens: int = 0
+    ids: list[int] = field(default_factory=list)
     entropies: list[float] = field(default_factory=list)
 
     def result(self, finish: str, stop_str: str | None = None) -> GenResult:
-        return GenResult(self.text, self.n_tokens, finish, stop_str, self.entropies)
+        return GenResult(self.text, len(self.ids), finish, stop_str, self.entropies, self.ids)
 
 
 def _entropies(completion: Any) -> list[float]:
@@ -81,9 +81,21 @@ class VLLMEngine(SteppedEngine):
         self._rid: dict[Hashable, str] = {}
         self._key: dict[str, Hashable] = {}
         self._streamed: dict[str, _Streamed] = {}
+        self._skip: dict[str, bool] = {}  # each request's skip_special_tokens, to check its ids spell its text
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
+        return len(self.encode(text))
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def _spelling(self, ids: list[int], text: str, req_skip: bool) -> list[int]:
+        """Ids that spell `text`: the generated ones when they decode to it (the usual case, so the next round's
+        prompt is exactly what the model wrote and meets the prefix cache), else `text` re-encoded (a stop string
+        cut inside a token, or a detokenizer difference): never a context that differs from the recorded text."""
+        if ids and self.tokenizer.decode(ids, skip_special_tokens=req_skip) == text:
+            return list(ids)
+        return self.encode(text)
 
     def chat_prompt(self, messages: list[dict[str, str]], tools: list[dict] | None = None) -> str:
         return apply_chat_template(self.tokenizer, messages, tools)
@@ -108,9 +120,10 @@ class VLLMEngine(SteppedEngine):
             output_kind=RequestOutputKind.DELTA if req.done_when else RequestOutputKind.FINAL_ONLY,
         )
         # Chat templates already carry BOS; do not let the tokenizer add another.
-        token_ids = self.tokenizer.encode(req.prompt, add_special_tokens=False)
+        token_ids = list(req.prompt_ids) if req.prompt_ids is not None else self.encode(req.prompt)
         self.engine.add_request(rid, {"prompt_token_ids": token_ids}, sp, lora_request=self.lora)
         self._rid[key], self._key[rid] = rid, key
+        self._skip[rid] = req.skip_special_tokens
         if req.done_when:
             self._streamed[rid] = _Streamed(req.done_when)
 
@@ -121,6 +134,7 @@ class VLLMEngine(SteppedEngine):
         for rid in rids.values():
             self._key.pop(rid, None)
             self._streamed.pop(rid, None)
+            self._skip.pop(rid, None)
         if rids:
             self.engine.abort_request(list(rids.values()))
         return partial
@@ -135,7 +149,7 @@ class VLLMEngine(SteppedEngine):
             streamed = self._streamed.get(rid)
             if streamed is not None:
                 streamed.text += c.text
-                streamed.n_tokens += len(c.token_ids)
+                streamed.ids.extend(c.token_ids)
                 streamed.entropies.extend(_entropies(c))
                 if not out.finished:
                     if "}" in c.text and streamed.done_when(streamed.text):
@@ -150,11 +164,13 @@ class VLLMEngine(SteppedEngine):
                 finish = "eos"
             if finish == "abort":
                 finish = "aborted"
+            skip = self._skip.get(rid, True)
             key = self._forget(rid)
-            if streamed is not None:
-                done.append((key, streamed.result(finish, stop_str)))
-            else:
-                done.append((key, GenResult(c.text, len(c.token_ids), finish, stop_str, _entropies(c))))
+            res = (streamed.result(finish, stop_str) if streamed is not None
+                   else GenResult(c.text, len(c.token_ids), finish, stop_str, _entropies(c), list(c.token_ids)))
+            if finish != "aborted":  # a round the solver may continue from: its ids must spell its text
+                res.token_ids = self._spelling(res.token_ids, res.text, skip)
+            done.append((key, res))
         if answered:
             self.engine.abort_request(answered)
         return done
@@ -163,6 +179,7 @@ class VLLMEngine(SteppedEngine):
         key = self._key.pop(rid)
         self._rid.pop(key, None)
         self._streamed.pop(rid, None)
+        self._skip.pop(rid, None)
         return key
 
     def reset(self) -> None:
