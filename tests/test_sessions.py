@@ -116,6 +116,9 @@ def test_the_solver_runs_each_sample_in_its_own_session_without_rerunning_earlie
         res = solver.solve([Problem("p", "q", 42)], samples=2)[0]
         assert res.answer == 42 and res.code_runs == 4 and res.code_errors == 0
         assert solver.sessions.owned == {}  # reset after the problem
+        for closer in solver.sessions.closers:  # the old sessions were killed on a thread of their own
+            closer.join(timeout=10)
+        assert all(not t.is_alive() for t in solver.sessions.closers)
         assert solver.solve([Problem("p2", "q", 42)], samples=1)[0].answer == 42
     finally:
         solver.close()

@@ -341,8 +341,8 @@ class Solver:
             (not x.done or x.aborted) and not run.closed[x.problem] for x in run.samples.values()))
         results = self._results(run, start, keep_responses, "error" if error is not None else None, timed_out)
         self.current = None
-        if self.sessions is not None:  # between problems: no state carries over
-            self.sessions.reset()
+        if self.sessions is not None:  # between problems: no state carries over (old processes die meanwhile)
+            self.sessions.reset(wait=False)
         if error is not None:
             raise SolveError(results, error)
         return results
