@@ -11,6 +11,7 @@ generated tokens, the engine, the sandbox and the voting are all real.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -33,37 +34,57 @@ SHAPE = dict(architectures=["LlamaForCausalLM"], model_type="llama", hidden_size
              tie_word_embeddings=False, torch_dtype="bfloat16", hidden_act="silu")
 
 
-def make_model(out: Path, tokenizer_dir: Path, shape: dict = SHAPE) -> Path:
-    """Random bf16 weights of the given shape, written shard by shard from the GPU."""
+def _random(device: str):
+    """Seeded random tensors made on `device` and moved to the CPU: `r(*shape)` bf16 weights, `u8(lo, hi, *shape)`."""
+    import torch
+
+    g = torch.Generator(device=device).manual_seed(0)
+
+    def r(*shape):
+        return (torch.randn(*shape, device=device, dtype=torch.bfloat16, generator=g) * 0.02).cpu()
+
+    def u8(lo, hi, *shape):
+        return torch.randint(lo, hi, shape, device=device, dtype=torch.uint8, generator=g).cpu()
+
+    return r, u8
+
+
+def _save_shards(out: Path, r, vocab: int, hidden: int, layers: Iterable[dict]) -> None:
+    """The embeddings and LM head in shard 0, one shard per layer after it (`layers` yields their tensors,
+    made one at a time), and the index that names them."""
     import torch
     from safetensors.torch import save_file
+
+    head = {"model.embed_tokens.weight": r(vocab, hidden),
+            "model.norm.weight": torch.ones(hidden, dtype=torch.bfloat16), "lm_head.weight": r(vocab, hidden)}
+    index = {}
+    for i, shard in enumerate(itertools.chain([head], layers)):
+        name = f"model-{i:05d}.safetensors"
+        save_file(shard, str(out / name), metadata={"format": "pt"})
+        index.update({k: name for k in shard})
+    (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": index}))
+
+
+def make_model(out: Path, tokenizer_dir: Path, shape: dict = SHAPE, device: str = "cuda") -> Path:
+    """Random bf16 weights of the given shape, written shard by shard from the GPU."""
+    import torch
 
     if (out / "config.json").exists():
         return out
     out.mkdir(parents=True, exist_ok=True)
     H, I, L, V = shape["hidden_size"], shape["intermediate_size"], shape["num_hidden_layers"], shape["vocab_size"]
-    g = torch.Generator(device="cuda").manual_seed(0)
+    r, _ = _random(device)
 
-    def r(*s):
-        return (torch.randn(*s, device="cuda", dtype=torch.bfloat16, generator=g) * 0.02).cpu()
-
-    index = {}
-    shard = {"model.embed_tokens.weight": r(V, H), "model.norm.weight": torch.ones(H, dtype=torch.bfloat16),
-             "lm_head.weight": r(V, H)}
-    save_file(shard, str(out / "model-00000.safetensors"), metadata={"format": "pt"})
-    index.update({k: "model-00000.safetensors" for k in shard})
-    for i in range(L):
+    def layer(i: int) -> dict:
         p = f"model.layers.{i}."
-        shard = {p + "self_attn.q_proj.weight": r(H, H), p + "self_attn.k_proj.weight": r(H, H),
-                 p + "self_attn.v_proj.weight": r(H, H), p + "self_attn.o_proj.weight": r(H, H),
-                 p + "mlp.gate_proj.weight": r(I, H), p + "mlp.up_proj.weight": r(I, H),
-                 p + "mlp.down_proj.weight": r(H, I),
-                 p + "input_layernorm.weight": torch.ones(H, dtype=torch.bfloat16),
-                 p + "post_attention_layernorm.weight": torch.ones(H, dtype=torch.bfloat16)}
-        name = f"model-{i + 1:05d}.safetensors"
-        save_file(shard, str(out / name), metadata={"format": "pt"})
-        index.update({k: name for k in shard})
-    (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": index}))
+        return {p + "self_attn.q_proj.weight": r(H, H), p + "self_attn.k_proj.weight": r(H, H),
+                p + "self_attn.v_proj.weight": r(H, H), p + "self_attn.o_proj.weight": r(H, H),
+                p + "mlp.gate_proj.weight": r(I, H), p + "mlp.up_proj.weight": r(I, H),
+                p + "mlp.down_proj.weight": r(H, I),
+                p + "input_layernorm.weight": torch.ones(H, dtype=torch.bfloat16),
+                p + "post_attention_layernorm.weight": torch.ones(H, dtype=torch.bfloat16)}
+
+    _save_shards(out, r, V, H, (layer(i) for i in range(L)))
     (out / "config.json").write_text(json.dumps(shape))
     for f in tokenizer_dir.iterdir():
         if f.name.startswith(("tokenizer", "special_tokens", "generation_config")) or f.suffix == ".jinja":
@@ -85,7 +106,6 @@ def make_gpt_oss(out: Path, tokenizer_dir: Path, layers: int = 8, mxfp4: bool = 
     instead of o200k's 201088: the LM head is 4x smaller than the real one.
     """
     import torch
-    from safetensors.torch import save_file
     from transformers import AutoTokenizer, GptOssConfig
 
     if (out / "config.json").exists():
@@ -105,20 +125,9 @@ def make_gpt_oss(out: Path, tokenizer_dir: Path, layers: int = 8, mxfp4: bool = 
             "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}
     H, I, E, V = cfg.hidden_size, cfg.intermediate_size, cfg.num_local_experts, len(tok)
     nq, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-    g = torch.Generator(device=device).manual_seed(0)
+    r, u8 = _random(device)
 
-    def r(*shape):
-        return (torch.randn(*shape, device=device, dtype=torch.bfloat16, generator=g) * 0.02).cpu()
-
-    def u8(lo, hi, *shape):
-        return torch.randint(lo, hi, shape, device=device, dtype=torch.uint8, generator=g).cpu()
-
-    index = {}
-    shard = {"model.embed_tokens.weight": r(V, H), "model.norm.weight": torch.ones(H, dtype=torch.bfloat16),
-             "lm_head.weight": r(V, H)}
-    save_file(shard, str(out / "model-00000.safetensors"), metadata={"format": "pt"})
-    index.update({k: "model-00000.safetensors" for k in shard})
-    for i in range(layers):
+    def layer(i: int) -> dict:
         p = f"model.layers.{i}."
         shard = {p + "input_layernorm.weight": torch.ones(H, dtype=torch.bfloat16),
                  p + "post_attention_layernorm.weight": torch.ones(H, dtype=torch.bfloat16),
@@ -136,10 +145,9 @@ def make_gpt_oss(out: Path, tokenizer_dir: Path, layers: int = 8, mxfp4: bool = 
                           p + "mlp.experts.down_proj_scales": u8(118, 122, E, H, I // 32)})
         else:
             shard.update({p + "mlp.experts.gate_up_proj": r(E, H, 2 * I), p + "mlp.experts.down_proj": r(E, I, H)})
-        name = f"model-{i + 1:05d}.safetensors"
-        save_file(shard, str(out / name), metadata={"format": "pt"})
-        index.update({k: name for k in shard})
-    (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": index}))
+        return shard
+
+    _save_shards(out, r, V, H, (layer(i) for i in range(layers)))
     (out / "config.json").write_text(json.dumps(d))
     return out
 

@@ -1,0 +1,46 @@
+"""The GPU benchmarks' random models are real checkpoints of their families: built small on CPU here, they load
+in transformers with every tensor named and shaped as the family's loader expects (vLLM reads the same names)."""
+
+import sys
+
+import pytest
+
+from layout import ROOT
+
+
+@pytest.fixture(scope="module")
+def common():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import common
+
+        yield common
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+TINY_MOE = dict(hidden_size=64, intermediate_size=64, num_local_experts=4, num_experts_per_tok=2,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=16)
+
+
+@pytest.mark.parametrize("mxfp4", [True, False])
+def test_the_gpt_oss_shaped_moe_loads_with_every_tensor_in_place(common, default_model, tmp_path, mxfp4):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = common.make_gpt_oss(tmp_path / "moe", default_model, layers=2, mxfp4=mxfp4, device="cpu", **TINY_MOE)
+    model, info = AutoModelForCausalLM.from_pretrained(out, output_loading_info=True)  # MXFP4: dequantized on CPU
+    assert info == {"missing_keys": set(), "unexpected_keys": set(), "mismatched_keys": set(), "error_msgs": []}
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.convert_tokens_to_ids("<|call|>") < model.config.vocab_size == len(tok)  # harmony's tokens are single
+    assert model.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=2, do_sample=False).shape == (1, 5)
+
+
+def test_the_7b_shaped_llama_loads_with_every_tensor_in_place(common, default_model, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    shape = dict(common.SHAPE, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=4)
+    out = common.make_model(tmp_path / "llama", default_model, shape, device="cpu")
+    _, info = AutoModelForCausalLM.from_pretrained(out, output_loading_info=True)
+    assert info == {"missing_keys": set(), "unexpected_keys": set(), "mismatched_keys": set(), "error_msgs": []}
