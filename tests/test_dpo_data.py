@@ -94,3 +94,29 @@ def test_reference_solutions_stand_in_where_no_sample_is_right(tmp_path):
     pairs = make_pairs(DPODataConfig(responses=[str(path)], solutions=str(sols))).collect()
     assert pairs.height == 3 * 4 and pairs["chosen"].str.starts_with("worked").all()
     assert pairs.filter(pl.col("problem_id") == "arith-1")["chosen"][0] == "worked 1\n\nThe answer is \\boxed{1}."
+
+
+def test_prefer_shorter_pairs_two_correct_answers_the_shorter_chosen(tmp_path, tokenizer_dir):
+    short, long_, wrong = "So \\boxed{7}.", "Let me check it twice more, slowly. So \\boxed{7}.", "So \\boxed{8}."
+    near = "Thus \\boxed{7}."  # correct, but not (1 + 0.5) x as long as `short`: no pair between them
+    df = pl.DataFrame({"problem_id": ["a"] * 4 + ["b"] * 2, "prompt": ["Pa"] * 4 + ["Pb"] * 2,
+                       "response": [short, long_, wrong, near, short, long_],
+                       "correct": [True, True, False, True, True, True]})
+    df.write_parquet(tmp_path / "r.parquet")
+    base = DPODataConfig(responses=[str(tmp_path / "r.parquet")], code_start_in_prompt=False)
+    plain = make_pairs(base).collect()
+    assert set(plain["kind"]) == {"correct_wrong"} and plain.height == 3  # a: three correct x one wrong; b: none
+    pairs = make_pairs(dataclasses.replace(base, prefer_shorter=0.5)).collect()
+    shorter = pairs.filter(pl.col("kind") == "shorter")
+    assert sorted(zip(shorter["problem_id"], shorter["chosen"], shorter["rejected"])) == sorted([
+        ("a", near, long_), ("a", short, long_), ("b", short, long_)])  # b, all correct, now has a pair
+    stats = build_dpo_data(dataclasses.replace(base, prefer_shorter=0.5, tokenizer=tokenizer_dir, val_fraction=0,
+                                               out=str(tmp_path / "out")))
+    assert stats["pairs"]["shorter_correct"] == 3 and stats["options"]["prefer_shorter"] == 0.5
+    only_right = df.filter(pl.col("correct"))
+    only_right.write_parquet(tmp_path / "right.parquet")
+    with pytest.raises(DPODataError, match=r"prefer_shorter > 0"):
+        make_pairs(DPODataConfig(responses=[str(tmp_path / "right.parquet")]))
+    assert make_pairs(DPODataConfig(responses=[str(tmp_path / "right.parquet")], prefer_shorter=0.5)).collect().height == 3
+    with pytest.raises(Exception, match="prefer_shorter must be >= 0"):
+        DPODataConfig(prefer_shorter=-1)

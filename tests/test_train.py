@@ -43,6 +43,9 @@ def test_bad_training_input_is_a_clear_error(tmp_path):
                           init_adapter=str(other)))
     with pytest.raises(ConfigError, match="method = 'ppo'"):
         TrainConfig.load(None, {"method": "ppo"})
+    with pytest.raises(ConfigError, match=r"loss_type \['nca'\]: use one or more of .*nca_pair"):
+        TrainConfig.load(None, {"loss_type": ["nca"]})
+    assert TrainConfig.load(None, {"loss_type": ["nca_pair"]}).loss_type == ["nca_pair"]
 
 
 @pytest.mark.slow
@@ -82,3 +85,20 @@ def test_dpo_marker_reaches_vllm_inference_on_held_out_problems(tmp_path):
     assert got["n"] == 32
     assert got["with"] >= 0.95, got
     assert got["without"] <= 0.05, got
+
+
+@pytest.mark.parametrize("loss", ["ipo", "nca_pair"])
+def test_the_dpo_follow_up_losses_train(tmp_path, loss):
+    """ipo and nca_pair (AIMO-2's 2nd place) go to TRL as named and train: two steps on the embedded model."""
+    import math
+
+    pl.DataFrame({"prompt": ["What is 2 + 2?", "What is 3 + 3?"] * 2,
+                  "chosen": ["\\boxed{4}", "\\boxed{6}"] * 2,
+                  "rejected": ["Let me think about it at length first. \\boxed{5}",
+                               "Perhaps, after a long detour, \\boxed{7}"] * 2}).write_parquet(tmp_path / "pairs.parquet")
+    cfg = TrainConfig(train_file=str(tmp_path / "pairs.parquet"), output_dir=str(tmp_path / "out"), loss_type=[loss],
+                      max_steps=2, per_device_train_batch_size=2, max_length=64, logging_steps=1, save_steps=100)
+    adapter = train(cfg)
+    assert (adapter / "adapter_config.json").is_file()
+    losses = [h["loss"] for h in map(json.loads, (tmp_path / "out" / "log.jsonl").read_text().splitlines()) if "loss" in h]
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)

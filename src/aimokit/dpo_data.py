@@ -47,6 +47,9 @@ class DPODataConfig(Job):
     max_total_tokens: int = setting(937, help="Pairs with a longer prompt plus response are dropped.")
     val_fraction: float = setting(0.1, help="The share of problems (never of pairs) held out for validation.")
     seed: int = setting(0, help="The cap's draw and the split.")
+    prefer_shorter: float = setting(0.0, help="Above 0: also pair two correct responses of a problem, the shorter chosen, "
+                                              "when the longer is at least (1 + prefer_shorter) x as long in characters "
+                                              "(AIMO-2's 2nd place trained shorter outputs so, with loss_type nca_pair); 0: off.")
     solutions: str = setting("", help="Optional problems file with 'solution': chosen for problems no sample solved.")
 
     def __post_init__(self) -> None:
@@ -54,6 +57,8 @@ class DPODataConfig(Job):
             raise ConfigError("max_pairs_per_problem must be >= 1")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError("val_fraction must be in [0, 1)")
+        if self.prefer_shorter < 0:
+            raise ConfigError("prefer_shorter must be >= 0 (0: off; 0.5: the longer is at least 1.5x as long)")
 
 
 def read_responses(paths: list[str]) -> pl.LazyFrame:
@@ -93,16 +98,20 @@ def _with_solutions(lf: pl.LazyFrame, path: str) -> pl.LazyFrame:
     return pl.concat([lf, ref])
 
 
-def _check_usable(lf: pl.LazyFrame) -> None:
+def _check_usable(lf: pl.LazyFrame, prefer_shorter: float = 0.0) -> None:
     per = lf.group_by("problem_id").agg(pl.col("correct").sum().alias("good"), (~pl.col("correct")).sum().alias("bad")).collect()
-    usable = per.filter((pl.col("good") > 0) & (pl.col("bad") > 0)).height
+    pairable = (pl.col("good") > 0) & (pl.col("bad") > 0)
+    if prefer_shorter > 0:
+        pairable = pairable | (pl.col("good") > 1)
+    usable = per.filter(pairable).height
     if usable == 0:
         all_wrong = per.filter(pl.col("good") == 0).height
         all_right = per.filter(pl.col("bad") == 0).height
         raise DPODataError(
             f"no problem has both a correct and a wrong response ({per.height} problems: {all_wrong} with none "
             f"correct, {all_right} with none wrong), so there is no pair to make. Evaluate with more samples, on "
-            "problems nearer the model's level, or pass reference solutions (--solutions FILE with a 'solution' column)")
+            "problems nearer the model's level, pass reference solutions (--solutions FILE with a 'solution' column), or "
+            "pair correct answers by length (prefer_shorter > 0)")
 
 
 def add_marker(text: pl.Expr, marker: str) -> pl.Expr:
@@ -114,11 +123,19 @@ def make_pairs(cfg: DPODataConfig) -> pl.LazyFrame:
     if cfg.solutions:
         lf = _with_solutions(lf, cfg.solutions)
     lf = lf.collect().lazy()  # read the files once: the check below and the pairs both need them
-    _check_usable(lf)
+    _check_usable(lf, cfg.prefer_shorter)
     lf = lf.unique(subset=["problem_id", "prompt", "response"], maintain_order=True)
     chosen = lf.filter(pl.col("correct")).select("problem_id", "prompt", pl.col("response").alias("chosen"))
     rejected = lf.filter(~pl.col("correct")).select("problem_id", pl.col("response").alias("rejected"))
     pairs = chosen.join(rejected, on="problem_id", how="inner", maintain_order="left_right")  # same seed, same pairs
+    pairs = pairs.with_columns(pl.lit("correct_wrong").alias("kind"))
+    if cfg.prefer_shorter > 0:  # a correct answer said in fewer words beats the same answer said at length
+        longer = chosen.select("problem_id", pl.col("chosen").alias("rejected"))
+        shorter = (chosen.join(longer, on="problem_id", how="inner", maintain_order="left_right")
+                   .filter(pl.col("rejected").str.len_chars()
+                           >= (1 + cfg.prefer_shorter) * pl.col("chosen").str.len_chars())
+                   .with_columns(pl.lit("shorter").alias("kind")))
+        pairs = pl.concat([pairs, shorter])
     if cfg.code_start_in_prompt:  # only where both responses open with the code block
         both = pl.col("chosen").str.starts_with(CODE_START) & pl.col("rejected").str.starts_with(CODE_START)
         pairs = pairs.with_columns(
@@ -205,13 +222,14 @@ def build_dpo_data(cfg: DPODataConfig) -> dict[str, Any]:
     stats = {
         "problems": {"train": train["problem_id"].n_unique(), "val": val["problem_id"].n_unique()},
         "pairs": {"train": train.height, "val": val.height, "candidates": candidates,
+                  "shorter_correct": pairs.filter(pl.col("kind") == "shorter").height,
                   "dropped_prompt_too_long": too_long_prompt, "dropped_total_too_long": too_long_total},
         "pairs_per_problem": _percentiles(pairs.group_by("problem_id").len()["len"]),
         "tokens": {col: _percentiles(pairs[col]) for col in ("prompt_tokens", "chosen_tokens", "rejected_tokens", "total_tokens")},
         "options": {"max_pairs_per_problem": cfg.max_pairs_per_problem, "balance": cfg.balance,
                     "code_start_in_prompt": cfg.code_start_in_prompt, "marker": cfg.marker,
                     "max_prompt_tokens": cfg.max_prompt_tokens, "max_total_tokens": cfg.max_total_tokens,
-                    "val_fraction": cfg.val_fraction, "seed": cfg.seed},
+                    "val_fraction": cfg.val_fraction, "seed": cfg.seed, "prefer_shorter": cfg.prefer_shorter},
     }
     atomic_write(out / "stats.json", json.dumps(stats, indent=2))
     return stats
@@ -221,7 +239,8 @@ def format_stats(stats: dict[str, Any]) -> str:
     p, t = stats["pairs"], stats["tokens"]
     lines = [f"problems: {stats['problems']['train']} train, {stats['problems']['val']} val",
              f"pairs: {p['train']} train, {p['val']} val (of {p['candidates']} candidates; dropped "
-             f"{p['dropped_prompt_too_long']} for prompt length, {p['dropped_total_too_long']} for total length)",
+             f"{p['dropped_prompt_too_long']} for prompt length, {p['dropped_total_too_long']} for total length; "
+             f"{p.get('shorter_correct', 0)} prefer the shorter of two correct answers)",
              f"pairs per problem: {stats['pairs_per_problem']}"]
     lines += [f"{k}: {v}" for k, v in t.items()]
     return "\n".join(lines)

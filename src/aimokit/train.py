@@ -54,7 +54,8 @@ class TrainConfig(Job):
     loss_type: list[str] = setting(
         default_factory=lambda: ["sigmoid", "sft"],
         help="TRL's DPO losses, summed: 'sigmoid' alone only widens the chosen-rejected margin (the chosen response's "
-             "own likelihood can stay low, the journal's 18 %); adding 'sft' (RPO) makes it the mode.")
+             "own likelihood can stay low, the journal's 18 %); adding 'sft' (RPO) makes it the mode. Also 'ipo', and "
+             "'nca_pair' (AIMO-2's 2nd place, with pairs that prefer shorter correct answers: dpo-data prefer_shorter).")
     loss_weights: list[float] = setting(default_factory=list, help="One per loss_type; empty: all 1.")
     num_train_epochs: float = setting(1.0, help="TRL / transformers num_train_epochs.")
     max_steps: int = setting(-1, help="Above 0, overrides num_train_epochs.")
@@ -75,6 +76,9 @@ class TrainConfig(Job):
     def __post_init__(self) -> None:
         if self.method not in COLUMNS:
             raise ConfigError(f"method = {self.method!r}: use 'dpo' or 'sft'")
+        unknown = [t for t in self.loss_type if t not in DPO_LOSSES]
+        if unknown or not self.loss_type:
+            raise ConfigError(f"loss_type {unknown or '[]'}: use one or more of {', '.join(DPO_LOSSES)} (TRL's DPO losses)")
         if self.loss_weights and len(self.loss_weights) != len(self.loss_type):
             raise ConfigError(f"loss_weights has {len(self.loss_weights)} entries for {len(self.loss_type)} loss_type")
         if self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:
@@ -84,6 +88,10 @@ class TrainConfig(Job):
         if clash:
             raise ConfigError(f"extra sets {clash}, which the kit sets itself or models as a field; set the field instead")
 
+
+# TRL 1.16's DPO losses (DPOTrainer refuses any other name, but only once the model is loaded).
+DPO_LOSSES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+              "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
 
 _SET_BY_KIT = {"output_dir", "report_to", "bf16", "use_cpu", "eval_strategy", "per_device_eval_batch_size",
                "completion_only_loss"}
