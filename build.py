@@ -9,9 +9,10 @@
     python build.py output [--ship TOML] [--kernel NAME] [--path DIR] [--probe [--into DIR]]
     python build.py evaluate [--problems FILE] [--samples K] [--eval-config TOML] [--config TOML] [--lora DIR] [--out DIR] [--set k=v ...]
     python build.py dpo-data --responses FILE [FILE ...] [--config TOML] [--out DIR] [--set k=v ...]
+    python build.py sft-data --responses FILE [FILE ...] [--config TOML] [--out DIR] [--set k=v ...]
     python build.py train [--config TOML] [--set k=v ...]
     python build.py replay --responses FILE [FILE ...] [--config TOML] [--out DIR]
-    python build.py settings [kernel|eval|dpo-data|train|ship] [--markdown]
+    python build.py settings [kernel|eval|dpo-data|sft-data|train|ship] [--markdown]
 """
 
 from __future__ import annotations
@@ -319,6 +320,22 @@ def cmd_dpo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sft_data(args: argparse.Namespace) -> int:
+    from aimokit.sft_data import SFTDataConfig, build_sft_data
+
+    overrides = _parse_sets(args.set)
+    if args.responses:
+        overrides["responses"] = [str(Path(r).resolve()) for r in args.responses]
+    if args.out:
+        overrides["out"] = args.out
+    cfg = SFTDataConfig.load(args.config, overrides)
+    stats = build_sft_data(cfg)
+    print(f"traces: {stats['traces']['train']} train, {stats['traces']['val']} val "
+          f"({stats['problems']['train']} + {stats['problems']['val']} problems)")
+    print(f"traces: {Path(cfg.out) / 'train.parquet'}, {Path(cfg.out) / 'val.parquet'}; stats: {Path(cfg.out) / 'stats.json'}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from aimokit.train import TrainConfig, train
 
@@ -400,6 +417,12 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--out", default=None)
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     g.set_defaults(func=cmd_dpo_data)
+    f = sub.add_parser("sft-data", help="SFT traces (correct responses, tool results marked) from evaluated responses")
+    f.add_argument("--responses", nargs="+", default=None)
+    f.add_argument("--config", default=None, help="an SFTDataConfig TOML")
+    f.add_argument("--out", default=None)
+    f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    f.set_defaults(func=cmd_sft_data)
     t = sub.add_parser("train", help="DPO or SFT with TRL + LoRA")
     t.add_argument("--config", default=str(ROOT / "configs" / "train-dpo.toml"))
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -410,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--out", default=None, help="where replay.md / replay.json go (default: beside the first file)")
     rp.set_defaults(func=cmd_replay)
     st = sub.add_parser("settings", help="every setting of a job config, with its default and help")
-    st.add_argument("job", nargs="?", default="kernel", choices=["kernel", "eval", "dpo-data", "train", "ship"])
+    st.add_argument("job", nargs="?", default="kernel", choices=["kernel", "eval", "dpo-data", "sft-data", "train", "ship"])
     st.add_argument("--markdown", action="store_true", help="all jobs as the Markdown of docs/settings.md")
     st.set_defaults(func=cmd_settings)
     args = ap.parse_args(argv)

@@ -34,6 +34,8 @@ RESPONSE_SCHEMA = {
     "code_runs": pl.Int64, "code_errors": pl.Int64, "aborted": pl.Boolean, "seconds": pl.Float64,
     # for `replay`: the order samples finished in, and the model's token entropy (null without logprobs)
     "finished_at": pl.Int64, "entropy_mean": pl.Float64, "entropy_median": pl.Float64, "entropy_tail": pl.Float64,
+    # for `sft-data`: [start, end) of each tool result in `response`, text the model did not write (masked in SFT)
+    "tool_spans": pl.List(pl.List(pl.Int64)),
 }
 
 
@@ -118,7 +120,8 @@ def _append(frames: list[pl.DataFrame], results: list, path: Path) -> None:
                          "boxed": x["boxed"], "tokens": x["tokens"], "code_runs": x["code_runs"],
                          "code_errors": x["code_errors"], "aborted": x["aborted"], "seconds": per,
                          "finished_at": x["finished_at"], "entropy_mean": x["entropy_mean"],
-                         "entropy_median": x["entropy_median"], "entropy_tail": x["entropy_tail"]})
+                         "entropy_median": x["entropy_median"], "entropy_tail": x["entropy_tail"],
+                         "tool_spans": x["tool_spans"]})
     if rows:
         frames.append(pl.DataFrame(rows, schema=RESPONSE_SCHEMA))
         atomic_write(path, pl.concat(frames))

@@ -17,14 +17,16 @@ def jobs() -> dict[str, type]:
     from .dpo_data import DPODataConfig
     from .evaluate import EvalConfig
     from .kaggle.config import ShipConfig
+    from .sft_data import SFTDataConfig
     from .train import TrainConfig
 
-    return {"kernel": KernelConfig, "eval": EvalConfig, "dpo-data": DPODataConfig, "train": TrainConfig,
-            "ship": ShipConfig}
+    return {"kernel": KernelConfig, "eval": EvalConfig, "dpo-data": DPODataConfig, "sft-data": SFTDataConfig,
+            "train": TrainConfig, "ship": ShipConfig}
 
 
 WHERE = {"kernel": "configs/aimo3.toml, configs/dry-run.toml, ...", "eval": "build.py evaluate --eval-config",
-         "dpo-data": "configs/dpo-data.toml", "train": "configs/train-dpo.toml", "ship": "configs/ship.toml"}
+         "dpo-data": "configs/dpo-data.toml", "sft-data": "build.py sft-data --config", "train": "configs/train-dpo.toml",
+         "ship": "configs/ship.toml"}
 
 
 def _show(value: Any) -> str:

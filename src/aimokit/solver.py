@@ -56,6 +56,7 @@ class Sample:
     # The text after the prompt as token ids (what the model wrote, exactly, and the tool results encoded), where
     # the engine takes ids; None: the next round's prompt is the text, tokenized again.
     ids: list[int] | None = None
+    tool_spans: list[list[int]] = field(default_factory=list)  # [start, end) of each tool result in `text` (SFT masks them)
     finished_at: int = 0  # the order samples finished in (replay simulates early stop in it)
 
     def entropy_stats(self, tail: int) -> dict[str, float | None]:
@@ -232,6 +233,7 @@ class _Run:
         # A failed run's text is a traceback: its line numbers are no printed answer.
         smp.code_outputs.append(out if res.ok else "")
         appended = self.s.protocol.tool_result(smp.text, out)
+        smp.tool_spans.append([len(smp.text), len(smp.text) + len(appended)])
         smp.text += appended
         smp.exec_pos = len(smp.text)
         if smp.ids is not None:
@@ -399,6 +401,7 @@ class Solver:
                         "code_errors": x.code_errors,
                         "aborted": x.aborted,
                         "finished_at": x.finished_at,
+                        "tool_spans": x.tool_spans,
                         **x.entropy_stats(self.cfg.entropy_tail),
                     }
                     for x in sorted(smps, key=lambda x: x.index)

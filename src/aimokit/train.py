@@ -27,6 +27,7 @@ from .io import atomic_write
 log = logging.getLogger(__name__)
 
 COLUMNS = {"dpo": ("prompt", "chosen", "rejected"), "sft": ("prompt", "chosen")}
+TRACE_COLUMNS = ("prompt", "response")  # sft on traces from `build.py sft-data` (tool results masked)
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,8 @@ class TrainConfig(Job):
 
     what: ClassVar[str] = "train config"
 
-    method: str = setting("dpo", help="'dpo', or 'sft' (learns the chosen responses).")
+    method: str = setting("dpo", help="'dpo', or 'sft': learns the traces of `build.py sft-data` (prompt, response, "
+                                       "tool_spans: tool results masked), or the chosen responses of dpo-data pairs.")
     model: str = setting("", help="The base model directory; empty: the embedded default.")
     train_file: str = setting("runs/dpo-data/train.parquet", help="Pairs (dpo) or prompt/chosen rows (sft), parquet.")
     val_file: str = setting("", help="Optional; evaluated every eval_steps, or once at the end.")
@@ -62,6 +64,7 @@ class TrainConfig(Job):
     per_device_train_batch_size: int = setting(4, help="Sequences per device and step (also used for evaluation).")
     gradient_accumulation_steps: int = setting(1, help="Steps whose gradients are summed before an update.")
     max_length: int = setting(1024, help="Prompt plus response tokens (the journal's pairs: at most 937).")
+    packing: bool = setting(False, help="sft: TRL packing, several traces to one max_length sequence (labels kept).")
     gradient_checkpointing: bool = setting(False, help="Recompute activations in the backward pass: less memory, slower.")
     precompute_ref_log_probs: bool = setting(False, help="One pass of the frozen model up front instead of every step.")
     dtype: str = setting("auto", help="'auto': bf16 on a GPU that has it, float32 on CPU.")
@@ -105,6 +108,11 @@ def _read(path: str, method: str) -> pl.DataFrame:
     if not Path(path).is_file():
         raise TrainDataError(f"{path}: no such file; build it with `build.py dpo-data`")
     df = pl.read_parquet(path)
+    if method == "sft" and all(c in df.columns for c in TRACE_COLUMNS):
+        spans = pl.col("tool_spans") if "tool_spans" in df.columns else pl.lit(None, pl.List(pl.List(pl.Int64)))
+        if df.height == 0:
+            raise TrainDataError(f"{path}: no rows; nothing to train on")
+        return df.select("prompt", "response", spans.alias("tool_spans"))
     missing = [c for c in COLUMNS[method] if c not in df.columns]
     if missing:
         raise TrainDataError(f"{path}: {method} needs column(s) {missing}; it has {df.columns}")
@@ -113,6 +121,31 @@ def _read(path: str, method: str) -> pl.DataFrame:
     if method == "sft":  # prompt/completion, TRL's standard format
         return df.select("prompt", pl.col("chosen").alias("completion"))
     return df.select("prompt", "chosen", "rejected")
+
+
+def _dataset(df: pl.DataFrame, tok, cfg: "TrainConfig"):
+    """A datasets.Dataset for TRL: traces tokenized here with their masks (TRL takes input_ids and labels as they
+    are); dpo pairs and prompt/completion rows as text, for TRL to tokenize."""
+    from datasets import Dataset
+
+    if "response" not in df.columns:
+        return Dataset.from_polars(df)
+    from .sft_data import TraceTooLong, tokenize_trace
+
+    rows, too_long = [], 0
+    for r in df.iter_rows(named=True):
+        try:
+            rows.append(tokenize_trace(tok, r["prompt"], r["response"], r["tool_spans"], cfg.max_length))
+        except TraceTooLong:
+            too_long += 1
+    if not rows:
+        raise TrainDataError(f"all {df.height} traces are longer than max_length = {cfg.max_length} tokens: raise "
+                             "max_length (with gradient_checkpointing for 16k and more) or keep shorter traces "
+                             "(sft-data shortest_k)")
+    if too_long:
+        log.warning("%d of %d traces are longer than max_length = %d tokens and are left out", too_long, df.height,
+                    cfg.max_length)
+    return Dataset.from_list(rows)
 
 
 def _dtype(name: str):
@@ -131,7 +164,6 @@ def _dtype(name: str):
 def train(cfg: TrainConfig) -> Path:
     """Train, save `output_dir/adapter`, validate it against the base model; returns the adapter path."""
     import torch
-    from datasets import Dataset
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_utils import get_last_checkpoint
@@ -172,8 +204,7 @@ def train(cfg: TrainConfig) -> Path:
         **cfg.extra,
     )
     t_setup = time.monotonic()  # trainer construction: tokenizing, and the reference pass when precomputed
-    train_ds = Dataset.from_polars(train_df)
-    val_ds = Dataset.from_polars(val_df) if val_df is not None else None
+    train_ds, val_ds = _dataset(train_df, tok, cfg), _dataset(val_df, tok, cfg) if val_df is not None else None
     if cfg.method == "dpo":
         from trl import DPOConfig, DPOTrainer
 
@@ -184,7 +215,7 @@ def train(cfg: TrainConfig) -> Path:
     else:
         from trl import SFTConfig, SFTTrainer
 
-        args = SFTConfig(completion_only_loss=True, **common)
+        args = SFTConfig(completion_only_loss=True, packing=cfg.packing, **common)
         trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                              processing_class=tok, peft_config=peft_config)
 

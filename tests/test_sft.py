@@ -1,0 +1,93 @@
+"""SFT on the kernel's own traces: the text trained on is the text the kernel wrote, tool results carry label -100."""
+
+import json
+
+import polars as pl
+import pytest
+
+from aimokit.evaluate import EvalConfig, run_evaluation
+from aimokit.problems import Problem
+from aimokit.sft_data import IGNORE, SFTDataConfig, SFTDataError, build_sft_data, make_traces, tokenize_trace
+from aimokit.train import TrainConfig, TrainDataError, train
+
+from fakes import ScriptedEngine, tir_respond
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from aimokit.models import embedded_default_model
+
+    return AutoTokenizer.from_pretrained(embedded_default_model())
+
+
+@pytest.fixture
+def responses(tmp_path, fast_cfg):
+    """A real evaluation (scripted model, real solver and sandbox): each sample runs code, then boxes its output."""
+    problems = [Problem("a", "What is 6 * 7?", 42), Problem("b", "And 7 * 6?", 42), Problem("c", "Or 41 + 1?", 41)]
+    run_evaluation(fast_cfg, problems, tmp_path / "ev", EvalConfig(samples=3), engine=ScriptedEngine(tir_respond))
+    return tmp_path / "ev" / "responses.parquet"
+
+
+def test_a_trace_is_the_kernels_text_and_only_the_models_own_tokens_are_learned(responses, tokenizer):
+    df = pl.read_parquet(responses)
+    row = df.filter(pl.col("correct")).row(0, named=True)
+    assert row["code_runs"] == 1 and len(row["tool_spans"]) == 1
+    (start, end), = row["tool_spans"]
+    tool_text = row["response"][start:end]
+    assert "```output\n42\n```" in tool_text  # the sandbox's real output, as the protocol appended it
+
+    ex = tokenize_trace(tokenizer, row["prompt"], row["response"], row["tool_spans"], max_length=4096)
+    ids, labels = ex["input_ids"], ex["labels"]
+    # the training text is exactly what the kernel rendered and the model continued, plus the end of the sequence
+    assert tokenizer.decode(ids) == row["prompt"] + row["response"] + tokenizer.eos_token
+    learned = [t for t, lab in zip(ids, labels) if lab != IGNORE]
+    masked_after_prompt = [t for t, lab in zip(ids, labels) if lab == IGNORE][len(tokenizer.encode(row["prompt"])):]
+    assert tokenizer.decode(masked_after_prompt) == tool_text  # the tool's output: -100, every token of it
+    assert tokenizer.decode(learned) == row["response"][:start] + row["response"][end:] + tokenizer.eos_token
+    assert all(lab in (IGNORE, t) for t, lab in zip(ids, labels))
+
+
+def test_sft_data_keeps_correct_distinct_and_the_shortest_k(responses, tmp_path):
+    df = pl.read_parquet(responses)
+    dup = pl.concat([df, df.head(2)])  # repeats are dropped
+    dup.write_parquet(tmp_path / "dup.parquet")
+    traces = make_traces(SFTDataConfig(responses=[str(tmp_path / "dup.parquet")]))
+    correct = df.filter(pl.col("correct")).unique(subset=["problem_id", "prompt", "response"])
+    assert traces.height == correct.height and set(traces["problem_id"]) <= {"a", "b", "c"}
+    one = make_traces(SFTDataConfig(responses=[str(responses)], shortest_k=1))
+    assert one.group_by("problem_id").len()["len"].max() == 1
+    shortest = correct.with_columns(pl.col("response").str.len_chars().alias("n")).group_by("problem_id").agg(
+        pl.col("n").min())
+    got = one.with_columns(pl.col("response").str.len_chars().alias("n")).select("problem_id", "n")
+    assert got.sort("problem_id").rows() == shortest.sort("problem_id").rows()
+    stats = build_sft_data(SFTDataConfig(responses=[str(responses)], out=str(tmp_path / "sft"), val_fraction=0.34))
+    assert stats["traces"]["val"] > 0 and stats["traces"]["train"] + stats["traces"]["val"] == correct.height
+    assert (tmp_path / "sft" / "train.parquet").is_file()
+
+
+def test_bad_sft_input_names_the_fix(responses, tmp_path, tokenizer):
+    pl.read_parquet(responses).with_columns(pl.lit(False).alias("correct")).write_parquet(tmp_path / "w.parquet")
+    with pytest.raises(SFTDataError, match="no correct response among 3 problems"):
+        make_traces(SFTDataConfig(responses=[str(tmp_path / "w.parquet")]))
+    with pytest.raises(SFTDataError, match="no such file"):
+        make_traces(SFTDataConfig(responses=[str(tmp_path / "none.parquet")]))
+    with pytest.raises(SFTDataError, match="does not fit a response of 5 characters"):
+        tokenize_trace(tokenizer, "p", "hello", [[3, 9]], max_length=64)
+    with pytest.raises(SFTDataError, match="longer than max_length = 4.*shortest_k"):
+        tokenize_trace(tokenizer, "a prompt", "a response", [], max_length=4)
+    build_sft_data(SFTDataConfig(responses=[str(responses)], out=str(tmp_path / "sft"), val_fraction=0))
+    with pytest.raises(TrainDataError, match="all .* traces are longer than max_length = 8 tokens: raise max_length"):
+        train(TrainConfig(method="sft", train_file=str(tmp_path / "sft" / "train.parquet"),
+                          output_dir=str(tmp_path / "o"), max_length=8))
+
+
+def test_sft_trains_on_the_traces_with_tool_results_masked(responses, tmp_path):
+    build_sft_data(SFTDataConfig(responses=[str(responses)], out=str(tmp_path / "sft"), val_fraction=0))
+    cfg = TrainConfig(method="sft", train_file=str(tmp_path / "sft" / "train.parquet"), output_dir=str(tmp_path / "o"),
+                      max_steps=2, per_device_train_batch_size=2, max_length=512, logging_steps=1, save_steps=100)
+    adapter = train(cfg)
+    assert (adapter / "adapter_config.json").is_file()
+    losses = [h["loss"] for h in map(json.loads, (tmp_path / "o" / "log.jsonl").read_text().splitlines()) if "loss" in h]
+    assert len(losses) == 2
