@@ -37,8 +37,9 @@ class TrainConfig(Job):
 
     what: ClassVar[str] = "train config"
 
-    method: str = setting("dpo", help="'dpo', or 'sft': learns the traces of `build.py sft-data` (prompt, response, "
-                                       "tool_spans: tool results masked), or the chosen responses of dpo-data pairs.")
+    method: str = setting("dpo", help="'dpo'; 'sft': learns the traces of `build.py sft-data` (prompt, response, "
+                                       "tool_spans: tool results masked), or the chosen responses of dpo-data pairs; "
+                                       "'grpo': TRL's GRPO on labelled problems with the kit's rewards (see aimokit.grpo).")
     model: str = setting("", help="The base model directory; empty: the embedded default.")
     train_file: str = setting("runs/dpo-data/train.parquet", help="Pairs (dpo) or prompt/chosen rows (sft), parquet.")
     val_file: str = setting("", help="Optional; evaluated every eval_steps, or once at the end.")
@@ -52,7 +53,8 @@ class TrainConfig(Job):
     learning_rate: float = setting(5e-5, help="TRL / transformers learning_rate.")
     lr_scheduler_type: str = setting("cosine", help="TRL / transformers lr_scheduler_type.")
     warmup_steps: float = setting(0.0, help="TRL / transformers warmup_steps: a count, or below 1 a fraction of the steps.")
-    beta: float = setting(0.1, help="DPO temperature (TRL beta).")
+    beta: float | None = setting(None, help="TRL beta: DPO's temperature, GRPO's KL coefficient; unset: TRL's default "
+                                            "for the method (dpo 0.1, grpo 0: no reference model).")
     loss_type: list[str] = setting(
         default_factory=lambda: ["sigmoid", "sft"],
         help="TRL's DPO losses, summed: 'sigmoid' alone only widens the chosen-rejected margin (the chosen response's "
@@ -74,11 +76,39 @@ class TrainConfig(Job):
     eval_steps: int = setting(0, help="Steps between evaluations; 0: once at the end (when val_file is set).")
     seed: int = setting(0, help="TRL / transformers seed.")
     resume: bool = setting(True, help="Continue from the newest checkpoint in output_dir/checkpoints.")
-    extra: dict[str, Any] = setting(default_factory=dict, help="Any other DPOConfig / SFTConfig field, verbatim.")
+    # grpo
+    problems: str = setting("", help="grpo: labelled problems (csv, parquet or jsonl); empty: the 30 AIME 2024 problems.")
+    limit: int = setting(0, help="grpo: only the first N problems; 0: all.")
+    kernel_config: str = setting("", help="grpo: the kernel config whose protocol, prompt and competition render the "
+                                          "problems and grade the answers; empty: the kernel defaults (fenced).")
+    rewards: list[str] = setting(default_factory=lambda: ["correct", "format"],
+                                 help="grpo: correct (the kernel's grader), format (a closed box where the protocol "
+                                      "reads answers), length (a penalty past length_target), or module:function.")
+    reward_weights: list[float] = setting(default_factory=list, help="grpo: one per reward; empty: all 1.")
+    length_target: int = setting(1024, help="grpo: the length reward is 0 up to this many tokens, then -1 per as many more.")
+    num_generations: int = setting(8, help="grpo: completions per prompt (TRL num_generations).")
+    max_completion_length: int = setting(1024, help="grpo: tokens per completion (TRL max_completion_length).")
+    temperature: float = setting(1.0, help="grpo: rollout sampling temperature.")
+    use_vllm: bool = setting(False, help="grpo: roll out with vLLM (TRL's integration) instead of transformers generate.")
+    vllm_mode: str = setting("colocate", help="grpo: 'colocate' (vLLM on the training GPU) or 'server' (trl vllm-serve).")
+    vllm_gpu_memory_utilization: float = setting(0.3, help="grpo, colocate: the share of GPU memory vLLM takes.")
+    extra: dict[str, Any] = setting(default_factory=dict, help="Any other DPOConfig / SFTConfig / GRPOConfig field, verbatim.")
 
     def __post_init__(self) -> None:
-        if self.method not in COLUMNS:
-            raise ConfigError(f"method = {self.method!r}: use 'dpo' or 'sft'")
+        if self.method not in (*COLUMNS, "grpo"):
+            raise ConfigError(f"method = {self.method!r}: use 'dpo', 'sft' or 'grpo'")
+        if self.method == "grpo":
+            from .rewards import BUILT_IN
+
+            bad = [r for r in self.rewards if r not in BUILT_IN and ":" not in r]
+            if bad or not self.rewards:
+                raise ConfigError(f"rewards {bad or '[]'}: use {', '.join(BUILT_IN)} or module:function")
+            if self.reward_weights and len(self.reward_weights) != len(self.rewards):
+                raise ConfigError(f"reward_weights has {len(self.reward_weights)} entries for {len(self.rewards)} rewards")
+            if self.num_generations < 2:
+                raise ConfigError("num_generations must be >= 2: GRPO's advantage compares completions of one prompt")
+            if self.vllm_mode not in ("colocate", "server"):
+                raise ConfigError(f"vllm_mode = {self.vllm_mode!r}: use colocate or server")
         unknown = [t for t in self.loss_type if t not in DPO_LOSSES]
         if unknown or not self.loss_type:
             raise ConfigError(f"loss_type {unknown or '[]'}: use one or more of {', '.join(DPO_LOSSES)} (TRL's DPO losses)")
@@ -171,8 +201,9 @@ def train(cfg: TrainConfig) -> Path:
     from .models import resolve_model
 
     cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model))  # empty: the embedded default
-    train_df = _read(cfg.train_file, cfg.method)
-    val_df = _read(cfg.val_file, cfg.method) if cfg.val_file else None
+    grpo = cfg.method == "grpo"
+    train_df = None if grpo else _read(cfg.train_file, cfg.method)
+    val_df = _read(cfg.val_file, cfg.method) if cfg.val_file and not grpo else None
     out = Path(cfg.output_dir)
     ckpt_dir = out / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -204,11 +235,17 @@ def train(cfg: TrainConfig) -> Path:
         **cfg.extra,
     )
     t_setup = time.monotonic()  # trainer construction: tokenizing, and the reference pass when precomputed
-    train_ds, val_ds = _dataset(train_df, tok, cfg), _dataset(val_df, tok, cfg) if val_df is not None else None
-    if cfg.method == "dpo":
+    train_ds = None if grpo else _dataset(train_df, tok, cfg)
+    val_ds = _dataset(val_df, tok, cfg) if val_df is not None else None
+    if grpo:
+        from .grpo import trainer as grpo_trainer
+
+        trainer = grpo_trainer(cfg, model, tok, peft_config, common)
+        train_ds = trainer.train_dataset
+    elif cfg.method == "dpo":
         from trl import DPOConfig, DPOTrainer
 
-        args = DPOConfig(beta=cfg.beta, loss_type=list(cfg.loss_type), loss_weights=list(cfg.loss_weights) or None,
+        args = DPOConfig(beta=0.1 if cfg.beta is None else cfg.beta, loss_type=list(cfg.loss_type), loss_weights=list(cfg.loss_weights) or None,
                          precompute_ref_log_probs=cfg.precompute_ref_log_probs, **common)
         trainer = DPOTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                              processing_class=tok, peft_config=peft_config)
@@ -237,7 +274,7 @@ def train(cfg: TrainConfig) -> Path:
         raise AdapterError(f"the trained adapter would not load in the kernel: {e}") from e
     history = trainer.state.log_history
     atomic_write(out / "log.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-    summary = {"method": cfg.method, "adapter": str(adapter), "pairs": train_df.height, "steps": trainer.state.global_step,
+    summary = {"method": cfg.method, "adapter": str(adapter), "pairs": len(train_ds), "steps": trainer.state.global_step,
                "seconds": round(seconds, 1), "setup_s": round(setup_s, 1), "resumed_from": last, "train_loss": result.training_loss,
                "final": {k: v for k, v in (history[-2] if len(history) > 1 else {}).items()},
                "config": asdict(cfg)}
@@ -252,7 +289,7 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected")
+    keys = [k for k in ("loss", "reward", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected")
             if any(k in h for h in history)]
     if not keys:
         return

@@ -1,0 +1,70 @@
+"""`train` method `grpo`: TRL's GRPOTrainer on labelled problems, rendered and graded as the kernel does.
+
+The prompts are the kernel's own: the kernel config's protocol renders each problem through the model's
+chat template (`ToolProtocol.prompt`), and the rewards read completions through the same protocol and grade
+them with the kernel's grader (`rewards`). Rollouts are TRL's: transformers `generate` by default (CPU
+included), or vLLM colocated on the training GPU (`use_vllm = true`, `vllm_mode = "colocate"`).
+
+Tool use during rollouts: TRL's GRPOTrainer runs tools itself (`tools=`: Python functions the chat template
+declares, called in-process up to `max_tool_calling_iterations`; or `environment_factory` / `rollout_func`,
+marked experimental in TRL 1.16). None of these calls the kit's sandbox, and an in-process tool would run
+model-written code unsandboxed, so rollouts here are single-turn: the model reasons and answers without
+running code. Traces with tool calls are trained through `sft` on the kernel's own transcripts instead.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .train import TrainConfig
+
+
+class _Renderer:
+    """The one engine call `ToolProtocol.prompt` makes (`chat_prompt`), on the training tokenizer."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+
+    def chat_prompt(self, messages, tools=None) -> str:
+        from .engine.chat import apply_chat_template
+
+        return apply_chat_template(self.tokenizer, messages, tools)
+
+
+def prompts(cfg: "TrainConfig", tokenizer: Any):
+    """The problems as a datasets.Dataset of (prompt, answer), prompts rendered as the kernel renders them."""
+    from datasets import Dataset
+
+    from .config import KernelConfig
+    from .problems import load_problems, sample_problems
+    from .protocols import get_protocol
+
+    kernel = KernelConfig.load(cfg.kernel_config) if cfg.kernel_config else KernelConfig()
+    protocol = get_protocol(kernel.solver.protocol)
+    problems = load_problems(cfg.problems or sample_problems(), kernel.competition)
+    if cfg.limit:
+        problems = problems[: cfg.limit]
+    renderer = _Renderer(tokenizer)
+    rows = [{"prompt": protocol.prompt(renderer, p.problem, kernel.solver, kernel.competition), "answer": p.answer}
+            for p in problems]
+    return Dataset.from_list(rows), protocol, kernel.competition
+
+
+def trainer(cfg: "TrainConfig", model: Any, tokenizer: Any, peft_config: Any, common: dict[str, Any]):
+    from trl import GRPOConfig, GRPOTrainer
+
+    from .rewards import resolve
+
+    dataset, protocol, comp = prompts(cfg, tokenizer)
+    args = dict(common)
+    args.pop("max_length", None)  # GRPO bounds the completion instead
+    grpo_args = GRPOConfig(
+        beta=0.0 if cfg.beta is None else cfg.beta,  # TRL's GRPO default: no KL term (and no reference model)
+        num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
+        temperature=cfg.temperature, use_vllm=cfg.use_vllm, vllm_mode=cfg.vllm_mode,
+        vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        reward_weights=list(cfg.reward_weights) or None, **args)
+    rewards = resolve(list(cfg.rewards), protocol, comp, cfg.length_target)
+    return GRPOTrainer(model=model, reward_funcs=rewards, args=grpo_args, train_dataset=dataset,
+                       processing_class=tokenizer, peft_config=peft_config)

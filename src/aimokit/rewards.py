@@ -1,0 +1,106 @@
+"""GRPO rewards from the kit itself: the kernel's grader, the protocol's answer format, and length.
+
+Each reward is a TRL reward function, `f(prompts, completions, **columns) -> list[float]`, where the
+columns are the dataset's (`answer`: the gold). They read a completion exactly as the kernel reads a
+sample: the protocol says where the answer is (`answer_text`) and whether it is complete
+(`answer_complete`), and the kernel's extraction and equivalence grade it. So what GRPO rewards is what a
+submission scores. A reward that raises stops training with an error that names it and the completion.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from .answers import extract_answer, is_correct
+from .config import CompetitionConfig
+from .errors import AimokitError
+
+Reward = Callable[..., list[float]]
+
+
+class RewardError(AimokitError, RuntimeError):
+    """A reward function failed; the message names it, the completion, and what to fix."""
+
+
+def _text(completion: Any) -> str:
+    """TRL passes a completion as text, or as chat messages for conversational data."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(m.get("content", "") for m in completion if isinstance(m, dict))
+
+
+def correct(protocol: Any, comp: CompetitionConfig, timeout_s: float = 2.0) -> Reward:
+    """1 where the answer the kernel would read equals the gold (`answer` column), else 0."""
+    def correct(prompts, completions, answer, **_) -> list[float]:
+        out = []
+        for completion, gold in zip(completions, answer):
+            got = extract_answer(protocol.answer_text(_text(completion)), [], comp, None if timeout_s is None
+                                 else _deadline(timeout_s)).answer
+            out.append(1.0 if got is not None and is_correct(got, gold) else 0.0)
+        return out
+    return correct
+
+
+def answer_format(protocol: Any) -> Reward:
+    """1 where the completion ends its answer as the protocol expects (a closed box where answers are read)."""
+    def answer_format(prompts, completions, **_) -> list[float]:
+        return [1.0 if protocol.answer_complete(_text(c)) else 0.0 for c in completions]
+    return answer_format
+
+
+def length(target_tokens: int) -> Reward:
+    """0 up to `target_tokens`, then -1 per `target_tokens` more (shorter solutions, as AIMO-2's teams trained)."""
+    def length(prompts, completions, completion_ids=None, **_) -> list[float]:
+        counts = [len(ids) for ids in completion_ids] if completion_ids is not None else \
+            [len(_text(c).split()) for c in completions]
+        return [-max(0, n - target_tokens) / target_tokens for n in counts]
+    return length
+
+
+BUILT_IN = ("correct", "format", "length")
+
+
+def resolve(names: list[str], protocol: Any, comp: CompetitionConfig, length_target: int) -> list[Reward]:
+    """The reward functions a config names: built-ins, or `module:function` for one of your own."""
+    out = []
+    for name in names:
+        if name == "correct":
+            fn = correct(protocol, comp)
+        elif name == "format":
+            fn = answer_format(protocol)
+        elif name == "length":
+            fn = length(length_target)
+        elif ":" in name:
+            module, attr = name.split(":", 1)
+            try:
+                fn = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as e:
+                raise RewardError(f"reward {name!r}: {e}; name a function as module:function on the Python path") from e
+        else:
+            raise RewardError(f"unknown reward {name!r}: use {', '.join(BUILT_IN)} or module:function")
+        out.append(guarded(fn, name))
+    return out
+
+
+def guarded(fn: Reward, name: str) -> Reward:
+    """`fn`, with a failure turned into a RewardError that names the reward and the completion it choked on."""
+    def reward(prompts, completions, **kw) -> list[float]:
+        try:
+            values = fn(prompts, completions, **kw)
+        except Exception as e:
+            first = _text(completions[0])[:80] if completions else ""
+            raise RewardError(f"reward {name!r} raised {e!r} on a batch of {len(completions)} completions "
+                              f"(the first begins {first!r}); fix the function, or leave it out of `rewards`") from e
+        if len(values) != len(completions):
+            raise RewardError(f"reward {name!r} returned {len(values)} values for {len(completions)} completions; "
+                              "it must return one float (or None) per completion")
+        return values
+    reward.__name__ = fn.__name__ if hasattr(fn, "__name__") else name
+    return reward
+
+
+def _deadline(seconds: float) -> float:
+    import time
+
+    return time.monotonic() + seconds

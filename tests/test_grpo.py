@@ -1,0 +1,65 @@
+"""GRPO through TRL with the kit's prompts and rewards: the rewards grade as the kernel grades, and a run trains."""
+
+import json
+
+import pytest
+
+from aimokit.config import CompetitionConfig, ConfigError
+from aimokit.protocols import get_protocol
+from aimokit.rewards import RewardError, answer_format, correct, length, resolve
+from aimokit.train import TrainConfig, train
+
+
+def test_the_kit_rewards_read_answers_as_the_kernel_does():
+    harmony, comp = get_protocol("harmony"), CompetitionConfig(name="aimo3", answer_max=99999, modulo=0)
+    done = "<|channel|>analysis<|message|>maybe \\boxed{41}<|end|><|start|>assistant<|channel|>final<|message|>\\boxed{42}"
+    guess = "<|channel|>analysis<|message|>maybe \\boxed{42}<|end|>"  # a boxed guess outside the final channel
+    assert correct(harmony, comp)([None, None], [done, guess], answer=[42, 42]) == [1.0, 0.0]
+    assert answer_format(harmony)([None, None], [done, guess]) == [1.0, 0.0]
+    fenced = get_protocol("fenced")
+    assert correct(fenced, CompetitionConfig())([None], ["so \\boxed{1042}"], answer=[42]) == [1.0]  # AIMO-2: mod 1000
+    assert length(10)([None, None], ["a", "b"], completion_ids=[[1] * 10, [1] * 25]) == [0.0, -1.5]
+
+
+def test_bad_rewards_name_the_fix():
+    with pytest.raises(ConfigError, match=r"rewards \['accuracy'\]: use correct, format, length or module:function"):
+        TrainConfig(method="grpo", rewards=["accuracy"])
+    with pytest.raises(ConfigError, match="num_generations must be >= 2"):
+        TrainConfig(method="grpo", num_generations=1)
+    with pytest.raises(RewardError, match="reward 'nope:fn'.*module:function"):
+        resolve(["nope:fn"], get_protocol("fenced"), CompetitionConfig(), 100)
+    (broken,) = resolve(["grpo_rewards:broken"], get_protocol("fenced"), CompetitionConfig(), 100)
+    with pytest.raises(RewardError, match=r"reward 'grpo_rewards:broken' raised ValueError\('this reward has a bug'\) "
+                                          r"on a batch of 2 completions .*fix the function, or leave it out"):
+        broken([None, None], ["first completion", "second"])
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from aimokit.models import embedded_default_model
+
+    out = tmp_path_factory.mktemp("tiny")
+    tok = AutoTokenizer.from_pretrained(embedded_default_model())  # SmolLM2's chat template renders the prompts
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=2048,
+                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_grpo_trains_on_the_kernels_prompts_with_the_kits_rewards(tiny_model, tmp_path):
+    cfg = TrainConfig(method="grpo", model=str(tiny_model), output_dir=str(tmp_path / "out"), limit=2,
+                      rewards=["correct", "grpo_rewards:even_ids"], reward_weights=[1.0, 0.5],
+                      max_steps=2, per_device_train_batch_size=4, num_generations=4, max_completion_length=8,
+                      logging_steps=1, save_steps=100)
+    adapter = train(cfg)
+    assert (adapter / "adapter_config.json").is_file()
+    logged = [h for h in map(json.loads, (tmp_path / "out" / "log.jsonl").read_text().splitlines()) if "reward" in h]
+    assert len(logged) == 2
+    for h in logged:  # each reward is logged by its name; a random model never answers right
+        assert h["rewards/correct/mean"] == 0.0 and 0.0 <= h["rewards/even_ids/mean"] <= 1.0
+        assert h["reward"] == pytest.approx(0.5 * h["rewards/even_ids/mean"], abs=1e-6)
