@@ -435,6 +435,8 @@ def _toml_table(values: dict[str, Any], name: str) -> list[str]:
     lines = [f"[{name}]"] if name else []
     tables = []
     for key, value in values.items():
+        if value is None:  # TOML has no null: an unset optional setting is left out, and reads back unset
+            continue
         if isinstance(value, dict):
             tables.append((key, value))
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
