@@ -305,15 +305,20 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_dpo_data(args: argparse.Namespace) -> int:
-    from aimokit.dpo_data import DPODataConfig, build_dpo_data, format_stats
-
+def _data_config(cls, args: argparse.Namespace):
+    """A data job's config: its TOML, then --set, --responses and --out on top."""
     overrides = _parse_sets(args.set)
     if args.responses:
         overrides["responses"] = [str(Path(r).resolve()) for r in args.responses]
     if args.out:
         overrides["out"] = args.out
-    cfg = DPODataConfig.load(args.config, overrides)
+    return cls.load(args.config, overrides)
+
+
+def cmd_dpo_data(args: argparse.Namespace) -> int:
+    from aimokit.dpo_data import DPODataConfig, build_dpo_data, format_stats
+
+    cfg = _data_config(DPODataConfig, args)
     stats = build_dpo_data(cfg)
     print(format_stats(stats))
     print(f"pairs: {Path(cfg.out) / 'train.parquet'}, {Path(cfg.out) / 'val.parquet'}; stats: {Path(cfg.out) / 'stats.json'}")
@@ -323,12 +328,7 @@ def cmd_dpo_data(args: argparse.Namespace) -> int:
 def cmd_sft_data(args: argparse.Namespace) -> int:
     from aimokit.sft_data import SFTDataConfig, build_sft_data
 
-    overrides = _parse_sets(args.set)
-    if args.responses:
-        overrides["responses"] = [str(Path(r).resolve()) for r in args.responses]
-    if args.out:
-        overrides["out"] = args.out
-    cfg = SFTDataConfig.load(args.config, overrides)
+    cfg = _data_config(SFTDataConfig, args)
     stats = build_sft_data(cfg)
     print(f"traces: {stats['traces']['train']} train, {stats['traces']['val']} val "
           f"({stats['problems']['train']} + {stats['problems']['val']} problems)")

@@ -22,7 +22,6 @@ from .errors import AimokitError
 from .prompts import CODE_OPEN
 from .io import atomic_write
 
-REQUIRED = ("problem_id", "prompt", "response", "correct")
 CODE_START = CODE_OPEN + "\n"
 
 
@@ -62,21 +61,9 @@ class DPODataConfig(Job):
 
 
 def read_responses(paths: list[str]) -> pl.LazyFrame:
-    if not paths:
-        raise DPODataError("no responses file given; pass the responses.parquet written by `build.py evaluate`")
-    frames = []
-    for p in paths:
-        if not Path(p).is_file():
-            raise DPODataError(f"{p}: no such file; run `build.py evaluate` to produce it")
-        lf = pl.scan_parquet(p)
-        cols = lf.collect_schema().names()
-        missing = [c for c in REQUIRED if c not in cols]
-        if missing:
-            raise DPODataError(f"{p}: missing column(s) {missing}; it has {cols}. "
-                               "Use the responses.parquet that `build.py evaluate` writes")
-        frames.append(lf.select(pl.col("problem_id").cast(pl.String), pl.col("prompt").cast(pl.String),
-                                pl.col("response").cast(pl.String), pl.col("correct").cast(pl.Boolean)))
-    return pl.concat(frames)
+    from .evaluate import scan_responses
+
+    return scan_responses(paths, DPODataError).drop("tool_spans")
 
 
 def _with_solutions(lf: pl.LazyFrame, path: str) -> pl.LazyFrame:

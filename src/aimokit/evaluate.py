@@ -39,6 +39,29 @@ RESPONSE_SCHEMA = {
 }
 
 
+def scan_responses(paths: list[str], error: type[Exception]) -> pl.LazyFrame:
+    """The responses files `evaluate` wrote, as one lazy frame of problem_id, prompt, response, correct and
+    tool_spans (null in files from before it was recorded). Training data builders read them through here;
+    a missing file or column raises `error` naming the fix."""
+    if not paths:
+        raise error("no responses file given; pass the responses.parquet written by `build.py evaluate`")
+    frames = []
+    for p in paths:
+        if not Path(p).is_file():
+            raise error(f"{p}: no such file; run `build.py evaluate` to produce it")
+        lf = pl.scan_parquet(p)
+        cols = lf.collect_schema().names()
+        missing = [c for c in ("problem_id", "prompt", "response", "correct") if c not in cols]
+        if missing:
+            raise error(f"{p}: missing column(s) {missing}; it has {cols}. "
+                        "Use the responses.parquet that `build.py evaluate` writes")
+        spans = pl.col("tool_spans") if "tool_spans" in cols else pl.lit(None)
+        frames.append(lf.select(pl.col("problem_id").cast(pl.String), pl.col("prompt").cast(pl.String),
+                                pl.col("response").cast(pl.String), pl.col("correct").cast(pl.Boolean),
+                                spans.cast(RESPONSE_SCHEMA["tool_spans"]).alias("tool_spans")))
+    return pl.concat(frames)
+
+
 @dataclass(frozen=True)
 class EvalConfig(Job):
     """One evaluation: which problems, how many samples each, and how the figures are computed."""

@@ -28,7 +28,6 @@ from .config import ConfigError, Job, setting
 from .errors import AimokitError
 from .io import atomic_write
 
-REQUIRED = ("problem_id", "prompt", "response", "correct")
 IGNORE = -100  # the label transformers' loss skips
 
 
@@ -60,24 +59,9 @@ class SFTDataConfig(Job):
 
 
 def read_traces(paths: list[str]) -> pl.LazyFrame:
-    if not paths:
-        raise SFTDataError("no responses file given; pass the responses.parquet written by `build.py evaluate`")
-    frames = []
-    for p in paths:
-        if not Path(p).is_file():
-            raise SFTDataError(f"{p}: no such file; run `build.py evaluate` to produce it")
-        lf = pl.scan_parquet(p)
-        cols = lf.collect_schema().names()
-        missing = [c for c in REQUIRED if c not in cols]
-        if missing:
-            raise SFTDataError(f"{p}: missing column(s) {missing}; it has {cols}. "
-                               "Use the responses.parquet that `build.py evaluate` writes")
-        spans = (pl.col("tool_spans") if "tool_spans" in cols
-                 else pl.lit(None, pl.List(pl.List(pl.Int64))))  # an older file: no spans, nothing masked
-        frames.append(lf.select(pl.col("problem_id").cast(pl.String), pl.col("prompt").cast(pl.String),
-                                pl.col("response").cast(pl.String), pl.col("correct").cast(pl.Boolean),
-                                spans.cast(pl.List(pl.List(pl.Int64))).alias("tool_spans")))
-    return pl.concat(frames)
+    from .evaluate import scan_responses
+
+    return scan_responses(paths, SFTDataError)
 
 
 def make_traces(cfg: SFTDataConfig) -> pl.DataFrame:
