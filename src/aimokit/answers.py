@@ -29,14 +29,21 @@ def last_boxed(text: str) -> str | None:
     i = text.find("{", idx)
     if i < 0:
         return None
+    j = closing_brace(text, i)
+    return text[i + 1 : j] if j is not None else None
+
+
+def closing_brace(text: str, i: int, span: int | None = None) -> int | None:
+    """The index of the brace that closes the one at `i`, looking at most `span` characters on; None if none."""
     depth = 0
-    for j in range(i, len(text)):
+    end = len(text) if span is None else min(len(text), i + span)
+    for j in range(i, end):
         if text[j] == "{":
             depth += 1
         elif text[j] == "}":
             depth -= 1
             if depth == 0:
-                return text[i + 1 : j]
+                return j
     return None
 
 

@@ -68,18 +68,10 @@ def closed_boxed(segment: str) -> bool:
     in C) and at most BOXED_SPAN characters after it, so streaming checks stay cheap
     on a model that opens a box and never closes it.
     """
+    from ..answers import closing_brace
+
     at = segment.rfind("\\boxed{")
-    if at < 0:
-        return False
-    depth = 0
-    for ch in segment[at + 6: at + 6 + BOXED_SPAN]:
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return True
-    return False
+    return at >= 0 and closing_brace(segment, at + 6, BOXED_SPAN) is not None
 
 
 def after_thinking(text: str) -> str:
