@@ -13,7 +13,19 @@ import time
 from typing import Callable
 
 from aimokit.engine import GenRequest, GenResult, QueuedEngine
-from aimokit.engine.types import answered_at
+
+
+def answered_at(text: str, done_when: Callable[[str], bool] | None, start: int = 0) -> int | None:
+    """Where a text generated whole first satisfies `done_when`: the end of the shortest prefix, checked at
+    each "}" from `start` on (as a streaming engine would), or None. As the streaming engines stop."""
+    if done_when is None:
+        return None
+    at = text.find("}", start)
+    while at >= 0:
+        if done_when(text[: at + 1]):
+            return at + 1
+        at = text.find("}", at + 1)
+    return None
 
 
 class FakeClock:

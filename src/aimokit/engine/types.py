@@ -43,19 +43,6 @@ class GenResult:
     token_ids: list[int] = field(default_factory=list)
 
 
-def answered_at(text: str, done_when: Callable[[str], bool] | None, start: int = 0) -> int | None:
-    """Where a text generated whole first satisfies `done_when`: the end of the shortest prefix, checked at
-    each "}" from `start` on (as a streaming engine would), or None. For backends that cannot stop mid-way."""
-    if done_when is None:
-        return None
-    at = text.find("}", start)
-    while at >= 0:
-        if done_when(text[: at + 1]):
-            return at + 1
-        at = text.find("}", at + 1)
-    return None
-
-
 def entropy_of(logprobs: "Iterable[float]") -> float:
     """A token's entropy (nats) over the top-k logprobs the engine reported (the AIMO-3 winners' measure)."""
     return -sum(math.exp(lp) * lp for lp in logprobs)
