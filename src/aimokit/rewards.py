@@ -10,6 +10,7 @@ submission scores. A reward that raises stops training with an error that names 
 from __future__ import annotations
 
 import importlib
+import time
 from typing import Any, Callable
 
 from .answers import extract_answer, is_correct
@@ -35,8 +36,7 @@ def correct(protocol: Any, comp: CompetitionConfig, timeout_s: float = 2.0) -> R
     def correct(prompts, completions, answer, **_) -> list[float]:
         out = []
         for completion, gold in zip(completions, answer):
-            got = extract_answer(protocol.answer_text(_text(completion)), [], comp, None if timeout_s is None
-                                 else _deadline(timeout_s)).answer
+            got = extract_answer(protocol.answer_text(_text(completion)), [], comp, time.monotonic() + timeout_s).answer
             out.append(1.0 if got is not None and is_correct(got, gold) else 0.0)
         return out
     return correct
@@ -96,11 +96,5 @@ def guarded(fn: Reward, name: str) -> Reward:
             raise RewardError(f"reward {name!r} returned {len(values)} values for {len(completions)} completions; "
                               "it must return one float (or None) per completion")
         return values
-    reward.__name__ = fn.__name__ if hasattr(fn, "__name__") else name
+    reward.__name__ = getattr(fn, "__name__", name)
     return reward
-
-
-def _deadline(seconds: float) -> float:
-    import time
-
-    return time.monotonic() + seconds

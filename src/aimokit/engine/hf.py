@@ -71,13 +71,11 @@ class TransformersEngine(QueuedEngine):
             def __call__(self, input_ids, scores, **kw):
                 stop = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
                 for row in range(input_ids.shape[0]):
-                    if row in answered or "}" not in tokenizer.decode(input_ids[row, -1:]):
-                        stop[row] = row in answered
-                        continue
-                    text = tokenizer.decode(input_ids[row, start:], skip_special_tokens=head.skip_special_tokens)
-                    if head.done_when(text):
-                        answered.add(row)
-                        stop[row] = True
+                    if row not in answered and "}" in tokenizer.decode(input_ids[row, -1:]):
+                        text = tokenizer.decode(input_ids[row, start:], skip_special_tokens=head.skip_special_tokens)
+                        if head.done_when(text):
+                            answered.add(row)
+                    stop[row] = row in answered
                 return stop
 
         criteria = [_Deadline()] + ([_Answered()] if head.done_when else [])
