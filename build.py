@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("evaluate", help="K samples per labelled problem: responses.parquet, maj/pass report, plots")
     from aimokit.evaluate import EvalConfig
 
-    _add_flags(e, EvalConfig, ("problems", "samples", "batch_problems", "limit"))
+    _add_flags(e, EvalConfig, ("problems", "samples", "concurrency", "limit"))
     e.add_argument("--eval-config", default=None, help="an EvalConfig TOML (flags override it)")
     e.add_argument("--config", default=str(ROOT / "configs" / "dry-run.toml"), help="the kernel config that solves")
     e.add_argument("--lora", default=None, help="a LoRA adapter directory")

@@ -34,7 +34,7 @@ def _engine():
 
 def test_evaluation_stores_every_response_and_reports(fast_cfg, tmp_path):
     problems = [Problem("easy", "What is 6*7?", 42), Problem("hard", "HARD one", 42), Problem("mid", "6*7 again", 41)]
-    ev = EvalConfig(samples=4, batch_problems=2)
+    ev = EvalConfig(samples=4, concurrency=8, write_every_s=0)
     df = run_evaluation(fast_cfg, problems, tmp_path / "ev", ev, engine=_engine())
     assert df.height == 12 and sorted(df.columns) == sorted([
         "problem_id", "sample", "prompt", "response", "answer", "gold", "correct", "boxed", "tokens", "code_runs",
@@ -60,7 +60,7 @@ def test_evaluation_stores_every_response_and_reports(fast_cfg, tmp_path):
 
 def test_evaluation_resumes_and_refuses_unlabelled_problems(fast_cfg, tmp_path):
     problems = [Problem("a", "6*7", 42), Problem("b", "6*7", 42)]
-    ev = EvalConfig(samples=2, batch_problems=1)
+    ev = EvalConfig(samples=2, concurrency=2)
     run_evaluation(fast_cfg, problems[:1], tmp_path / "ev", ev, engine=_engine())
     engine = _engine()
     df = run_evaluation(fast_cfg, problems, tmp_path / "ev", ev, engine=engine)

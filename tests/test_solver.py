@@ -184,3 +184,50 @@ def test_a_continued_sample_is_prompted_with_the_ids_it_generated_not_a_re_token
     assert second[len(first): len(first) + len(written)] == tuple(ALT + ord(c) for c in written)  # as generated
     assert all(i < ALT for i in second[len(first) + len(written):])  # the tool result, encoded
     assert GenRequest("x", 1).prompt_ids is None  # engines without ids get text, as before
+
+
+def test_streamed_problems_enter_as_room_frees_and_leave_as_they_finish(scripted, fast_cfg):
+    """solve_stream: at most `concurrency` samples in flight; a finished problem is handed out at once, its
+    samples let go, and the next problem takes its place while slower ones run on."""
+    problems = [Problem(f"q{i}", f"Question {i}: 6*7?", 42) for i in range(5)]
+    in_flight: list[set[str]] = []  # problems with a request in the engine, at each step
+    handed: list[tuple[str, int]] = []  # (problem, engine calls so far) at each on_result
+
+    def respond(prompt, req):
+        qid = prompt.split("Question ", 1)[1].split(":", 1)[0]
+        in_flight.append({qid} | {f"{k[0]}" for k, _ in eng.queue})
+        if qid == "0" and "```output\n42" not in prompt:  # q0 takes a tool round; the others answer at once
+            return GenResult("Compute.\n```python\nprint(6 * 7)\n```\n", 8, "stop", "\n```\n")
+        return GenResult("\\boxed{42}", 3, "eos")
+
+    eng = scripted(respond)
+    cfg = fast_cfg.override({"solver.early_stop": []})
+    solver = make(eng, cfg)
+    left = solver.solve_stream(problems, lambda r: handed.append((r.id, eng.calls)), samples=2, concurrency=4,
+                               keep_responses=True)
+    assert left == []
+    assert sorted(h[0] for h in handed) == [f"q{i}" for i in range(5)]
+    assert handed[0][0] == "q1"  # q0 waits on its tool round while q1 finishes and q2 takes its place
+    assert handed[0][1] < eng.calls  # handed out while the engine still had work
+    # never more than two problems (4 samples of 2) in flight, and the slow one overlapped others
+    assert max(len(s) for s in in_flight) <= 2 and any(len(s) == 2 for s in in_flight)
+    assert solver.current is None  # the run is over and let go
+
+
+def test_a_decided_problem_with_code_still_running_is_handed_out_and_the_late_result_ignored(scripted, fast_cfg):
+    problems = [Problem("fast", "Quick: 6*7?", 42), Problem("slow", "Slow one", 42)]
+
+    def respond(prompt, req):
+        if "Quick" in prompt and req.seed % 2 == 0:
+            return GenResult("\\boxed{42}", 3, "eos")
+        if "```output\n42" in prompt:
+            return GenResult("\\boxed{42}", 3, "eos")
+        return GenResult("Compute.\n```python\nimport time; time.sleep(0.3); print(42)\n```\n", 8, "stop", "\n```\n")
+
+    eng = scripted(respond)
+    cfg = fast_cfg.override({"solver.early_stop": [[2, 4]], "solver.early_stop_agree": 0})
+    got = []
+    left = make(eng, cfg).solve_stream(problems, got.append, samples=4, concurrency=8)
+    assert left == [] and [r.id for r in got].count("fast") == 1 and {r.id for r in got} == {"fast", "slow"}
+    fast = next(r for r in got if r.id == "fast")
+    assert fast.answer == 42 and fast.stopped == "decided"

@@ -1,10 +1,13 @@
 """Evaluate a model (and adapter) on a labelled problem set: every response kept, maj and pass reported.
 
 The same Solver the kernel uses produces K samples per problem, with early
-stopping off so every problem gets all K (pass@k and maj@k need them). Each
-response is a parquet row, the input of `dpo_data`. The file is rewritten
-atomically after every batch and a rerun skips the problems already there, so a
-crash or a timeout loses at most one batch.
+stopping off so every problem gets all K (pass@k and maj@k need them). Problems
+stream through one engine loop (`Solver.solve_stream`): the next one enters as
+soon as the samples in flight leave room, so the engine's batch never drains
+between problems. Each response is a parquet row, the input of `dpo_data`; the
+file is rewritten atomically at most every `write_every_s` as problems finish,
+and a rerun skips the problems already there, so a crash or a timeout loses at
+most the problems in flight and the last seconds of finished ones.
 """
 
 from __future__ import annotations
@@ -70,15 +73,20 @@ class EvalConfig(Job):
 
     problems: str = setting("", help="Labelled problems (csv, parquet or jsonl with an answer); empty: the 30 AIME 2024 problems.")
     samples: int = setting(8, help="K responses per problem (early stop is off: pass@k and maj@k need all K).")
-    batch_problems: int = setting(8, help="Problems solved together (more keeps the engine's batch full).")
+    concurrency: int = setting(0, help="Samples in flight: the next problem enters as soon as its samples fit; "
+                                        "0: the engine's max_num_seqs (what it holds at once).")
+    write_every_s: float = setting(30.0, help="Finished problems are written to responses.parquet at most this "
+                                               "often (and at the end); 0: after every problem.")
     limit: int = setting(0, help="Only the first N problems; 0: all.")
     z: float = setting(1.96, help="The confidence level of the intervals, as a normal quantile (1.96: 95%).")
     curve_draws: int = setting(200, help="Random subsets per k for the maj@k curve.")
     seed: int = setting(0, help="The curve's draws and majority-vote tie breaks.")
 
     def __post_init__(self) -> None:
-        if self.samples < 1 or self.batch_problems < 1 or self.limit < 0 or self.curve_draws < 1 or self.z <= 0:
-            raise ConfigError("eval: need samples >= 1, batch_problems >= 1, limit >= 0, curve_draws >= 1 and z > 0")
+        if (self.samples < 1 or self.concurrency < 0 or self.write_every_s < 0 or self.limit < 0
+                or self.curve_draws < 1 or self.z <= 0):
+            raise ConfigError("eval: need samples >= 1, concurrency >= 0, write_every_s >= 0, limit >= 0, "
+                              "curve_draws >= 1 and z > 0")
 
 
 def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalConfig,
@@ -105,19 +113,31 @@ def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: Ev
     start_s = time.monotonic() - t0
     solver = Solver(engine, cfg.solver, cfg.sandbox, cfg.competition, max_model_len=cfg.engine.max_model_len)
     frames = [done]
+    finished: list = []  # results not written yet
+    last_write = [time.monotonic()]
+    count = [len(seen)]
+
+    def write() -> None:
+        _append(frames, finished, path)
+        finished.clear()
+        last_write[0] = time.monotonic()
+
+    def on_result(r) -> None:
+        finished.append(r)
+        count[0] += 1
+        if time.monotonic() - last_write[0] >= ev.write_every_s:
+            write()
+            log.info("evaluated %d/%d problems (%d responses)", count[0], len(problems), sum(f.height for f in frames))
+
     try:
-        for i in range(0, len(todo), ev.batch_problems):
-            batch = todo[i:i + ev.batch_problems]
-            try:
-                results = solver.solve(batch, samples=ev.samples, keep_responses=True)
-            except SolveError as e:  # keep what the batch produced, then stop: the engine is gone
-                results = e.results
-                _append(frames, results, path)
-                raise
-            _append(frames, results, path)
-            n = sum(f.height for f in frames)
-            log.info("evaluated %d/%d problems (%d responses)", len(seen) + i + len(batch), len(problems), n)
+        left = solver.solve_stream(todo, on_result, samples=ev.samples, keep_responses=True,
+                                   concurrency=ev.concurrency or cfg.engine.max_num_seqs)
+        finished.extend(left)  # none without a deadline; kept should the engine stop early
+    except SolveError as e:  # keep what was finished and what the failure left, then stop: the engine is gone
+        finished.extend(e.results)
+        raise
     finally:
+        write()
         solver.close()
     df = pl.concat(frames)
     meta = {"model": cfg.engine.model, "lora": cfg.engine.lora, "samples": ev.samples,

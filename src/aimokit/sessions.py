@@ -234,7 +234,16 @@ class SessionPool:
         10 ms each: 64 of them would hold up the next problem's first round for most of a second)."""
         with self.lock:
             owned, self.owned = list(self.owned.values()), {}
+        self._close_later(owned, wait)
 
+    def release(self, owners: list[Hashable]) -> None:
+        """These owners' sessions go (a problem finished while others run on); killed on a thread of their own."""
+        with self.lock:
+            owned = [s for s in (self.owned.pop(o, None) for o in owners) if s is not None]
+        if owned:
+            self._close_later(owned, wait=False)
+
+    def _close_later(self, owned: list[Session], wait: bool) -> None:
         def close_all() -> None:
             for s in owned:
                 s.close()
@@ -244,7 +253,7 @@ class SessionPool:
         else:
             closer = threading.Thread(target=close_all, name="sessions-reset", daemon=True)
             closer.start()
-            self.closers.append(closer)
+            self.closers = [c for c in self.closers if c.is_alive()] + [closer]
 
     def close(self) -> None:
         with self.lock:

@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from . import mathparse
 from .answers import extract_answer, is_correct
@@ -100,32 +100,95 @@ def _seed(base: int, problem_id: str, sample: int, call: int) -> int:
 
 
 class _Run:
-    """The Driver for one `Solver.solve` call (see engine.Driver)."""
+    """The Driver for one `Solver.solve` / `Solver.solve_stream` call (see engine.Driver).
 
-    def __init__(self, solver: "Solver", problems: list[Problem], samples: list[int], deadline: float | None = None):
+    Problems enter through `_admit`: all at once for `solve`, or (streaming) whenever the samples in flight
+    leave room for the next one's, so the engine's batch stays full across problem boundaries."""
+
+    def __init__(self, solver: "Solver", problems: list[Problem], samples: list[int], deadline: float | None = None,
+                 pending: Iterator[tuple[Problem, int]] | None = None, concurrency: int = 0,
+                 on_result: Callable[["ProblemResult"], None] | None = None, keep_responses: bool = False):
         self.s = solver
         # Answer parsing is bounded in real time, whatever clock the solver was given.
         self.deadline = None if deadline is None else time.monotonic() + (deadline - solver.clock())
-        self.problems = problems
-        cfg = solver.cfg
-        self.prompts = [solver.protocol.prompt(solver.engine, p.problem, cfg, solver.comp) for p in problems]
-        encode = getattr(solver.engine, "encode", None)
-        self.prompt_ids = [encode(t) for t in self.prompts] if encode else [None] * len(self.prompts)
-        self.prompt_tokens = [len(ids) if ids is not None else solver.engine.count_tokens(t)
-                              for ids, t in zip(self.prompt_ids, self.prompts)]
-        self.samples = {
-            (pi, k): Sample(pi, k, ids=[] if self.prompt_ids[pi] is not None else None)
-            for pi, n in enumerate(samples) for k in range(n)
-        }
-        self.votes: list[list[Vote]] = [[] for _ in problems]
-        self.closed = [False] * len(problems)  # vote decided: no more work
+        self.problems: list[Problem] = []
+        self.prompts: list[str] = []
+        self.prompt_ids: list[list[int] | None] = []
+        self.prompt_tokens: list[int] = []
+        self.keys: list[list[tuple[int, int]]] = []  # each problem's samples
+        self.left: list[int] = []  # each problem's samples not done yet
+        self.started: list[float] = []  # when each problem entered (the solver's clock)
+        self.emitted: list[bool] = []  # its result went to on_result (and its samples were let go)
+        self.samples: dict[tuple[int, int], Sample] = {}
+        self.votes: list[list[Vote]] = []
+        self.closed: list[bool] = []  # vote decided: no more work
         self.n_answered = 0  # samples with an answer so far, in the order they came
-        self.todo: list[tuple[tuple[int, int], GenRequest]] = [
-            (key, self._request(smp)) for key, smp in self.samples.items()
-        ]
-        self.to_cancel: list[tuple[int, int]] = []
+        self.todo: list[tuple[tuple[int, int], GenRequest]] = []
         self.running: dict[Future, tuple[int, int]] = {}
-        self.in_engine: set[tuple[int, int]] = {k for k, _ in self.todo}
+        self.in_engine: set[tuple[int, int]] = set()
+        self.pending = pending
+        self.next_pending: tuple[Problem, int] | None = None
+        self.concurrency = concurrency
+        self.on_result = on_result
+        self.keep_responses = keep_responses
+        self.live = 0  # samples not done, over every problem
+        for p, n in zip(problems, samples):
+            self._admit(p, n)
+        self._admit_pending()
+
+    def _admit(self, problem: Problem, n: int) -> None:
+        s, cfg, pi = self.s, self.s.cfg, len(self.problems)
+        prompt = s.protocol.prompt(s.engine, problem.problem, cfg, s.comp)
+        encode = getattr(s.engine, "encode", None)
+        ids = encode(prompt) if encode else None
+        self.problems.append(problem)
+        self.prompts.append(prompt)
+        self.prompt_ids.append(ids)
+        self.prompt_tokens.append(len(ids) if ids is not None else s.engine.count_tokens(prompt))
+        self.keys.append([(pi, k) for k in range(n)])
+        self.left.append(n)
+        self.started.append(s.clock())
+        self.emitted.append(False)
+        self.votes.append([])
+        self.closed.append(False)
+        self.live += n
+        for key in self.keys[pi]:
+            smp = self.samples[key] = Sample(pi, key[1], ids=[] if ids is not None else None)
+            self.todo.append((key, self._request(smp)))
+            self.in_engine.add(key)
+
+    def _admit_pending(self) -> None:
+        """Streaming: the next problems enter while their samples fit under `concurrency` (one always may,
+        when nothing is in flight)."""
+        while self.pending is not None:
+            if self.next_pending is None:
+                self.next_pending = next(self.pending, None)
+                if self.next_pending is None:
+                    self.pending = None
+                    return
+            problem, n = self.next_pending
+            if self.live and self.live + n > self.concurrency:
+                return
+            self.next_pending = None
+            self._admit(problem, n)
+
+    def _emit_finished(self) -> None:
+        """Streaming: each problem whose samples are all done and out of the engine goes to on_result now,
+        and its samples are let go (a long evaluation holds only the problems in flight)."""
+        if self.on_result is None:
+            return
+        for pi, left in enumerate(self.left):
+            if left or self.emitted[pi] or any(k in self.in_engine for k in self.keys[pi]):
+                continue
+            self.emitted[pi] = True
+            result = self.s._problem_result(self, pi, self.s.clock() - self.started[pi], self.keep_responses,
+                                            None, False)
+            for k in self.keys[pi]:
+                del self.samples[k]
+            if self.s.sessions is not None:  # its interpreters go; spares are topped up for the problems to come
+                self.s.sessions.release([(id(self), k) for k in self.keys[pi]])
+                threading.Thread(target=self.s.sessions.warm, name="sessions-warm", daemon=True).start()
+            self.on_result(result)
 
     # -- Driver -------------------------------------------------------------
     def poll(self):
@@ -138,17 +201,18 @@ class _Run:
             done.sort(key=lambda f: self.running[f])
         for fut in done:
             key = self.running.pop(fut)
-            smp = self.samples[key]
-            if self.closed[smp.problem] or smp.done:
+            smp = self.samples.get(key)  # None: its problem was decided and handed out meanwhile
+            if smp is None or self.closed[smp.problem] or smp.done:
                 continue
             try:
                 res = fut.result()
             except Exception as e:  # the sandbox itself failed: report it to the model
                 res = ExecResult(output=f"sandbox error: {e}", ok=False, returncode=None)
             self._after_code(smp, res)
+        self._emit_finished()
+        self._admit_pending()
         todo, self.todo = self.todo, []
-        cancel, self.to_cancel = self.to_cancel, []
-        return todo, cancel
+        return todo, []
 
     def finished(self, key, result: GenResult):
         smp = self.samples[key]
@@ -163,7 +227,8 @@ class _Run:
         if self.closed[smp.problem]:
             return ()
         if result.finish == "aborted":
-            smp.done = smp.aborted = True
+            smp.aborted = True
+            self._mark_done(smp)
             return ()
         code = self._pending_code(smp) if result.finish != "length" else None
         if code is not None and smp.code_runs < self.s.cfg.max_rounds:
@@ -184,7 +249,7 @@ class _Run:
         return self._finalize(smp)
 
     def busy(self) -> bool:
-        return bool(self.running) or bool(self.todo)
+        return bool(self.running) or bool(self.todo) or self.pending is not None
 
     def wait(self, timeout: float) -> None:
         if self.running:
@@ -247,8 +312,14 @@ class _Run:
             return
         self._resubmit(smp)
 
+    def _mark_done(self, smp: Sample) -> None:
+        if not smp.done:
+            smp.done = True
+            self.left[smp.problem] -= 1
+            self.live -= 1
+
     def _finalize(self, smp: Sample) -> list[tuple[int, int]]:
-        smp.done = True
+        self._mark_done(smp)
         ex = extract_answer(self.s.protocol.answer_text(smp.text), smp.code_outputs, self.s.comp, self.deadline)
         smp.answer, smp.boxed = ex.answer, ex.boxed
         if ex.answer is None:
@@ -257,17 +328,19 @@ class _Run:
         self.n_answered += 1
         smp.finished_at = self.n_answered
         self.votes[pi].append(smp.vote())
-        pending = sum(1 for x in self.samples.values() if x.problem == pi and not x.done)
+        pending = self.left[pi]
         if pending and decided(self.votes[pi], pending, self.s.cfg):
             return self._close(pi)
         return []
 
     def _close(self, pi: int) -> list[tuple[int, int]]:
         self.closed[pi] = True
-        cancel = [k for k, x in self.samples.items() if x.problem == pi and not x.done]
+        cancel = [k for k in self.keys[pi] if not self.samples[k].done]
         for k in cancel:
-            self.samples[k].done = self.samples[k].aborted = True
-        self.todo = [(k, r) for k, r in self.todo if k not in set(cancel)]
+            self.samples[k].aborted = True
+            self._mark_done(self.samples[k])
+        gone = set(cancel)
+        self.todo = [(k, r) for k, r in self.todo if k not in gone]
         in_engine = [k for k in cancel if k in self.in_engine]
         self.in_engine.difference_update(in_engine)
         return in_engine
@@ -275,10 +348,10 @@ class _Run:
     def close_all(self) -> None:
         """On deadline or error: partial samples may still carry a printed answer."""
         for pi in range(len(self.problems)):
-            if self.votes[pi]:
+            if self.votes[pi] or self.emitted[pi]:
                 continue
-            for smp in self.samples.values():
-                if smp.problem == pi and smp.answer is None:
+            for smp in (self.samples[k] for k in self.keys[pi]):
+                if smp.answer is None:
                     # At or past the deadline: the fast paths only (see extract_answer).
                     ex = extract_answer(self.s.protocol.answer_text(smp.text), smp.code_outputs, self.s.comp,
                                         time.monotonic())
@@ -324,24 +397,47 @@ class Solver:
         caller decides whether to restart the engine); the answers are still
         whatever the votes so far say, or the competition's fallback.
         """
-        start = self.clock()
         counts = samples if isinstance(samples, list) else [samples or self.cfg.samples] * len(problems)
+        return self._solve(dict(problems=problems, samples=counts, keep_responses=keep_responses), deadline,
+                           sum(counts))
+
+    def solve_stream(
+        self,
+        problems: Iterable[Problem],
+        on_result: Callable[[ProblemResult], None],
+        samples: int | None = None,
+        concurrency: int = 256,
+        deadline: float | None = None,
+        keep_responses: bool = False,
+    ) -> list[ProblemResult]:
+        """Solve problems one after another in one engine loop, `samples` each: a problem enters as soon as
+        the samples in flight leave room for its own under `concurrency`, and goes to `on_result` the moment
+        its last sample is done (so a caller can write it away). Returns what the deadline or an engine failure
+        left unfinished (normally nothing); SolveError carries those too. Why: solving problems in batches
+        lets the engine's batch drain at the end of every batch, and waits on the slowest problem of each."""
+        n = samples or self.cfg.samples
+        return self._solve(dict(problems=[], samples=[], pending=((p, n) for p in problems),
+                                concurrency=max(concurrency, n), on_result=on_result,
+                                keep_responses=keep_responses), deadline, min(max(concurrency, n), 4 * n))
+
+    def _solve(self, run_args: dict, deadline: float | None, in_flight: int) -> list[ProblemResult]:
+        start = self.clock()
         if self.sessions is not None:  # spares started while the engine generates the first round
-            self.sessions.spare_target = self.sandbox_cfg.session_pool or 2 * sum(counts)
+            self.sessions.spare_target = self.sandbox_cfg.session_pool or 2 * in_flight
             threading.Thread(target=self.sessions.warm, name="sessions-warm", daemon=True).start()
-        run = _Run(self, problems, counts, deadline)
+        run = _Run(self, deadline=deadline, **run_args)
         self.current = (run, start)
         error: BaseException | None = None
         try:
             self.engine.run(run, deadline)
         except Exception as e:  # an engine crash must not lose the problem
-            log.exception("engine failed while solving %s", [p.id for p in problems])
+            log.exception("engine failed while solving %s", [p.id for p in run.problems])
             error = e
         # Samples left unfinished by an engine that returned without error were stopped for the deadline
         # (the engine does not start a step it expects to end past it).
         timed_out = deadline is not None and (self.clock() >= deadline or any(
             (not x.done or x.aborted) and not run.closed[x.problem] for x in run.samples.values()))
-        results = self._results(run, start, keep_responses, "error" if error is not None else None, timed_out)
+        results = self._results(run, start, run.keep_responses, "error" if error is not None else None, timed_out)
         self.current = None
         if self.sessions is not None:  # between problems: no state carries over (old processes die meanwhile)
             self.sessions.reset(wait=False)
@@ -359,55 +455,59 @@ class Solver:
 
     def _results(self, run: "_Run", start: float, keep_responses: bool, stopped: str | None,
                  timed_out: bool) -> list[ProblemResult]:
+        """The problems not handed out yet (all of them, for `solve`)."""
         run.close_all()
         seconds = self.clock() - start
-        results = []
-        for pi, p in enumerate(run.problems):
-            smps = [x for x in list(run.samples.values()) if x.problem == pi]
-            if stopped is not None:
-                why = stopped
-            elif run.closed[pi]:
-                why = "decided"
-            elif timed_out and any(not x.done or x.aborted for x in smps):
-                why = "deadline"
-            else:
-                why = "exhausted"
-            votes = list(run.votes[pi])
-            answer = winner(votes, self.cfg, self.comp.fallback_answer)
-            res = ProblemResult(
-                id=p.id,
-                answer=answer,
-                votes=scores(votes, self.cfg),
-                samples=len(smps),
-                answered=sum(1 for x in smps if x.answer is not None),
-                tokens=sum(x.tokens for x in smps),
-                seconds=seconds,
-                stopped=why,
-                code_runs=sum(x.code_runs for x in smps),
-                code_errors=sum(x.code_errors for x in smps),
-                gold=p.answer,
-                correct=is_correct(answer, p.answer),
-            )
-            if keep_responses:
-                res.responses = [
-                    {
-                        "sample": x.index,
-                        "prompt": run.prompts[pi],
-                        "response": x.text,
-                        "answer": x.answer,
-                        "boxed": x.boxed,
-                        "tokens": x.tokens,
-                        "code_runs": x.code_runs,
-                        "code_errors": x.code_errors,
-                        "aborted": x.aborted,
-                        "finished_at": x.finished_at,
-                        "tool_spans": x.tool_spans,
-                        **x.entropy_stats(self.cfg.entropy_tail),
-                    }
-                    for x in sorted(smps, key=lambda x: x.index)
-                ]
-            results.append(res)
-        return results
+        return [self._problem_result(run, pi, seconds, keep_responses, stopped, timed_out)
+                for pi in range(len(run.problems)) if not run.emitted[pi]]
+
+    def _problem_result(self, run: "_Run", pi: int, seconds: float, keep_responses: bool, stopped: str | None,
+                        timed_out: bool) -> ProblemResult:
+        p = run.problems[pi]
+        smps = [run.samples[k] for k in run.keys[pi]]
+        if stopped is not None:
+            why = stopped
+        elif run.closed[pi]:
+            why = "decided"
+        elif timed_out and any(not x.done or x.aborted for x in smps):
+            why = "deadline"
+        else:
+            why = "exhausted"
+        votes = list(run.votes[pi])
+        answer = winner(votes, self.cfg, self.comp.fallback_answer)
+        res = ProblemResult(
+            id=p.id,
+            answer=answer,
+            votes=scores(votes, self.cfg),
+            samples=len(smps),
+            answered=sum(1 for x in smps if x.answer is not None),
+            tokens=sum(x.tokens for x in smps),
+            seconds=seconds,
+            stopped=why,
+            code_runs=sum(x.code_runs for x in smps),
+            code_errors=sum(x.code_errors for x in smps),
+            gold=p.answer,
+            correct=is_correct(answer, p.answer),
+        )
+        if keep_responses:
+            res.responses = [
+                {
+                    "sample": x.index,
+                    "prompt": run.prompts[pi],
+                    "response": x.text,
+                    "answer": x.answer,
+                    "boxed": x.boxed,
+                    "tokens": x.tokens,
+                    "code_runs": x.code_runs,
+                    "code_errors": x.code_errors,
+                    "aborted": x.aborted,
+                    "finished_at": x.finished_at,
+                    "tool_spans": x.tool_spans,
+                    **x.entropy_stats(self.cfg.entropy_tail),
+                }
+                for x in sorted(smps, key=lambda x: x.index)
+            ]
+        return res
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
