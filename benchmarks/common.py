@@ -198,11 +198,14 @@ class _ShimDriver:
 
     def poll(self):
         new, dropped = self.inner.poll()
+        t = time.monotonic()
         for key, req in new:
             self.last_round[key] = not req.stop  # the solver drops stop strings on the last round
+            self.shim.events.append((t, "submit", key))
         return new, dropped
 
     def finished(self, key, result: GenResult):
+        self.shim.events.append((time.monotonic(), "finish", key))
         if result.finish != "aborted":
             self.shim.rounds += 1
             if self.last_round.get(key):
@@ -229,6 +232,7 @@ class CodeShim:
         self.name = engine.name
         self.protocol = protocol
         self.rounds = 0
+        self.events: list[tuple[float, str, Any]] = []  # (time, "submit" | "finish", sample): see boundary_stats
 
     def count_tokens(self, text: str) -> int:
         return self.engine.count_tokens(text)
@@ -247,6 +251,56 @@ class CodeShim:
 
     def close(self):
         self.engine.close()
+
+
+def boundary_stats(events: list[tuple[float, str, Any]]) -> dict[str, float]:
+    """Where a tool round's time goes: from a sample's round ending to its next round entering the engine
+    (the tool call, and the solver's turn around it), and how long the engine held no request at all."""
+    events = sorted(events, key=lambda e: e[0])
+    ended: dict[Any, float] = {}
+    gaps: list[float] = []
+    live, idle, idle_from = 0, 0.0, None
+    for t, kind, key in events:
+        if kind == "finish":
+            ended[key] = t
+            live -= 1
+            if live == 0:
+                idle_from = t
+        else:
+            if key in ended:
+                gaps.append(t - ended.pop(key))
+            if live == 0 and idle_from is not None:
+                idle += t - idle_from
+                idle_from = None
+            live += 1
+    gaps.sort()
+    pick = lambda q: round(gaps[min(len(gaps) - 1, int(q * len(gaps)))], 4) if gaps else None  # noqa: E731
+    return {"tool_turns": len(gaps), "turn_s_p50": pick(0.5), "turn_s_p99": pick(0.99),
+            "turn_s_max": round(gaps[-1], 4) if gaps else None, "engine_empty_s": round(idle, 3)}
+
+
+def vllm_counters(llm: Any) -> dict[str, float]:
+    """vLLM's own counters (the engine needs disable_log_stats=False): prompt tokens computed and read from the
+    prefix cache, preemptions, generated tokens; summed over label sets, histograms as their sums."""
+    out: dict[str, float] = {}
+    try:
+        metrics = llm.get_metrics()
+    except Exception:  # stats off, or a vLLM without the call
+        return out
+    for m in metrics:
+        value = getattr(m, "value", None)
+        if value is None:
+            value = getattr(m, "sum", None)
+        if isinstance(value, (int, float)):
+            out[m.name] = out.get(m.name, 0.0) + float(value)
+    return out
+
+
+def counter_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    keep = ("prompt_tokens", "generation_tokens", "prefix_cache", "preemptions", "request_prefill_time",
+            "request_decode_time", "request_queue_time", "iteration_tokens")
+    return {k.removeprefix("vllm:"): round(after[k] - before.get(k, 0.0), 2) for k in after
+            if any(x in k for x in keep) and after[k] != before.get(k, 0.0)}
 
 
 def versions() -> dict[str, str]:

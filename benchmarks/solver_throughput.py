@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common import CodeShim, now, versions, write
+from common import CodeShim, boundary_stats, counter_delta, now, versions, vllm_counters, write
 
 from aimokit.config import KernelConfig
 from aimokit.problems import sample_problems
@@ -50,8 +50,12 @@ def main() -> None:
     ap.add_argument("--shapes", default="16x3x512x4", help="SAMPLESxROUNDSxROUND_TOKENSxPROBLEMS, comma-separated")
     ap.add_argument("--max-model-len", type=int, default=8192)
     ap.add_argument("--kv-cache-dtype", default="auto")
+    ap.add_argument("--dtype", default="bfloat16", help="float32 on a CPU without native bf16")
+    ap.add_argument("--gpu-memory-utilization", type=float, default=0.90, help="about 0.2 on a CPU (its RAM)")
     ap.add_argument("--top-logprobs", type=int, default=0)
     ap.add_argument("--enforce-eager", action="store_true")
+    ap.add_argument("--stats", action="store_true",
+                    help="vLLM's counters per phase (prefill computed vs cached, preemptions) and the solver's step times")
     ap.add_argument("--out", default="bench-out")
     a = ap.parse_args()
 
@@ -59,9 +63,9 @@ def main() -> None:
     widest = max(s[0] for s in shapes)
     base = KernelConfig.from_dict({
         "competition": {"name": "aimo3", "answer_max": 99999, "modulo": 0},
-        "engine": {"backend": a.backend, "model": a.model, "lora": a.lora, "max_model_len": a.max_model_len,
-                   "gpu_memory_utilization": 0.90, "max_num_seqs": 256, "enforce_eager": a.enforce_eager,
-                   "kv_cache_dtype": a.kv_cache_dtype},
+        "engine": {"backend": a.backend, "model": a.model, "dtype": a.dtype, "lora": a.lora, "max_model_len": a.max_model_len,
+                   "gpu_memory_utilization": a.gpu_memory_utilization, "max_num_seqs": 256, "enforce_eager": a.enforce_eager,
+                   "kv_cache_dtype": a.kv_cache_dtype, "extra": {"disable_log_stats": not a.stats}},
         "sandbox": {"sessions": a.sessions, "workers": widest},
         "solver": {"protocol": a.protocol, "top_logprobs": a.top_logprobs, "early_stop": [], "early_stop_agree": 0},
     })
@@ -95,6 +99,20 @@ def measure(cfg: KernelConfig, engine: CodeShim, inner, problems, samples: int, 
         solver.sessions.spare_target = 2 * samples
         solver.sessions.warm(threads=16)
     rounds_before = engine.rounds
+    engine.events.clear()
+    steps: list[float] = []
+    inner_step = inner.step
+
+    def timed_step(deadline):  # the solver's engine steps, to set against raw generation's
+        t0 = now()
+        try:
+            return inner_step(deadline)
+        finally:
+            steps.append(now() - t0)
+
+    inner.step = timed_step
+    llm = getattr(inner, "llm", None)
+    counters = vllm_counters(llm) if a.stats and llm is not None else {}
     t = now()
     for p in problems:  # one problem at a time, as the kernel is fed
         r = solver.solve([p], samples=samples, keep_responses=True)[0]
@@ -102,6 +120,7 @@ def measure(cfg: KernelConfig, engine: CodeShim, inner, problems, samples: int, 
         prompts.append(r.responses[0]["prompt"])
         per_sample.append([x["tokens"] for x in r.responses])
     solver_s = now() - t
+    inner.step = inner_step
     solver.close()
     solver_tokens = sum(r.tokens for r in results)
     out = {
@@ -111,7 +130,11 @@ def measure(cfg: KernelConfig, engine: CodeShim, inner, problems, samples: int, 
         "solver_tok_s": round(solver_tokens / solver_s, 1), "engine_rounds": engine.rounds - rounds_before,
         "code_runs": sum(r.code_runs for r in results), "code_errors": sum(r.code_errors for r in results),
         "answered": sum(r.answered for r in results), "warmup_tokens": warm[0].tokens if warm else 0,
+        "solver_steps": len(steps), "solver_step_s": round(sum(steps), 2), **boundary_stats(engine.events),
     }
+    if counters:
+        after = vllm_counters(llm)
+        out["solver_vllm"], counters = counter_delta(counters, after), after
     if a.backend == "vllm":
         from vllm import SamplingParams
 
@@ -128,6 +151,8 @@ def measure(cfg: KernelConfig, engine: CodeShim, inner, problems, samples: int, 
                                 use_tqdm=False)
             raw_tokens += sum(len(o.outputs[0].token_ids) for o in outs)
         raw_s = now() - t
+        if counters:
+            out["raw_vllm"] = counter_delta(counters, vllm_counters(llm))
         out.update(raw_tokens=raw_tokens, raw_s=round(raw_s, 2), raw_tok_s=round(raw_tokens / raw_s, 1),
                    solver_over_raw=round((solver_tokens / solver_s) / (raw_tokens / raw_s), 3))
     print(f"-- {samples} samples x {out['rounds_per_sample']} rounds: " + str(out), flush=True)

@@ -68,6 +68,9 @@ class TrainConfig(Job):
     max_length: int = setting(1024, help="Prompt plus response tokens (the journal's pairs: at most 937).")
     packing: bool = setting(False, help="sft: TRL packing, several traces to one max_length sequence (labels kept).")
     gradient_checkpointing: bool = setting(False, help="Recompute activations in the backward pass: less memory, slower.")
+    liger: bool = setting(False, help="Liger's fused Triton kernels (transformers use_liger_kernel: RMSNorm, RoPE, SwiGLU, "
+                                      "fused linear cross-entropy): less memory at long sequences. Needs a CUDA GPU "
+                                      "and `pip install liger-kernel`.")
     precompute_ref_log_probs: bool = setting(False, help="One pass of the frozen model up front instead of every step.")
     dtype: str = setting("auto", help="'auto': bf16 on a GPU that has it, float32 on CPU.")
     logging_steps: int = setting(5, help="Steps between log lines (log.jsonl).")
@@ -127,7 +130,7 @@ DPO_LOSSES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_
               "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
 
 _SET_BY_KIT = {"output_dir", "report_to", "bf16", "use_cpu", "eval_strategy", "per_device_eval_batch_size",
-               "completion_only_loss"}
+               "completion_only_loss", "use_liger_kernel"}
 
 
 class TrainDataError(AimokitError, ValueError):
@@ -191,6 +194,18 @@ def _dtype(name: str):
     return getattr(torch, name)
 
 
+def _check_liger() -> None:
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("liger_kernel") is None:
+        raise ConfigError("liger = true, but liger-kernel is not installed: `pip install liger-kernel` "
+                          "(or set liger = false)")
+    if not torch.cuda.is_available():
+        raise ConfigError("liger = true needs a CUDA GPU (Liger's kernels are Triton GPU kernels); set liger = false")
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train, save `output_dir/adapter`, validate it against the base model; returns the adapter path."""
     import torch
@@ -201,6 +216,8 @@ def train(cfg: TrainConfig) -> Path:
     from .models import resolve_model
 
     cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model))  # empty: the embedded default
+    if cfg.liger:
+        _check_liger()
     grpo = cfg.method == "grpo"
     train_df = None if grpo else _read(cfg.train_file, cfg.method)
     val_df = _read(cfg.val_file, cfg.method) if cfg.val_file and not grpo else None
@@ -228,7 +245,7 @@ def train(cfg: TrainConfig) -> Path:
         lr_scheduler_type=cfg.lr_scheduler_type, warmup_steps=cfg.warmup_steps, num_train_epochs=cfg.num_train_epochs,
         max_steps=cfg.max_steps, logging_steps=cfg.logging_steps, save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit, seed=cfg.seed, report_to=[], disable_tqdm=False,
-        gradient_checkpointing=cfg.gradient_checkpointing, max_length=cfg.max_length,
+        gradient_checkpointing=cfg.gradient_checkpointing, max_length=cfg.max_length, use_liger_kernel=cfg.liger,
         bf16=dtype == torch.bfloat16, use_cpu=not torch.cuda.is_available(),
         eval_strategy=("steps" if cfg.eval_steps else "no") if val_df is not None else "no",
         eval_steps=cfg.eval_steps or None,

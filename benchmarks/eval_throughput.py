@@ -1,0 +1,135 @@
+"""`evaluate`'s engine loop against raw vLLM at a fixed concurrency, side by side on one engine.
+
+    python benchmarks/eval_throughput.py --model DIR --lora DIR --concurrency 128,256 \
+        --problems 24 --samples 16 --rounds 3 --round-tokens 512 --out DIR
+
+For each concurrency C, on the one engine:
+- streamed: `Solver.solve_stream` as `build.py evaluate` runs it (early stop off, every sample to the end), problems
+  entering as soon as C leaves room for their samples;
+- batched: the way evaluate ran before, C / samples problems per `Solver.solve`, each batch waiting on its slowest
+  problem before the next starts;
+- raw: vLLM's own engine fed the same first prompts with the same per-sample token counts (ignore_eos, same LoRA),
+  keeping C requests in flight: the most the GPU can give at that concurrency.
+CodeShim writes the tool call a random model cannot (see common.py), so every sample runs `rounds` rounds.
+The ratio streamed / raw is what evaluate keeps of the engine. The projected time of the journal's evaluation
+(509 problems x 64 samples) uses the streamed tok/s at the widest concurrency and the measured tokens per sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from common import CodeShim, now, versions, write
+
+from aimokit.config import KernelConfig
+from aimokit.engine import create_engine
+from aimokit.problems import Problem, load_problems, sample_problems
+from aimokit.solver import Solver
+
+
+def raw_streamed(inner, prompts: list[str], counts: list[list[int]], concurrency: int, temperature: float,
+                 top_p: float) -> tuple[int, float]:
+    """Raw vLLM with at most `concurrency` requests in flight, refilled as they finish (public engine calls)."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    engine = inner.llm.llm_engine
+    todo = [(inner.encode(p), n, i) for p, ns in zip(prompts, counts) for i, n in enumerate(ns)]
+    todo.reverse()
+    live, tokens, seq = 0, 0, 0
+    t = now()
+    while todo or live:
+        while todo and live < concurrency:
+            ids, n, i = todo.pop()
+            seq += 1
+            engine.add_request(f"raw{seq}", {"prompt_token_ids": ids},
+                               SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max(1, n),
+                                              ignore_eos=True, seed=i, output_kind=RequestOutputKind.FINAL_ONLY),
+                               lora_request=inner.lora)
+            live += 1
+        for out in engine.step():
+            if out.finished:
+                live -= 1
+                tokens += len(out.outputs[0].token_ids)
+    return tokens, now() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--lora", default="")
+    ap.add_argument("--concurrency", default="128,256")
+    ap.add_argument("--problems", type=int, default=24)
+    ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--round-tokens", type=int, default=512)
+    ap.add_argument("--sessions", action="store_true")
+    ap.add_argument("--skip-batched", action="store_true")
+    ap.add_argument("--max-model-len", type=int, default=8192)
+    ap.add_argument("--kv-cache-dtype", default="auto")
+    ap.add_argument("--dtype", default="bfloat16")
+    ap.add_argument("--gpu-memory-utilization", type=float, default=0.90)
+    ap.add_argument("--enforce-eager", action="store_true")
+    ap.add_argument("--out", default="bench-out")
+    a = ap.parse_args()
+
+    widths = [int(x) for x in a.concurrency.split(",")]
+    cfg = KernelConfig.from_dict({
+        "engine": {"model": a.model, "lora": a.lora, "dtype": a.dtype, "max_model_len": a.max_model_len,
+                   "gpu_memory_utilization": a.gpu_memory_utilization, "max_num_seqs": max(widths),
+                   "enforce_eager": a.enforce_eager, "kv_cache_dtype": a.kv_cache_dtype},
+        "sandbox": {"sessions": a.sessions, "workers": max(widths)},
+        "solver": {"samples": a.samples, "early_stop": [], "early_stop_agree": 0, "max_rounds": a.rounds - 1,
+                   "max_tokens_per_round": a.round_tokens, "max_tokens_total": a.rounds * a.round_tokens},
+    })
+    base = load_problems(sample_problems())
+    problems = [Problem(f"{p.id}-{i}", p.problem, p.answer) for i in range(a.problems // len(base) + 1)
+                for p in base][: a.problems]
+    t = now()
+    inner = create_engine(cfg.engine)
+    report = {"model": Path(a.model).name, "lora": bool(a.lora), "engine_start_s": round(now() - t, 1),
+              "problems": a.problems, "samples": a.samples, "rounds": a.rounds, "round_tokens": a.round_tokens,
+              "kv_cache_dtype": a.kv_cache_dtype, "runs": [], **versions()}
+    engine = CodeShim(inner)
+    solver = Solver(engine, cfg.solver, cfg.sandbox, cfg.competition, max_model_len=a.max_model_len)
+    solver.solve(problems[:1], samples=min(a.samples, 8))  # JIT and graph warm-up, untimed
+    for width in widths:
+        if solver.sessions is not None:
+            solver.sessions.spare_target = 2 * width
+            solver.sessions.warm(threads=16)
+        got = []
+        t = now()
+        solver.solve_stream(problems, got.append, concurrency=width, keep_responses=True)
+        streamed_s = now() - t
+        tokens = sum(r.tokens for r in got)
+        run = {"concurrency": width, "streamed_tokens": tokens, "streamed_s": round(streamed_s, 2),
+               "streamed_tok_s": round(tokens / streamed_s, 1)}
+        if not a.skip_batched:
+            per = max(1, width // a.samples)
+            t = now()
+            batched = [r for i in range(0, len(problems), per) for r in solver.solve(problems[i:i + per])]
+            batched_s = now() - t
+            run.update(batched_tokens=sum(r.tokens for r in batched), batched_s=round(batched_s, 2),
+                       batched_tok_s=round(sum(r.tokens for r in batched) / batched_s, 1))
+        got.sort(key=lambda r: r.id)
+        raw_tokens, raw_s = raw_streamed(inner, [r.responses[0]["prompt"] for r in got],
+                                         [[x["tokens"] for x in r.responses] for r in got], width,
+                                         cfg.solver.temperature, cfg.solver.top_p)
+        run.update(raw_tokens=raw_tokens, raw_s=round(raw_s, 2), raw_tok_s=round(raw_tokens / raw_s, 1),
+                   streamed_over_raw=round((tokens / streamed_s) / (raw_tokens / raw_s), 3))
+        if "batched_tok_s" in run:
+            run["batched_over_raw"] = round(run["batched_tok_s"] / run["raw_tok_s"], 3)
+        per_sample = tokens / (len(got) * a.samples)
+        run["projected_509x64_min"] = round(509 * 64 * per_sample / run["streamed_tok_s"] / 60, 1)
+        run["tokens_per_sample"] = round(per_sample, 1)
+        print(f"-- concurrency {width}: {run}", flush=True)
+        report["runs"].append(run)
+        write(Path(a.out), "eval_throughput", report)
+    solver.close()
+    inner.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
