@@ -153,3 +153,29 @@ def test_a_pool_closed_while_it_warms_leaves_no_session_behind():
     assert not th.is_alive() and pool.spare == [] and pool.owned == {}
     psutil.wait_procs(sessions_alive(), timeout=5)
     assert sessions_alive() == []
+
+
+def test_sessions_and_the_sandbox_work_past_descriptor_1023():
+    """A pool of hundreds of sessions (two pipes each) pushes descriptors past 1023, where select() refuses
+    them (seen on the GPU at 256 samples in flight); the pool raises the soft limit and waits with poll()."""
+    import resource
+
+    from aimokit.sandbox import run_code
+
+    SessionPool(CFG, 0).close()  # raises the soft descriptor limit as a big pool would
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip(f"the hard descriptor limit here is {soft}")
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        s = Session(CFG)
+        try:
+            assert s.proc.stdout.fileno() > 1023
+            assert s.run("print(6 * 7)").output.strip() == "42"
+        finally:
+            s.close()
+        r = run_code("print(6 * 7)", CFG)
+        assert r.ok and r.output.strip() == "42"
+    finally:
+        for fd in fillers:
+            os.close(fd)

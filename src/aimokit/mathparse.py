@@ -21,12 +21,13 @@ import json
 import logging
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
 import threading
 import time
+
+from .io import readable
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class ParseWorker:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            ready, _, _ = select.select([fd], [], [], left)
+            ready = readable(fd, left)
             if ready:
                 chunk = os.read(fd, 65536)
                 if not chunk:

@@ -30,7 +30,6 @@ On Kaggle the kernel itself has no network, which is the outer wall.
 from __future__ import annotations
 
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -42,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import SandboxConfig
+from .io import readable
 
 
 @dataclass
@@ -307,11 +307,11 @@ def _collect(proc: subprocess.Popen, cfg: SandboxConfig) -> tuple[bytes, bool, b
         if left <= 0:
             timed_out = True
             break
-        ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+        ready = readable(fd, min(left, 0.5))
         if not ready:
             if proc.poll() is not None:
                 # Exited; a grandchild may still hold the pipe open, so do not wait on EOF.
-                ready, _, _ = select.select([fd], [], [], 0)
+                ready = readable(fd, 0)
                 if not ready:
                     break
             else:

@@ -21,7 +21,6 @@ it adds (rich display, comms) no model needs. What a session keeps:
 from __future__ import annotations
 
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Hashable
 
 from .config import SandboxConfig
+from .io import readable
 from .sandbox import ExecResult, _kill_group, _shorten, spawn
 
 DONE = b"\x00AIMOKIT-DONE "  # what the session prints after each call: the marker, then ok/error and a newline
@@ -133,7 +133,7 @@ class Session:
                 interrupted = True
                 deadline = time.monotonic() + self.INTERRUPT_GRACE_S
                 continue
-            ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+            ready = readable(fd, min(left, 0.5))
             if not ready:
                 if self.proc.poll() is not None:
                     return buf, None, False, False
@@ -169,10 +169,24 @@ class Session:
 PRELOAD = "import sympy as _p1, numpy as _p2\ndel _p1, _p2"  # imported ahead by spares: a model's import is then free
 
 
+def _raise_fd_limit() -> None:
+    """Each session holds two pipes in this process: 2x the samples in flight reaches 1,024 descriptors (a
+    common soft limit) at 256 samples, so the soft limit goes up to the hard one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65536), hard))
+        except (ValueError, OSError):
+            pass
+
+
 class SessionPool:
     """Sessions by owner (a sample), handed out from spares started ahead (sympy and numpy imported); thread-safe."""
 
     def __init__(self, cfg: SandboxConfig, spare: int):
+        _raise_fd_limit()
         self.cfg = cfg
         self.spare_target = max(0, spare)
         self.lock = threading.Lock()
