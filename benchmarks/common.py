@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import time
+import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable
@@ -195,6 +196,7 @@ class _ShimDriver:
     def __init__(self, inner: Any, shim: "CodeShim"):
         self.inner, self.shim = inner, shim
         self.last_round: dict = {}
+        self.done_rounds: dict = {}
 
     def poll(self):
         new, dropped = self.inner.poll()
@@ -208,7 +210,8 @@ class _ShimDriver:
         self.shim.events.append((time.monotonic(), "finish", key))
         if result.finish != "aborted":
             self.shim.rounds += 1
-            if self.last_round.get(key):
+            done = self.done_rounds[key] = self.done_rounds.get(key, 0) + 1
+            if self.last_round.get(key) or done >= self.shim.rounds_for(key):
                 answer = SHIM_ANSWER[self.shim.protocol].format(n=hash(key) % 1000)
                 result = replace(result, text=result.text + answer, finish="eos", token_ids=[])
             else:
@@ -227,12 +230,20 @@ class _ShimDriver:
 class CodeShim:
     """An Engine whose model writes a tool call at the end of every round (see the module docstring)."""
 
-    def __init__(self, engine: Any, protocol: str = "fenced"):
+    def __init__(self, engine: Any, protocol: str = "fenced", vary_rounds: int = 0):
         self.engine = engine
+        # 0: every sample writes a call each round until the solver's last; N: a sample answers after 1..N rounds
+        # (a fixed draw per sample), so samples and problems end at different times as real ones do.
+        self.vary_rounds = vary_rounds
         self.name = engine.name
         self.protocol = protocol
         self.rounds = 0
         self.events: list[tuple[float, str, Any]] = []  # (time, "submit" | "finish", sample): see boundary_stats
+
+    def rounds_for(self, key: Any) -> int:
+        if not self.vary_rounds:
+            return 1 << 30
+        return 1 + zlib.crc32(repr(key).encode()) % self.vary_rounds
 
     def count_tokens(self, text: str) -> int:
         return self.engine.count_tokens(text)

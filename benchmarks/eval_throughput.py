@@ -10,7 +10,9 @@ For each concurrency C, on the one engine:
   problem before the next starts;
 - raw: vLLM's own engine fed the same first prompts with the same per-sample token counts (ignore_eos, same LoRA),
   keeping C requests in flight: the most the GPU can give at that concurrency.
-CodeShim writes the tool call a random model cannot (see common.py), so every sample runs `rounds` rounds.
+CodeShim writes the tool call a random model cannot (see common.py); with --vary each sample answers after 1 to
+`rounds` rounds (a fixed draw per sample), so problems end at different times as real ones do, and a batch waits on
+its slowest problem.
 The ratio streamed / raw is what evaluate keeps of the engine. The projected time of the journal's evaluation
 (509 problems x 64 samples) uses the streamed tok/s at the widest concurrency and the measured tokens per sample.
 """
@@ -66,6 +68,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--round-tokens", type=int, default=512)
     ap.add_argument("--sessions", action="store_true")
+    ap.add_argument("--vary", action="store_true", help="samples answer after 1..rounds rounds")
     ap.add_argument("--skip-batched", action="store_true")
     ap.add_argument("--max-model-len", type=int, default=8192)
     ap.add_argument("--kv-cache-dtype", default="auto")
@@ -89,12 +92,16 @@ def main() -> None:
                 for p in base][: a.problems]
     t = now()
     inner = create_engine(cfg.engine)
-    report = {"model": Path(a.model).name, "lora": bool(a.lora), "engine_start_s": round(now() - t, 1),
+    report = {"model": Path(a.model).name, "lora": bool(a.lora), "engine_start_s": round(now() - t, 1), "vary": a.vary,
               "problems": a.problems, "samples": a.samples, "rounds": a.rounds, "round_tokens": a.round_tokens,
               "kv_cache_dtype": a.kv_cache_dtype, "runs": [], **versions()}
-    engine = CodeShim(inner)
+    engine = CodeShim(inner, vary_rounds=a.rounds if a.vary else 0)
     solver = Solver(engine, cfg.solver, cfg.sandbox, cfg.competition, max_model_len=a.max_model_len)
-    solver.solve(problems[:1], samples=min(a.samples, 8))  # JIT and graph warm-up, untimed
+    # Untimed warm-up at the widest batch (Triton kernels compile for the shapes they first meet).
+    warm = Solver(CodeShim(inner), cfg.override({"solver.max_rounds": 1, "solver.max_tokens_per_round": 64}).solver,
+                  cfg.sandbox, cfg.competition, max_model_len=a.max_model_len)
+    warm.solve(problems[: max(1, max(widths) // a.samples)])
+    warm.close()
     for width in widths:
         if solver.sessions is not None:
             solver.sessions.spare_target = 2 * width

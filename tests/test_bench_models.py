@@ -44,3 +44,29 @@ def test_the_7b_shaped_llama_loads_with_every_tensor_in_place(common, default_mo
     out = common.make_model(tmp_path / "llama", default_model, shape, device="cpu")
     _, info = AutoModelForCausalLM.from_pretrained(out, output_loading_info=True)
     assert info == {"missing_keys": set(), "unexpected_keys": set(), "mismatched_keys": set(), "error_msgs": []}
+
+
+def test_the_code_shim_drives_real_tool_rounds_and_varies_them_per_sample(common, fast_cfg):
+    """CodeShim on a scripted engine: every round ends in a call the solver really runs; with vary_rounds a
+    sample answers after its own fixed 1..N rounds, and boundary_stats counts each tool turn."""
+    from fakes import ScriptedEngine
+
+    from aimokit.engine import GenResult
+    from aimokit.problems import Problem
+    from aimokit.solver import Solver
+
+    def run(vary):
+        shim = common.CodeShim(ScriptedEngine(lambda prompt, req: GenResult("Some thought.", 3, "length")),
+                               vary_rounds=vary)
+        cfg = fast_cfg.override({"solver.max_rounds": 3, "solver.early_stop": []})
+        solver = Solver(shim, cfg.solver, cfg.sandbox, cfg.competition)
+        res = solver.solve([Problem("p", "6*7?", 42)], samples=6, keep_responses=True)[0]
+        solver.close()
+        return shim, res
+
+    shim, res = run(0)
+    assert [x["code_runs"] for x in res.responses] == [3] * 6 and res.answered == 6  # calls, then the answer
+    assert common.boundary_stats(shim.events)["tool_turns"] == 18
+    shim, res = run(3)
+    runs = [x["code_runs"] for x in res.responses]
+    assert runs == [shim.rounds_for((0, k)) - 1 for k in range(6)] and len(set(runs)) > 1 and res.answered == 6
