@@ -340,8 +340,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aimokit.train import TrainConfig, train
 
     cfg = TrainConfig.load(args.config, _parse_sets(args.set))
-    adapter = train(cfg)
-    print(f"adapter: {adapter}\nlog: {Path(cfg.output_dir) / 'log.jsonl'}; curves: {Path(cfg.output_dir) / 'train_curves.png'}")
+    saved = train(cfg)
+    use = "engine.model" if cfg.finetune == "full" else "engine.lora"
+    print(f"{'model' if cfg.finetune == 'full' else 'adapter'}: {saved} (the kernel's {use})\n"
+          f"log: {Path(cfg.output_dir) / 'log.jsonl'}; curves: {Path(cfg.output_dir) / 'train_curves.png'}")
     return 0
 
 

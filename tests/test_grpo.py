@@ -63,3 +63,48 @@ def test_grpo_trains_on_the_kernels_prompts_with_the_kits_rewards(tiny_model, tm
     for h in logged:  # each reward is logged by its name; a random model never answers right
         assert h["rewards/correct/mean"] == 0.0 and 0.0 <= h["rewards/even_ids/mean"] <= 1.0
         assert h["reward"] == pytest.approx(0.5 * h["rewards/even_ids/mean"], abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def byte_model(tmp_path_factory):
+    """A tiny random Llama over a byte-level vocabulary (259 ids) with SmolLM2's chat template: small enough that
+    a few GRPO steps, each sampling 64 tokens, cover its vocabulary and can move where its probability goes."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from aimokit.models import embedded_default_model
+
+    out = tmp_path_factory.mktemp("byte")
+    inner = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))},
+                                 merges=[]))
+    inner.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    inner.decoder = decoders.ByteLevel()
+    tok = PreTrainedTokenizerFast(tokenizer_object=inner, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                  bos_token="<|im_start|>")
+    tok.chat_template = AutoTokenizer.from_pretrained(embedded_default_model()).chat_template
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
+                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_grpo_raises_the_mean_reward_within_a_few_steps_full_fine_tuning(byte_model, tmp_path):
+    """A reward that is easy to learn (the share of even token ids) climbs within a few steps, every weight trained;
+    the result is a whole model the kernel serves as engine.model."""
+    from transformers import AutoModelForCausalLM
+
+    cfg = TrainConfig(method="grpo", model=str(byte_model), output_dir=str(tmp_path / "out"), limit=4, finetune="full",
+                      rewards=["grpo_rewards:even_ids"], max_steps=10, per_device_train_batch_size=8,
+                      num_generations=8, max_completion_length=8, learning_rate=0.03, lr_scheduler_type="constant",
+                      logging_steps=1, save_steps=100)
+    saved = train(cfg)
+    rewards = [h["reward"] for h in map(json.loads, (tmp_path / "out" / "log.jsonl").read_text().splitlines())
+               if "reward" in h]
+    assert len(rewards) == 10
+    first, last = sum(rewards[:3]) / 3, sum(rewards[-3:]) / 3
+    assert last >= first + 0.25 and last >= 0.8, rewards
+    assert saved == tmp_path / "out" / "model" and not (saved / "adapter_config.json").exists()
+    assert AutoModelForCausalLM.from_pretrained(saved).config.vocab_size == 259

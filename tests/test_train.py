@@ -46,6 +46,10 @@ def test_bad_training_input_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match=r"loss_type \['nca'\]: use one or more of .*nca_pair"):
         TrainConfig.load(None, {"loss_type": ["nca"]})
     assert TrainConfig.load(None, {"loss_type": ["nca_pair"]}).loss_type == ["nca_pair"]
+    with pytest.raises(ConfigError, match="finetune = 'qlora': use 'lora' or 'full'"):
+        TrainConfig.load(None, {"finetune": "qlora"})
+    with pytest.raises(ConfigError, match="init_adapter continues a LoRA"):
+        TrainConfig.load(None, {"finetune": "full", "init_adapter": "x"})
 
 
 @pytest.mark.slow

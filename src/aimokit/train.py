@@ -1,10 +1,16 @@
-"""DPO and SFT with TRL and a PEFT LoRA, from one typed config; the result is an adapter vLLM serves.
+"""DPO, SFT and GRPO with TRL, a PEFT LoRA or every weight, from one typed config; the result is what vLLM serves.
 
 Like TRL's own trainers: a config dataclass and one entry, `train(cfg)`. It
 resumes from the newest checkpoint in its output folder, writes the trainer's
 log (loss, rewards, accuracies, margins) as JSON lines and a plot, and checks
 the adapter it saves the way the kernel will load it (rank, target modules,
-base-model shape) before calling the job done.
+base-model shape) before calling the job done. With `finetune = "full"` it
+saves a whole model instead (`output_dir/model`, the kernel's `engine.model`).
+
+The kit writes no distributed code: under `accelerate launch` (configs/accelerate/)
+TRL's trainers shard and gather, the model is saved through the trainer (which
+gathers FSDP / ZeRO-3 shards), and only the main process writes the log, the
+summary and the plot.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ class TrainConfig(Job):
     val_file: str = setting("", help="Optional; evaluated every eval_steps, or once at the end.")
     output_dir: str = setting("runs/train", help="Checkpoints, the adapter, the log and the curves go here.")
     init_adapter: str = setting("", help="Continue training this adapter (its base must be `model`).")
+    finetune: str = setting("lora", help="'lora': a PEFT LoRA adapter (output_dir/adapter, the kernel's engine.lora); "
+                                         "'full': every weight (output_dir/model, the kernel's engine.model; needs "
+                                         "the memory of the weights, gradients and optimizer state: FSDP or ZeRO-3 "
+                                         "past one GPU, see configs/accelerate/).")
     lora_r: int = setting(16, help="LoRA rank.")
     lora_alpha: int = setting(32, help="LoRA alpha (the update is scaled by alpha / r).")
     lora_dropout: float = setting(0.0, help="LoRA dropout.")
@@ -102,6 +112,10 @@ class TrainConfig(Job):
     def __post_init__(self) -> None:
         if self.method not in (*COLUMNS, "grpo"):
             raise ConfigError(f"method = {self.method!r}: use 'dpo', 'sft' or 'grpo'")
+        if self.finetune not in ("lora", "full"):
+            raise ConfigError(f"finetune = {self.finetune!r}: use 'lora' or 'full'")
+        if self.finetune == "full" and self.init_adapter:
+            raise ConfigError("init_adapter continues a LoRA; with finetune = 'full' set model to the weights to start from")
         if self.method == "grpo":
             from .rewards import BUILT_IN
 
@@ -209,7 +223,7 @@ def _check_liger() -> None:
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Train, save `output_dir/adapter`, validate it against the base model; returns the adapter path."""
+    """Train; save `output_dir/adapter` (validated against the base model) or, full, `output_dir/model`; return it."""
     import torch
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -237,7 +251,7 @@ def train(cfg: TrainConfig) -> Path:
     peft_config = None
     if cfg.init_adapter:
         model = PeftModel.from_pretrained(model, cfg.init_adapter, is_trainable=True)
-    else:
+    elif cfg.finetune == "lora":
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                  target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
     batch = cfg.per_device_train_batch_size
@@ -285,21 +299,27 @@ def train(cfg: TrainConfig) -> Path:
     if val_ds is not None:
         trainer.evaluate()
 
-    adapter = out / "adapter"
-    trainer.model.save_pretrained(str(adapter))
-    try:
-        validate_adapter(adapter, cfg.model)
-    except AdapterError as e:
-        raise AdapterError(f"the trained adapter would not load in the kernel: {e}") from e
+    full = cfg.finetune == "full"
+    saved = out / ("model" if full else "adapter")
+    trainer.save_model(str(saved))  # through the trainer: FSDP / ZeRO-3 shards are gathered first
+    if not trainer.is_world_process_zero():
+        return saved
+    if not full:
+        try:
+            validate_adapter(saved, cfg.model)
+        except AdapterError as e:
+            raise AdapterError(f"the trained adapter would not load in the kernel: {e}") from e
     history = trainer.state.log_history
     atomic_write(out / "log.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-    summary = {"method": cfg.method, "adapter": str(adapter), "pairs": len(train_ds), "steps": trainer.state.global_step,
-               "seconds": round(seconds, 1), "setup_s": round(setup_s, 1), "resumed_from": last, "train_loss": result.training_loss,
+    summary = {"method": cfg.method, "finetune": cfg.finetune, "saved": str(saved), "pairs": len(train_ds),
+               "steps": trainer.state.global_step, "processes": trainer.accelerator.num_processes,
+               "seconds": round(seconds, 1), "setup_s": round(setup_s, 1), "resumed_from": last,
+               "train_loss": result.training_loss,
                "final": {k: v for k, v in (history[-2] if len(history) > 1 else {}).items()},
                "config": asdict(cfg)}
     atomic_write(out / "train_summary.json", json.dumps(summary, indent=2, default=str))
     plot_history(history, out / "train_curves.png")
-    return adapter
+    return saved
 
 
 def plot_history(history: list[dict[str, Any]], path: Path) -> None:
