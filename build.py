@@ -419,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--out", default=None)
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     g.set_defaults(func=cmd_dpo_data)
-    f = sub.add_parser("sft-data", help="SFT traces (correct responses, tool results marked) from evaluated responses")
+    f = sub.add_parser("sft-data", help="SFT traces (correct responses, tool results marked) from evaluated responses, "
+                                       "and/or reference solutions (--set solutions=FILE)")
     f.add_argument("--responses", nargs="+", default=None)
     f.add_argument("--config", default=None, help="an SFTDataConfig TOML")
     f.add_argument("--out", default=None)

@@ -91,3 +91,55 @@ def test_sft_trains_on_the_traces_with_tool_results_masked(responses, tmp_path):
     assert (adapter / "adapter_config.json").is_file()
     losses = [h["loss"] for h in map(json.loads, (tmp_path / "o" / "log.jsonl").read_text().splitlines()) if "loss" in h]
     assert len(losses) == 2
+
+
+def _solutions(tmp_path, answer_c="41"):
+    path = tmp_path / "solutions.jsonl"
+    rows = [{"id": "a", "problem": "What is 6 * 7?", "answer": "42", "solution": "Six sevens are 42."},
+            {"id": "c", "problem": "Or 41 + 1?", "answer": answer_c, "solution": "One less than 42."}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("kernel", ["", "configs/aimo3-gpt-oss-120b.toml", "configs/aimo3-qwen3.toml"])
+def test_reference_solutions_become_traces_in_the_kernels_own_format(tmp_path, tokenizer, kernel):
+    """No responses: every problem's reference solution is a trace, its prompt rendered as the kernel renders it
+    and its answer boxed where the protocol reads answers (it grades right, by the kernel's own extraction)."""
+    from aimokit.answers import extract_answer
+    from aimokit.config import KernelConfig
+    from aimokit.engine.chat import TokenizerRenderer
+    from aimokit.protocols import get_protocol
+
+    from layout import ROOT
+
+    cfg = SFTDataConfig(solutions=str(_solutions(tmp_path)), kernel_config=str(ROOT / kernel) if kernel else "")
+    traces = make_traces(cfg)
+    k = KernelConfig.load(str(ROOT / kernel)) if kernel else KernelConfig()
+    protocol = get_protocol(k.solver.protocol)
+    assert traces["problem_id"].to_list() == ["a", "c"]
+    row = traces.row(0, named=True)
+    assert row["prompt"] == protocol.prompt(TokenizerRenderer(tokenizer), "What is 6 * 7?", k.solver, k.competition)
+    assert "Six sevens are 42." in row["response"] and row["tool_spans"] == []
+    assert extract_answer(protocol.answer_text(row["response"]), [], k.competition).answer == 42
+    if protocol.name == "harmony":  # reasoning in the analysis channel, the answer in the final one
+        assert row["response"].startswith("<|channel|>analysis<|message|>Six sevens")
+        assert "\\boxed" not in row["response"].split("<|channel|>final")[0]
+    ex = tokenize_trace(tokenizer, row["prompt"], row["response"], row["tool_spans"], 4096)
+    assert ex["labels"].count(IGNORE) == len(tokenizer.encode(row["prompt"], add_special_tokens=False))
+
+
+def test_reference_solutions_fill_in_the_problems_no_sample_solved(responses, tmp_path):
+    df = pl.read_parquet(responses).with_columns(
+        pl.when(pl.col("problem_id") == "c").then(False).otherwise(pl.col("correct")).alias("correct"))
+    df.write_parquet(tmp_path / "r.parquet")
+    traces = make_traces(SFTDataConfig(responses=[str(tmp_path / "r.parquet")], solutions=str(_solutions(tmp_path))))
+    c = traces.filter(pl.col("problem_id") == "c")
+    assert c.height == 1 and c["prompt"][0] == df.filter(pl.col("problem_id") == "c")["prompt"][0]
+    assert c["response"][0].endswith("\\boxed{41}.")
+    assert traces.filter(pl.col("problem_id") == "a").height == df.filter(
+        (pl.col("problem_id") == "a") & pl.col("correct")).unique(subset=["response"]).height  # solved: no reference
+    with pytest.raises(SFTDataError, match="problem c: the answer 'forty-one' does not read back"):
+        make_traces(SFTDataConfig(solutions=str(_solutions(tmp_path, "forty-one"))))
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"id": "a", "answer": 1}) + "\n")
+    with pytest.raises(SFTDataError, match=r"need column\(s\) \['solution', 'problem'\]"):
+        make_traces(SFTDataConfig(solutions=str(tmp_path / "bad.jsonl")))

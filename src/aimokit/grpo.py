@@ -21,23 +21,12 @@ if TYPE_CHECKING:
     from .train import TrainConfig
 
 
-class _Renderer:
-    """The one engine call `ToolProtocol.prompt` makes (`chat_prompt`), on the training tokenizer."""
-
-    def __init__(self, tokenizer: Any):
-        self.tokenizer = tokenizer
-
-    def chat_prompt(self, messages, tools=None) -> str:
-        from .engine.chat import apply_chat_template
-
-        return apply_chat_template(self.tokenizer, messages, tools)
-
-
 def prompts(cfg: "TrainConfig", tokenizer: Any):
     """The problems as a datasets.Dataset of (prompt, answer), prompts rendered as the kernel renders them."""
     from datasets import Dataset
 
     from .config import KernelConfig
+    from .engine.chat import TokenizerRenderer
     from .problems import load_problems, sample_problems
     from .protocols import get_protocol
 
@@ -46,7 +35,7 @@ def prompts(cfg: "TrainConfig", tokenizer: Any):
     problems = load_problems(cfg.problems or sample_problems(), kernel.competition)
     if cfg.limit:
         problems = problems[: cfg.limit]
-    renderer = _Renderer(tokenizer)
+    renderer = TokenizerRenderer(tokenizer)
     rows = [{"prompt": protocol.prompt(renderer, p.problem, kernel.solver, kernel.competition), "answer": p.answer}
             for p in problems]
     return Dataset.from_list(rows), protocol, kernel.competition

@@ -13,6 +13,11 @@ to use its output, never to write the output itself.
 
 `sft-data` keeps the correct responses, drops repeats, and optionally the
 shortest k per problem (shorter correct traces: the AIMO-2 teams' direction).
+With `solutions` (a problems file with reference solutions) a problem no sample
+solved gets its reference solution as a trace; with no responses at all, every
+problem in that file does, its prompt rendered by the kernel's protocol on the
+model's tokenizer. The protocol writes the solution the way its answers are read
+(`ToolProtocol.written_solution`), and every such trace is checked to grade right.
 """
 
 from __future__ import annotations
@@ -46,6 +51,12 @@ class SFTDataConfig(Job):
     what: ClassVar[str] = "sft-data config"
 
     responses: list[str] = setting(default_factory=list, help="Parquet files written by `build.py evaluate`.")
+    solutions: str = setting("", help="A problems file with id, problem, answer and solution: the reference solution "
+                                      "is a trace for each problem no response solved (all of them, without responses).")
+    kernel_config: str = setting("", help="The kernel config whose protocol and prompt render reference solutions; "
+                                          "empty: the kernel defaults (fenced).")
+    model: str = setting("", help="The model whose chat template renders prompts for reference solutions without "
+                                  "responses; empty: the embedded default.")
     out: str = setting("runs/sft-data", help="train.parquet, val.parquet and stats.json go here.")
     shortest_k: int = setting(0, help="Keep only the k shortest correct responses of each problem; 0: all of them.")
     val_fraction: float = setting(0.1, help="The share of problems (never of traces) held out for validation.")
@@ -64,8 +75,60 @@ def read_traces(paths: list[str]) -> pl.LazyFrame:
     return scan_responses(paths, SFTDataError)
 
 
+def reference_traces(cfg: SFTDataConfig, prompts: dict[str, str] | None) -> pl.DataFrame:
+    """Traces from reference solutions: for the problems in `prompts` (their recorded prompt), or every problem
+    of the file (prompts rendered here) when `prompts` is None."""
+    from .answers import extract_answer
+    from .config import KernelConfig
+    from .problems import read_frame
+    from .protocols import get_protocol
+
+    sol = read_frame(cfg.solutions)
+    missing = [c for c in ("id", "answer", "solution") if c not in sol.columns]
+    if missing or (prompts is None and "problem" not in sol.columns):
+        need = missing + (["problem"] if prompts is None and "problem" not in sol.columns else [])
+        raise SFTDataError(f"{cfg.solutions}: reference solutions need column(s) {need}; it has {sol.columns}")
+    kernel = KernelConfig.load(cfg.kernel_config) if cfg.kernel_config else KernelConfig()
+    protocol = get_protocol(kernel.solver.protocol)
+    renderer = None
+    if prompts is None:
+        from transformers import AutoTokenizer
+
+        from .engine.chat import TokenizerRenderer
+        from .models import resolve_model
+
+        renderer = TokenizerRenderer(AutoTokenizer.from_pretrained(resolve_model(cfg.model)))
+    rows = []
+    for r in sol.iter_rows(named=True):
+        pid = str(r["id"])
+        if prompts is not None and pid not in prompts:
+            continue
+        prompt = (prompts[pid] if prompts is not None
+                  else protocol.prompt(renderer, str(r["problem"]), kernel.solver, kernel.competition))
+        response = protocol.written_solution(prompt, str(r["solution"] or ""), str(r["answer"]))
+        got = extract_answer(protocol.answer_text(response), [], kernel.competition).answer
+        if got is None or str(got) != str(r["answer"]).strip():
+            raise SFTDataError(f"{cfg.solutions}: problem {pid}: the answer {r['answer']!r} does not read back from "
+                               f"its trace (got {got}); answers must be integers in the competition's range")
+        rows.append({"problem_id": pid, "prompt": prompt, "response": response, "tool_spans": []})
+    return pl.DataFrame(rows, schema={"problem_id": pl.String, "prompt": pl.String, "response": pl.String,
+                                      "tool_spans": pl.List(pl.List(pl.Int64))})
+
+
 def make_traces(cfg: SFTDataConfig) -> pl.DataFrame:
+    if not cfg.responses and cfg.solutions:
+        df = reference_traces(cfg, None)
+        if df.height == 0:
+            raise SFTDataError(f"{cfg.solutions}: no problems in it")
+        return df
     lf = read_traces(cfg.responses)
+    if cfg.solutions:  # reference solutions for the problems no sample solved, under their recorded prompt
+        unsolved = (lf.group_by("problem_id", maintain_order=True)
+                    .agg(pl.col("correct").any().alias("solved"), pl.col("prompt").first())
+                    .filter(~pl.col("solved")).collect())
+        ref = reference_traces(cfg, dict(zip(unsolved["problem_id"], unsolved["prompt"])))
+        lf = pl.concat([lf, ref.lazy().with_columns(pl.lit(True).alias("correct"))
+                        .select(lf.collect_schema().names())], how="vertical_relaxed")
     traces = (lf.filter(pl.col("correct"))
               .unique(subset=["problem_id", "prompt", "response"], maintain_order=True)
               .with_columns(pl.col("response").str.len_chars().alias("chars")))
@@ -76,7 +139,8 @@ def make_traces(cfg: SFTDataConfig) -> pl.DataFrame:
     if df.height == 0:
         n = lf.select(pl.col("problem_id").n_unique()).collect().item()
         raise SFTDataError(f"no correct response among {n} problems, so there is nothing to imitate. Evaluate with "
-                           "more samples or on problems nearer the model's level")
+                           "more samples or on problems nearer the model's level, or give reference solutions "
+                           "(solutions = a problems file with a 'solution' column)")
     return df
 
 
@@ -92,7 +156,9 @@ def build_sft_data(cfg: SFTDataConfig) -> dict[str, Any]:
         atomic_write(out / f"{name}.parquet", part)
     stats = {"problems": {"train": train["problem_id"].n_unique(), "val": val["problem_id"].n_unique()},
              "traces": {"train": train.height, "val": val.height},
-             "options": {"shortest_k": cfg.shortest_k, "val_fraction": cfg.val_fraction, "seed": cfg.seed}}
+             "reference_traces": int(df.filter(pl.col("tool_spans").list.len() == 0).height) if cfg.solutions else 0,
+             "options": {"shortest_k": cfg.shortest_k, "val_fraction": cfg.val_fraction, "seed": cfg.seed,
+                         "solutions": cfg.solutions}}
     atomic_write(out / "stats.json", json.dumps(stats, indent=2))
     return stats
 

@@ -45,6 +45,10 @@ class ToolProtocol(_Protocol):
         """True once a round's text holds a finished answer (a closed \\boxed{} where the answer is read):
         the engine may stop the sample there (`solver.stop_at_answer`). Called as text streams in: cheap."""
 
+    def written_solution(self, prompt: str, solution: str, answer: str) -> str:
+        """A reference solution as this model would have written it after `prompt`, its answer boxed where
+        `answer_text` reads it (SFT on reference solutions trains the format the kernel parses)."""
+
 
 def get_protocol(name: str) -> ToolProtocol:
     try:
@@ -80,3 +84,8 @@ def after_thinking(text: str) -> str:
     if end >= 0:
         return text[end + len("</think>"):]
     return "" if "<think>" in text else text
+
+
+def boxed_after(solution: str, answer: str) -> str:
+    """The plain-text ending every protocol's answer segment uses."""
+    return f"{solution.rstrip()}\n\nThe answer is \\boxed{{{answer}}}."

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..config import CompetitionConfig, SamplingConfig
 from ..prompts import messages
-from .base import after_thinking, closed_boxed
+from .base import after_thinking, boxed_after, closed_boxed
 
 
 class ChainOfThought:
@@ -27,6 +27,9 @@ class ChainOfThought:
 
     def answer_text(self, text: str) -> str:
         return text
+
+    def written_solution(self, prompt: str, solution: str, answer: str) -> str:
+        return boxed_after(solution, answer)
 
     def answer_complete(self, text: str) -> bool:
         return closed_boxed(after_thinking(text))

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..config import CompetitionConfig, SamplingConfig
 from ..prompts import OUTPUT_OPEN, messages
-from .base import closed_boxed, no_output
+from .base import boxed_after, closed_boxed, no_output
 
 CODE = re.compile(r"```python[ \t]*\n(.*?)```", re.DOTALL)
 
@@ -45,6 +45,9 @@ class Fenced:
 
     def answer_text(self, text: str) -> str:
         return text
+
+    def written_solution(self, prompt: str, solution: str, answer: str) -> str:
+        return boxed_after(solution, answer)
 
     def answer_complete(self, text: str) -> bool:
         """A closed box outside any code fence (an odd number of fences: a block is still open)."""

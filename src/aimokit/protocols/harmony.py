@@ -32,7 +32,7 @@ from typing import Any
 
 from ..config import CompetitionConfig, SamplingConfig
 from ..prompts import user_message
-from .base import closed_boxed, no_output
+from .base import boxed_after, closed_boxed, no_output
 
 START, END, MESSAGE, CHANNEL, CALL, RETURN = "<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|call|>", "<|return|>"
 SPECIAL = (START, END, MESSAGE, CHANNEL, CALL, RETURN, "<|constrain|>")
@@ -90,6 +90,12 @@ class Harmony:
             return ""
         body = text[at:].split(MESSAGE, 1)
         return body[1].split(RETURN, 1)[0].split(END, 1)[0] if len(body) > 1 else ""
+
+    def written_solution(self, prompt: str, solution: str, answer: str) -> str:
+        """The reasoning in the analysis channel, the boxed answer in the final one (the prompt ends at the
+        assistant's start)."""
+        return (f"{CHANNEL}analysis{MESSAGE}{solution.strip()}{END}{START}assistant{CHANNEL}final{MESSAGE}"
+                f"{boxed_after('', answer).lstrip()}{RETURN}")
 
     def answer_complete(self, text: str) -> bool:
         """A closed box in the final channel (a boxed guess in the analysis channel does not stop the sample)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import CompetitionConfig, SamplingConfig
 from ..prompts import messages
-from .base import after_thinking, closed_boxed, no_output
+from .base import after_thinking, boxed_after, closed_boxed, no_output
 
 TOOL = {"type": "function", "function": {
     "name": "python",
@@ -71,6 +71,11 @@ class Hermes:
 
     def answer_text(self, text: str) -> str:
         return text
+
+    def written_solution(self, prompt: str, solution: str, answer: str) -> str:
+        """The reasoning inside <think> (opened here unless the chat template opened it), the answer after it."""
+        opened = prompt.rstrip().endswith("<think>")
+        return ("" if opened else "<think>\n") + solution.strip() + "\n</think>\n\n" + boxed_after("", answer).lstrip()
 
     def answer_complete(self, text: str) -> bool:
         """A closed box after the reasoning block and after the last tool call (none while a call is open)."""
