@@ -13,6 +13,26 @@ def test_shipped_configs_load_and_round_trip(name):
     assert KernelConfig.from_dict(tomllib.loads(to_toml(cfg))) == cfg
 
 
+@pytest.mark.parametrize("name", ["train-dpo", "train-sft", "train-grpo"])
+def test_shipped_train_configs_load(name):
+    from aimokit.train import TrainConfig
+
+    cfg = TrainConfig.load(ROOT / "configs" / f"{name}.toml")
+    assert cfg.method == name.removeprefix("train-")
+
+
+@pytest.mark.parametrize("name", ["cpu-2", "fsdp2", "zero3"])
+def test_shipped_accelerate_configs_name_a_known_distributed_type(name):
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "configs" / "accelerate" / f"{name}.yaml").read_text())
+    assert cfg["distributed_type"] in ("MULTI_GPU", "FSDP", "DEEPSPEED") and cfg["num_processes"] >= 2
+    if name == "fsdp2":
+        assert cfg["fsdp_config"]["fsdp_version"] == 2
+    if name == "zero3":
+        assert cfg["deepspeed_config"]["zero_stage"] == 3
+
+
 def test_aimo3_has_no_modulo_and_a_wider_range():
     cfg = KernelConfig.load(ROOT / "configs" / "aimo3.toml")
     assert cfg.competition.modulo == 0 and cfg.competition.answer_max == 99999
