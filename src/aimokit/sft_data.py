@@ -78,7 +78,7 @@ def read_traces(paths: list[str]) -> pl.LazyFrame:
 def reference_traces(cfg: SFTDataConfig, prompts: dict[str, str] | None) -> pl.DataFrame:
     """Traces from reference solutions: for the problems in `prompts` (their recorded prompt), or every problem
     of the file (prompts rendered here) when `prompts` is None."""
-    from .answers import extract_answer
+    from .answers import extract_answer, is_correct
     from .config import KernelConfig
     from .problems import read_frame
     from .protocols import get_protocol
@@ -107,7 +107,7 @@ def reference_traces(cfg: SFTDataConfig, prompts: dict[str, str] | None) -> pl.D
                   else protocol.prompt(renderer, str(r["problem"]), kernel.solver, kernel.competition))
         response = protocol.written_solution(prompt, str(r["solution"] or ""), str(r["answer"]))
         got = extract_answer(protocol.answer_text(response), [], kernel.competition).answer
-        if got is None or str(got) != str(r["answer"]).strip():
+        if got is None or not is_correct(got, r["answer"]):  # the kernel's own grading ("025" is 25)
             raise SFTDataError(f"{cfg.solutions}: problem {pid}: the answer {r['answer']!r} does not read back from "
                                f"its trace (got {got}); answers must be integers in the competition's range")
         rows.append({"problem_id": pid, "prompt": prompt, "response": response, "tool_spans": []})
