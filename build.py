@@ -341,6 +341,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig.load(args.config, _parse_sets(args.set))
     saved = train(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch: the main process reports
+        return 0
     use = "engine.model" if cfg.finetune == "full" else "engine.lora"
     print(f"{'model' if cfg.finetune == 'full' else 'adapter'}: {saved} (the kernel's {use})\n"
           f"log: {Path(cfg.output_dir) / 'log.jsonl'}; curves: {Path(cfg.output_dir) / 'train_curves.png'}")

@@ -313,6 +313,7 @@ def train(cfg: TrainConfig) -> Path:
     atomic_write(out / "log.jsonl", "".join(json.dumps(h) + "\n" for h in history))
     summary = {"method": cfg.method, "finetune": cfg.finetune, "saved": str(saved), "pairs": len(train_ds),
                "steps": trainer.state.global_step, "processes": trainer.accelerator.num_processes,
+               "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None,
                "seconds": round(seconds, 1), "setup_s": round(setup_s, 1), "resumed_from": last,
                "train_loss": result.training_loss,
                "final": {k: v for k, v in (history[-2] if len(history) > 1 else {}).items()},
