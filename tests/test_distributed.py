@@ -10,24 +10,19 @@ import polars as pl
 import pytest
 
 from layout import ROOT
+from tiny_llama import save_tiny_llama
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer
 
     from aimokit.models import embedded_default_model
 
     root = tmp_path_factory.mktemp("dist")
-    tok = AutoTokenizer.from_pretrained(embedded_default_model())
-    torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                 num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,
-                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).save_pretrained(root / "m")
-    tok.save_pretrained(root / "m")
+    save_tiny_llama(root / "m", AutoTokenizer.from_pretrained(embedded_default_model()))
     n = 16
     pl.DataFrame({"prompt": [f"What is {i} + {i}?" for i in range(n)],
                   "chosen": [f"It is \\boxed{{{2 * i}}}." for i in range(n)],

@@ -9,6 +9,8 @@ from aimokit.protocols import get_protocol
 from aimokit.rewards import RewardError, answer_format, correct, length, resolve
 from aimokit.train import TrainConfig, train
 
+from tiny_llama import save_tiny_llama
+
 
 def test_the_kit_rewards_read_answers_as_the_kernel_does():
     harmony, comp = get_protocol("harmony"), CompetitionConfig(name="aimo3", answer_max=99999, modulo=0)
@@ -36,19 +38,12 @@ def test_bad_rewards_name_the_fix():
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer
 
     from aimokit.models import embedded_default_model
 
-    out = tmp_path_factory.mktemp("tiny")
-    tok = AutoTokenizer.from_pretrained(embedded_default_model())  # SmolLM2's chat template renders the prompts
-    torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                 num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=2048,
-                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    # SmolLM2's chat template renders the prompts
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny"), AutoTokenizer.from_pretrained(embedded_default_model()))
 
 
 def test_grpo_trains_on_the_kernels_prompts_with_the_kits_rewards(tiny_model, tmp_path):
@@ -69,9 +64,8 @@ def test_grpo_trains_on_the_kernels_prompts_with_the_kits_rewards(tiny_model, tm
 def byte_model(tmp_path_factory):
     """A tiny random Llama over a byte-level vocabulary (259 ids) with SmolLM2's chat template: small enough that
     a few GRPO steps, each sampling 64 tokens, cover its vocabulary and can move where its probability goes."""
-    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     from aimokit.models import embedded_default_model
 
@@ -83,12 +77,7 @@ def byte_model(tmp_path_factory):
     tok = PreTrainedTokenizerFast(tokenizer_object=inner, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                   bos_token="<|im_start|>")
     tok.chat_template = AutoTokenizer.from_pretrained(embedded_default_model()).chat_template
-    torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                 num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
-                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return save_tiny_llama(out, tok, max_positions=4096)
 
 
 def test_grpo_raises_the_mean_reward_within_a_few_steps_full_fine_tuning(byte_model, tmp_path):

@@ -168,7 +168,8 @@ class SandboxConfig:
     sessions: bool = setting(False, help="Persistent Python sessions: each sample keeps one interpreter for its "
                                          "life (names persist, nothing is re-run), reset between problems. Off: a "
                                          "fresh process per block (with `cumulative`).")
-    session_pool: int = setting(0, help="Spare sessions started ahead; 0: twice the samples in flight.")
+    session_pool: int = setting(0, help="Spare sessions started ahead; 0: twice the samples in flight (each holds "
+                                         "sympy and numpy, ~100 MB: at 256 in flight, as evaluate runs, cap it).")
     cumulative: bool = setting(True, help="Re-run a sample's earlier clean blocks (silenced) before the new one, so names defined in round 1 still exist in round 2, like a notebook.")
     python: str = setting("", help="interpreter for the child; empty: the running one")
     read_paths: list[str] = setting(default_factory=list, help="Files or folders model code may read besides its scratch directory and Python's own libraries (everything else, credentials above all, is refused).")

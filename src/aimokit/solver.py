@@ -418,7 +418,7 @@ class Solver:
         n = samples or self.cfg.samples
         return self._solve(dict(problems=[], samples=[], pending=((p, n) for p in problems),
                                 concurrency=max(concurrency, n), on_result=on_result,
-                                keep_responses=keep_responses), deadline, min(max(concurrency, n), 4 * n))
+                                keep_responses=keep_responses), deadline, max(concurrency, n))
 
     def _solve(self, run_args: dict, deadline: float | None, in_flight: int) -> list[ProblemResult]:
         start = self.clock()
