@@ -260,7 +260,7 @@ def cmd_output(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from aimokit.config import KernelConfig, expand_paths
-    from aimokit.evaluate import EvalConfig, run_evaluation, write_report
+    from aimokit.evaluate import EvalConfig, run_evaluation, run_workers, write_report
     from aimokit.models import resolve_model
     from aimokit.problems import load_problems, sample_problems
     from aimokit.serving import setup_logging
@@ -276,7 +276,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if ev.limit:
         problems = problems[:ev.limit]
     cfg = replace(cfg, engine=replace(cfg.engine, model=resolve_model(cfg.engine.model)))
-    run_evaluation(cfg, problems, out, ev)
+    (run_workers if ev.workers > 1 else run_evaluation)(cfg, problems, out, ev)
     write_report(out, ev)
     print((out / "report.md").read_text())
     print(f"responses: {out / 'responses.parquet'}\nreport: {out / 'report.md'}")
@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("evaluate", help="K samples per labelled problem: responses.parquet, maj/pass report, plots")
     from aimokit.evaluate import EvalConfig
 
-    _add_flags(e, EvalConfig, ("problems", "samples", "concurrency", "limit"))
+    _add_flags(e, EvalConfig, ("problems", "samples", "concurrency", "limit", "workers"))
     e.add_argument("--eval-config", default=None, help="an EvalConfig TOML (flags override it)")
     e.add_argument("--config", default=str(ROOT / "configs" / "dry-run.toml"), help="the kernel config that solves")
     e.add_argument("--lora", default=None, help="a LoRA adapter directory")

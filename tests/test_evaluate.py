@@ -67,3 +67,54 @@ def test_evaluation_resumes_and_refuses_unlabelled_problems(fast_cfg, tmp_path):
     assert df.height == 4 and all("6*7" in p for p in engine.prompts) and engine.calls == 2  # only 'b' was solved
     with pytest.raises(ProblemFileError, match="needs answers"):
         run_evaluation(fast_cfg, [Problem("c", "?", None)], tmp_path / "ev2", ev, engine=_engine())
+
+
+@pytest.mark.slow
+def test_evaluation_split_over_two_worker_processes_merges_into_one_file_and_resumes(tmp_path):
+    """`--workers 2`: two processes, one engine each (the transformers backend on a tiny model here; one GPU each on
+    a GPU machine), problems dealt round-robin; one responses.parquet holds every response once; a rerun does no
+    work; a worker that fails is named with its log, and what finished is kept."""
+    import os
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer
+
+    from aimokit.models import embedded_default_model
+    from layout import ROOT
+    from tiny_llama import save_tiny_llama
+
+    model = save_tiny_llama(tmp_path / "m", AutoTokenizer.from_pretrained(embedded_default_model()))
+    problems = tmp_path / "p.jsonl"
+    problems.write_text("".join(json.dumps({"id": f"q{i}", "problem": f"What is {i} + {i}?", "answer": 2 * i}) + "\n"
+                                for i in range(5)))
+    out = tmp_path / "ev"
+
+    def run(model_dir):
+        cmd = [sys.executable, str(ROOT / "build.py"), "evaluate", "--problems", str(problems), "--samples", "2",
+               "--workers", "2", "--out", str(out), "--set", "engine.backend=transformers",
+               "--set", f"engine.model={model_dir}", "--set", "engine.dtype=float32", "--set", "solver.max_rounds=1",
+               "--set", "solver.max_tokens_per_round=6", "--set", "solver.max_tokens_total=6"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"})
+
+    first = run(model)
+    assert first.returncode == 0, first.stderr[-2000:]
+    df = pl.read_parquet(out / "responses.parquet")
+    assert df.height == 10 and sorted(set(df["problem_id"])) == [f"q{i}" for i in range(5)]
+    assert df.unique(subset=["problem_id", "sample"]).height == 10
+    dealt = [set(pl.read_parquet(out / "workers" / w / "responses.parquet")["problem_id"]) for w in ("0", "1")]
+    assert dealt == [{"q0", "q2", "q4"}, {"q1", "q3"}]
+    assert (out / "report.md").is_file() and json.loads((out / "eval_meta.json").read_text())["workers"] == 2
+    logs = {w: (out / "workers" / w / "worker.log").stat().st_mtime for w in ("0", "1")}
+    again = run(model)  # everything is there: no worker starts, the file is unchanged
+    assert again.returncode == 0 and pl.read_parquet(out / "responses.parquet").equals(df)
+    assert {w: (out / "workers" / w / "worker.log").stat().st_mtime for w in ("0", "1")} == logs
+    problems.write_text(problems.read_text() + json.dumps({"id": "q9", "problem": "9 + 9?", "answer": 18}) + "\n")
+    import shutil
+
+    broken = shutil.copytree(model, tmp_path / "broken")
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    bad = run(broken)  # the new problem's worker cannot start its engine
+    assert bad.returncode != 0 and "1 of 1 evaluation workers failed" in bad.stderr + bad.stdout
+    assert "worker.log" in bad.stderr + bad.stdout and pl.read_parquet(out / "responses.parquet").height == 10

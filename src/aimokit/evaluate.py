@@ -25,6 +25,7 @@ import polars as pl
 from .answers import is_correct
 from .metrics import metrics
 from .config import ConfigError, Job, KernelConfig, setting
+from .errors import AimokitError
 from .problems import Problem, ProblemFileError
 from .io import atomic_write
 
@@ -77,6 +78,9 @@ class EvalConfig(Job):
                                         "0: the engine's max_num_seqs (what it holds at once).")
     write_every_s: float = setting(30.0, help="Finished problems are written to responses.parquet at most this "
                                                "often (and at the end); 0: after every problem.")
+    workers: int = setting(1, help="Engines side by side, one per GPU (worker i sees GPU i): problems are dealt "
+                                   "round-robin and the workers' responses merge into one responses.parquet; "
+                                   "resume works across them. 1: one engine in this process.")
     limit: int = setting(0, help="Only the first N problems; 0: all.")
     z: float = setting(1.96, help="The confidence level of the intervals, as a normal quantile (1.96: 95%).")
     curve_draws: int = setting(200, help="Random subsets per k for the maj@k curve.")
@@ -84,9 +88,9 @@ class EvalConfig(Job):
 
     def __post_init__(self) -> None:
         if (self.samples < 1 or self.concurrency < 0 or self.write_every_s < 0 or self.limit < 0
-                or self.curve_draws < 1 or self.z <= 0):
+                or self.curve_draws < 1 or self.z <= 0 or self.workers < 1):
             raise ConfigError("eval: need samples >= 1, concurrency >= 0, write_every_s >= 0, limit >= 0, "
-                              "curve_draws >= 1 and z > 0")
+                              "curve_draws >= 1, z > 0 and workers >= 1")
 
 
 def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalConfig,
@@ -144,6 +148,86 @@ def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: Ev
             "engine_start_s": round(start_s, 2), "wall_s": round(time.monotonic() - t0, 2)}
     atomic_write(out / "eval_meta.json", json.dumps(meta, indent=2))
     return df
+
+
+class WorkerError(AimokitError, RuntimeError):
+    """An evaluation worker failed; what every worker finished is merged all the same."""
+
+
+def run_workers(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalConfig) -> pl.DataFrame:
+    """`ev.workers` evaluations side by side, one engine each (worker i sees GPU i), problems dealt round-robin;
+    their files merge into out/responses.parquet. Why processes: one engine per GPU is the simplest way to use
+    every GPU of a machine, each worker is the plain one-engine evaluation, and a worker that dies takes only its
+    own engine with it. A rerun resumes: problems already merged, or in a worker's file, are not solved again."""
+    import os
+    import subprocess
+    import sys
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RESPONSES
+    shards = [out / "workers" / str(i) for i in range(ev.workers)]
+    done = _merge(path, shards)
+    seen = set(done["problem_id"].to_list())
+    todo = [p for p in problems if p.id not in seen]
+    procs = []
+    t0 = time.monotonic()
+    for i, shard in enumerate(shards):
+        mine = todo[i::ev.workers]
+        if not mine:
+            continue
+        shard.mkdir(parents=True, exist_ok=True)
+        atomic_write(shard / "problems.jsonl", "".join(
+            json.dumps({"id": p.id, "problem": p.problem, "answer": p.answer}) + "\n" for p in mine))
+        atomic_write(shard / "kernel.toml", cfg.to_toml())
+        atomic_write(shard / "eval.json", json.dumps(dataclasses.asdict(dataclasses.replace(
+            ev, workers=1, problems=str(shard / "problems.jsonl"), limit=0))))
+        env = dict(os.environ, CUDA_VISIBLE_DEVICES=str(i)) if _gpus() > 1 else dict(os.environ)
+        log_file = open(shard / "worker.log", "w")
+        procs.append((shard, log_file, subprocess.Popen([sys.executable, "-m", "aimokit.evaluate", str(shard)],
+                                                        env=env, stdout=log_file, stderr=subprocess.STDOUT)))
+    failed = []
+    for shard, log_file, proc in procs:
+        if proc.wait() != 0:
+            failed.append(shard / "worker.log")
+        log_file.close()
+    df = _merge(path, shards)
+    atomic_write(out / "eval_meta.json", json.dumps({
+        "model": cfg.engine.model, "lora": cfg.engine.lora, "samples": ev.samples, "workers": ev.workers,
+        "wall_s": round(time.monotonic() - t0, 2)}, indent=2))
+    if failed:
+        raise WorkerError(f"{len(failed)} of {len(procs)} evaluation workers failed (see {', '.join(map(str, failed))}); "
+                          f"what they finished is in {path}, and a rerun resumes from it")
+    return df
+
+
+def _gpus() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:
+        return 0
+
+
+def _merge(path: Path, shards: list[Path]) -> pl.DataFrame:
+    """out/responses.parquet and every worker's file as one, each (problem, sample) once; written atomically."""
+    files = [f for f in [path, *(s / RESPONSES for s in shards)] if f.exists()]
+    frames = [_with_schema(pl.read_parquet(f)) for f in files] or [pl.DataFrame(schema=RESPONSE_SCHEMA)]
+    df = pl.concat(frames).unique(subset=["problem_id", "sample"], keep="first", maintain_order=True)
+    if files:
+        atomic_write(path, df)
+    return df
+
+
+def _worker(shard: Path) -> None:
+    """One worker of `run_workers`: the plain evaluation of its problems into its own folder."""
+    from .problems import load_problems
+    from .serving import setup_logging
+
+    setup_logging()
+    cfg = KernelConfig.load(shard / "kernel.toml")
+    ev = EvalConfig.from_dict(json.loads((shard / "eval.json").read_text()))
+    run_evaluation(cfg, load_problems(ev.problems, cfg.competition), shard, ev)
 
 
 def _with_schema(df: pl.DataFrame) -> pl.DataFrame:
@@ -246,3 +330,9 @@ def write_report(out: Path, ev: EvalConfig) -> dict[str, Any]:
     atomic_write(out / "metrics.json", json.dumps(m, indent=2))
     atomic_write(out / "report.md", render(m, meta, images))
     return m
+
+
+if __name__ == "__main__":  # a worker of run_workers: python -m aimokit.evaluate SHARD_DIR
+    import sys
+
+    _worker(Path(sys.argv[1]))
