@@ -118,20 +118,23 @@ def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: Ev
     solver = Solver(engine, cfg.solver, cfg.sandbox, cfg.competition, max_model_len=cfg.engine.max_model_len)
     frames = [done]
     finished: list = []  # results not written yet
-    last_write = [time.monotonic()]
-    count = [len(seen)]
+    last_write = time.monotonic()
 
     def write() -> None:
+        nonlocal last_write
         _append(frames, finished, path)
         finished.clear()
-        last_write[0] = time.monotonic()
+        last_write = time.monotonic()
+
+    evaluated = len(seen)
 
     def on_result(r) -> None:
+        nonlocal evaluated
         finished.append(r)
-        count[0] += 1
-        if time.monotonic() - last_write[0] >= ev.write_every_s:
+        evaluated += 1
+        if time.monotonic() - last_write >= ev.write_every_s:
             write()
-            log.info("evaluated %d/%d problems (%d responses)", count[0], len(problems), sum(f.height for f in frames))
+            log.info("evaluated %d/%d problems (%d responses)", evaluated, len(problems), sum(f.height for f in frames))
 
     try:
         left = solver.solve_stream(todo, on_result, samples=ev.samples, keep_responses=True,
@@ -171,6 +174,7 @@ def run_workers(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalC
     todo = [p for p in problems if p.id not in seen]
     procs = []
     t0 = time.monotonic()
+    one_gpu_each = _gpus() > 1
     for i, shard in enumerate(shards):
         mine = todo[i::ev.workers]
         if not mine:
@@ -181,7 +185,7 @@ def run_workers(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalC
         atomic_write(shard / "kernel.toml", cfg.to_toml())
         atomic_write(shard / "eval.json", json.dumps(dataclasses.asdict(dataclasses.replace(
             ev, workers=1, problems=str(shard / "problems.jsonl"), limit=0))))
-        env = dict(os.environ, CUDA_VISIBLE_DEVICES=str(i)) if _gpus() > 1 else dict(os.environ)
+        env = dict(os.environ, CUDA_VISIBLE_DEVICES=str(i)) if one_gpu_each else dict(os.environ)
         log_file = open(shard / "worker.log", "w")
         procs.append((shard, log_file, subprocess.Popen([sys.executable, "-m", "aimokit.evaluate", str(shard)],
                                                         env=env, stdout=log_file, stderr=subprocess.STDOUT)))

@@ -30,7 +30,7 @@ def prompts(cfg: "TrainConfig", tokenizer: Any):
     from .problems import load_problems, sample_problems
     from .protocols import get_protocol
 
-    kernel = KernelConfig.load(cfg.kernel_config) if cfg.kernel_config else KernelConfig()
+    kernel = KernelConfig.load(cfg.kernel_config)  # empty: the defaults
     protocol = get_protocol(kernel.solver.protocol)
     problems = load_problems(cfg.problems or sample_problems(), kernel.competition)
     if cfg.limit:

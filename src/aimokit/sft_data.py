@@ -88,7 +88,7 @@ def reference_traces(cfg: SFTDataConfig, prompts: dict[str, str] | None) -> pl.D
     if missing or (prompts is None and "problem" not in sol.columns):
         need = missing + (["problem"] if prompts is None and "problem" not in sol.columns else [])
         raise SFTDataError(f"{cfg.solutions}: reference solutions need column(s) {need}; it has {sol.columns}")
-    kernel = KernelConfig.load(cfg.kernel_config) if cfg.kernel_config else KernelConfig()
+    kernel = KernelConfig.load(cfg.kernel_config)  # empty: the defaults
     protocol = get_protocol(kernel.solver.protocol)
     renderer = None
     if prompts is None:
