@@ -1,12 +1,20 @@
-"""SFT with LoRA on the 7B-shaped model: one GPU, then N GPUs through `accelerate launch`, the kit's own `train`.
+"""Training on one GPU, then on N through `accelerate launch`: the kit's own `train`, side by side on one machine.
 
-    python benchmarks/train_scaling.py --model /root/dsm7b --gpus 2 --length 8192 --steps 6 --out DIR
+    python benchmarks/train_scaling.py --model /root/dsm7b --method sft --runs 1,fsdp2:2,fsdp2:4,zero3:2,zero3:4 \
+        --length 8192 --steps 10 --out DIR
+    python benchmarks/train_scaling.py --model /root/dsm7b --method sft --finetune full --dtype float32 \
+        --runs 1,fsdp2:4 --length 4096 --steps 6 --out DIR
 
-Each run trains the same traces (random text, two masked tool results each, `sft_speed.traces`) with batch 1 a
-GPU, gradient checkpointing, LoRA r16 on the seven projections: one process on GPU 0; then N processes with
-configs/accelerate/fsdp2.yaml (FSDP2) and with configs/accelerate/cpu-2.yaml (plain DDP on GPUs; the same file
-trains on CPUs in CI). tok/s = steps x processes x length / the trainer's train time; the scaling is against
-the one-GPU run; peak memory is rank 0's.
+A run is `1` (one process on GPU 0, no launcher) or `LAUNCHER:N` (N processes with configs/accelerate/LAUNCHER.yaml:
+fsdp2 is FSDP2, zero3 DeepSpeed ZeRO-3, cpu-2 plain DDP on GPUs). Each trains the same data with batch 1 a GPU and
+gradient checkpointing, LoRA r16 on the seven projections (or every weight with --finetune full):
+- sft: random-text traces of --length tokens with two masked tool results each (`sft_speed.traces`);
+- dpo: random pairs (prompt --length/4, chosen and rejected 3/8 each), both sequences through the policy.
+The global batch grows with N (weak scaling, as a user adds GPUs). tok/s counts the tokens a step trains over
+every process; `steady_tok_s` uses the median step time after the first two steps (the train summary's
+`step_seconds`), which leaves out compilation, NCCL set-up and allocator warm-up; `tok_s` is over the whole
+train time. Scaling is steady tok/s against the first run. Peak memory is rank 0's. A run that fails (out of
+memory, for the full fine-tune on one GPU) is recorded with its reason and the next one runs.
 """
 
 from __future__ import annotations
@@ -14,6 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
+import signal
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +33,37 @@ from common import ROOT, versions, write
 from sft_speed import traces
 
 
-def run(cmd: list[str], env: dict[str, str], log: Path) -> int:
+def run(cmd: list[str], env: dict[str, str], log: Path, timeout: float) -> int:
+    """The run in its own process group, so a timeout stops the launcher and every rank it started."""
     with open(log, "w") as f:
-        return subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=900).returncode
+        proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            f.write(f"\nTimeout: stopped after {timeout:.0f} s\n")
+            return 124
+
+
+def pairs(tokenizer, length: int, n: int, seed: int = 0) -> list[dict]:
+    """DPO pairs of random text: prompt length/4 tokens, chosen and rejected 3/8 each."""
+    rng = random.Random(seed)
+
+    def text(k: int) -> str:
+        return tokenizer.decode([rng.randrange(1000, 40000) for _ in range(k)])
+
+    return [{"prompt": text(length // 4), "chosen": text(length * 3 // 8), "rejected": text(length * 3 // 8)}
+            for _ in range(n)]
+
+
+def reason(log: Path) -> str:
+    tail = log.read_text(errors="replace")[-4000:] if log.is_file() else ""
+    for marker in ("OutOfMemoryError", "CUDA out of memory", "ModuleNotFoundError", "ImportError", "Timeout"):
+        if marker in tail:
+            line = next((x for x in tail.splitlines() if marker in x), marker)
+            return line.strip()[:300]
+    return tail[-600:]
 
 
 def main() -> None:
@@ -33,47 +72,70 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
-    ap.add_argument("--gpus", type=int, default=2)
+    ap.add_argument("--method", choices=["sft", "dpo"], default="sft")
+    ap.add_argument("--finetune", choices=["lora", "full"], default="lora")
+    ap.add_argument("--dtype", default="bfloat16", help="the weights' dtype (float32: fp32 master weights, bf16 compute)")
+    ap.add_argument("--runs", default="1,fsdp2:2")
     ap.add_argument("--length", type=int, default=8192)
-    ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--launchers", default="fsdp2,cpu-2")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--tag", default="")
     ap.add_argument("--out", default="bench-out")
     a = ap.parse_args()
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    data = out / "traces.parquet"
-    pl.DataFrame(traces(AutoTokenizer.from_pretrained(a.model), a.length, a.steps * a.gpus)).write_parquet(data)
-    sets = {"method": "sft", "model": a.model, "train_file": str(data), "val_file": "", "max_length": a.length + 64,
+    plans = []
+    for spec in a.runs.split(","):
+        name, _, n = spec.partition(":")
+        plans.append((spec, int(n or 1) if name != "1" else 1, None if name == "1" else name))
+    most = max(p[1] for p in plans)
+    tok = AutoTokenizer.from_pretrained(a.model)
+    data = out / f"{a.method}-data.parquet"
+    rows = (traces(tok, a.length, a.steps * most) if a.method == "sft" else pairs(tok, a.length, a.steps * most))
+    pl.DataFrame(rows).write_parquet(data)
+    sets = {"method": a.method, "model": a.model, "train_file": str(data), "val_file": "", "max_length": a.length + 64,
             "per_device_train_batch_size": 1, "max_steps": a.steps, "gradient_checkpointing": "true",
-            "logging_steps": 1, "save_steps": 10_000, "resume": "false", "learning_rate": 1e-4,
+            "logging_steps": 1, "save_steps": 10_000, "resume": "false", "learning_rate": 1e-5,
+            "finetune": a.finetune, "dtype": a.dtype,
             "target_modules": '["q_proj","k_proj","v_proj","o_proj","gate_proj","up_proj","down_proj"]'}
-    report = {"model": Path(a.model).name, "length": a.length, "steps": a.steps, "runs": [], **versions()}
+    seq_tokens = a.length if a.method == "sft" else 2 * (a.length // 4 + a.length * 3 // 8)  # chosen + rejected
+    tag = a.tag or f"{a.method}_{a.finetune}"
+    report = {"model": Path(a.model).name, "method": a.method, "finetune": a.finetune, "dtype": a.dtype,
+              "length": a.length, "tokens_per_step_per_gpu": seq_tokens, "steps": a.steps, "runs": [], **versions()}
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOKENIZERS_PARALLELISM": "false"}
-    plans = [("1 GPU", 1, [sys.executable])]
-    for name in a.launchers.split(","):
-        plans.append((name, a.gpus, [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                                     str(ROOT / "configs" / "accelerate" / f"{name}.yaml"), "--num_processes",
-                                     str(a.gpus)]))
     base = None
-    for name, procs, launcher in plans:
-        work = out / name.replace(" ", "-")
+    for spec, procs, launcher in plans:
+        work = out / f"{tag}-{spec.replace(':', 'x')}"
         args = [f"--set={k}={v}" for k, v in {**sets, "output_dir": str(work)}.items()]
-        cmd = [*launcher, str(ROOT / "build.py"), "train", *args]
+        cmd = [sys.executable] if launcher is None else [
+            sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+            str(ROOT / "configs" / "accelerate" / f"{launcher}.yaml"), "--num_processes", str(procs)]
+        cmd += [str(ROOT / "build.py"), "train", *args]
         e = dict(env, CUDA_VISIBLE_DEVICES=",".join(str(i) for i in range(procs)))
-        rc = run(cmd, e, out / f"{work.name}.log")
-        entry = {"run": name, "processes": procs, "returncode": rc}
+        if launcher is None:
+            e["ACCELERATE_MIXED_PRECISION"] = "bf16"  # what the launchers' configs set: bf16 compute, as they run it
+        log = out / f"{work.name}.log"
+        rc = run(cmd, e, log, a.timeout)
+        entry = {"run": spec, "processes": procs, "returncode": rc}
         summary = work / "train_summary.json"
         if rc == 0 and summary.is_file():
             s = json.loads(summary.read_text())
-            tok_s = s["steps"] * s["processes"] * a.length / s["seconds"]
-            base = base or tok_s
-            entry.update(steps=s["steps"], train_s=s["seconds"], tok_s=round(tok_s, 1),
-                         scaling=round(tok_s / base, 2), peak_gpu_gib=s.get("peak_gpu_gib"))
+            per_step = seq_tokens * s["processes"]
+            steps_s = s.get("step_seconds") or []
+            steady = statistics.median(steps_s[2:]) if len(steps_s) > 2 else None
+            entry.update(steps=s["steps"], train_s=s["seconds"], setup_s=s["setup_s"],
+                         tok_s=round(s["steps"] * per_step / s["seconds"], 1),
+                         steady_step_s=round(steady, 3) if steady else None,
+                         steady_tok_s=round(per_step / steady, 1) if steady else None,
+                         peak_gpu_gib=s.get("peak_gpu_gib"))
+            if entry["steady_tok_s"]:
+                base = base or entry["steady_tok_s"]
+                entry["scaling"] = round(entry["steady_tok_s"] / base, 2)
         else:
-            entry["log_tail"] = (out / f"{work.name}.log").read_text()[-1500:]
+            entry["reason"] = reason(log)
         print(f"-- {entry}", flush=True)
         report["runs"].append(entry)
-        write(out, "train_scaling", report)
+        write(out, f"train_scaling_{tag}", report)
 
 
 if __name__ == "__main__":

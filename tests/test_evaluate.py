@@ -69,6 +69,18 @@ def test_evaluation_resumes_and_refuses_unlabelled_problems(fast_cfg, tmp_path):
         run_evaluation(fast_cfg, [Problem("c", "?", None)], tmp_path / "ev2", ev, engine=_engine())
 
 
+def test_each_worker_gets_its_own_gpus_out_of_the_visible_ones():
+    from aimokit.config import ConfigError
+    from aimokit.evaluate import worker_devices
+
+    assert worker_devices(2, 1, 4, None) == ["0", "1"]
+    assert worker_devices(2, 1, 2, "2,3") == ["2", "3"]  # the parent's devices, not 0 and 1
+    assert worker_devices(2, 2, 4, "4,5,6,7") == ["4,5", "6,7"]  # tensor-parallel engines, two GPUs each
+    assert worker_devices(3, 1, 0, None) is None  # CPU workers share the machine
+    with pytest.raises(ConfigError, match="needs 4 GPUs; 2 are visible.*--workers 1"):
+        worker_devices(2, 2, 2, None)
+
+
 @pytest.mark.slow
 def test_evaluation_split_over_two_worker_processes_merges_into_one_file_and_resumes(tmp_path):
     """`--workers 2`: two processes, one engine each (the transformers backend on a tiny model here; one GPU each on

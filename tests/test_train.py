@@ -77,6 +77,7 @@ def test_dpo_marker_reaches_vllm_inference_on_held_out_problems(tmp_path):
     adapter = train(cfg)
     summary = json.loads((tmp_path / "dpo" / "train_summary.json").read_text())
     assert summary["steps"] == 10 and (tmp_path / "dpo" / "checkpoints" / "checkpoint-10").is_dir()
+    assert len(summary["step_seconds"]) == 10 and all(s > 0 for s in summary["step_seconds"])
     logged = [json.loads(line) for line in (tmp_path / "dpo" / "log.jsonl").read_text().splitlines()]
     assert any("rewards/margins" in h and "rewards/accuracies" in h for h in logged)
     # the held-out prompts (val problems were never trained on), sampled through vLLM with and without the adapter

@@ -174,7 +174,7 @@ def run_workers(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalC
     todo = [p for p in problems if p.id not in seen]
     procs = []
     t0 = time.monotonic()
-    one_gpu_each = _gpus() > 1
+    devices = worker_devices(ev.workers, cfg.engine.tensor_parallel_size, _gpus(), os.environ.get("CUDA_VISIBLE_DEVICES"))
     for i, shard in enumerate(shards):
         mine = todo[i::ev.workers]
         if not mine:
@@ -185,7 +185,7 @@ def run_workers(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalC
         atomic_write(shard / "kernel.toml", cfg.to_toml())
         atomic_write(shard / "eval.json", json.dumps(dataclasses.asdict(dataclasses.replace(
             ev, workers=1, problems=str(shard / "problems.jsonl"), limit=0))))
-        env = dict(os.environ, CUDA_VISIBLE_DEVICES=str(i)) if one_gpu_each else dict(os.environ)
+        env = dict(os.environ, CUDA_VISIBLE_DEVICES=devices[i]) if devices else dict(os.environ)
         log_file = open(shard / "worker.log", "w")
         procs.append((shard, log_file, subprocess.Popen([sys.executable, "-m", "aimokit.evaluate", str(shard)],
                                                         env=env, stdout=log_file, stderr=subprocess.STDOUT)))
@@ -202,6 +202,21 @@ def run_workers(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalC
         raise WorkerError(f"{len(failed)} of {len(procs)} evaluation workers failed (see {', '.join(map(str, failed))}); "
                           f"what they finished is in {path}, and a rerun resumes from it")
     return df
+
+
+def worker_devices(workers: int, per_worker: int, gpus: int, visible: str | None) -> list[str] | None:
+    """CUDA_VISIBLE_DEVICES for each worker: its own `per_worker` GPUs (the engine's tensor_parallel_size) out of
+    the ones this process sees, which are the parent's CUDA_VISIBLE_DEVICES when set (`CUDA_VISIBLE_DEVICES=2,3
+    evaluate --workers 2` gives GPUs 2 and 3, not 0 and 1). None: no GPUs (CPU workers share the machine)."""
+    if gpus <= 0:
+        return None
+    ids = [d.strip() for d in visible.split(",") if d.strip()] if visible else [str(i) for i in range(gpus)]
+    ids = ids[:gpus]
+    if workers * per_worker > len(ids):
+        raise ConfigError(f"evaluate --workers {workers} with engine.tensor_parallel_size = {per_worker} needs "
+                          f"{workers * per_worker} GPUs; {len(ids)} are visible: lower --workers, or use "
+                          f"--workers {max(1, len(ids) // per_worker)}")
+    return [",".join(ids[i * per_worker:(i + 1) * per_worker]) for i in range(workers)]
 
 
 def _gpus() -> int:

@@ -222,6 +222,25 @@ def _check_liger() -> None:
         raise ConfigError("liger = true needs a CUDA GPU (Liger's kernels are Triton GPU kernels); set liger = false")
 
 
+def _step_timer():
+    """A trainer callback that keeps each optimizer step's wall time: the first steps carry compilation and
+    warm-up, so a steady-state rate (the benchmarks' tok/s, a user's ETA) comes from the later ones."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.seconds: list[float] = []
+            self._t = 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self._t = time.monotonic()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.seconds.append(round(time.monotonic() - self._t, 4))
+
+    return StepTimer()
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train; save `output_dir/adapter` (validated against the base model) or, full, `output_dir/model`; return it."""
     import torch
@@ -290,6 +309,8 @@ def train(cfg: TrainConfig) -> Path:
                              processing_class=tok, peft_config=peft_config)
 
     setup_s = time.monotonic() - t_setup
+    timer = _step_timer()
+    trainer.add_callback(timer)
     last = get_last_checkpoint(str(ckpt_dir)) if cfg.resume else None
     if last:
         log.info("resuming from %s", last)
@@ -314,7 +335,8 @@ def train(cfg: TrainConfig) -> Path:
     summary = {"method": cfg.method, "finetune": cfg.finetune, "saved": str(saved), "pairs": len(train_ds),
                "steps": trainer.state.global_step, "processes": trainer.accelerator.num_processes,
                "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None,
-               "seconds": round(seconds, 1), "setup_s": round(setup_s, 1), "resumed_from": last,
+               "seconds": round(seconds, 1), "setup_s": round(setup_s, 1), "step_seconds": timer.seconds,
+               "resumed_from": last,
                "train_loss": result.training_loss,
                "final": {k: v for k, v in (history[-2] if len(history) > 1 else {}).items()},
                "config": asdict(cfg)}

@@ -1,0 +1,104 @@
+"""`evaluate --workers N` against one engine, side by side on one machine: what spreading problems over GPUs gives.
+
+    python benchmarks/eval_workers.py --model /root/dsm7b --lora /root/dsm7b_lora --workers 2 --out DIR
+
+Two `build.py evaluate` runs of the same problems and samples start together on disjoint GPUs: one engine on
+GPU 0 (`--workers 1`), and N worker engines on GPUs 1..N (`--workers N`, its CUDA_VISIBLE_DEVICES=1..N, which
+the workers split one GPU each). Running both at once costs the time of one and keeps the comparison on the
+same machine at the same moment. With random weights no sample writes code or an answer, so each sample
+runs to its token limit: equal work per problem. Reported per run: wall time (engine start included), the
+slowest worker's engine start, tokens, and tokens per second over the time after the engine start (the part
+that scales); the speed-up at equal samples is the N-worker rate over the one-engine rate. The N-worker run's
+merged responses.parquet is checked to hold every (problem, sample) once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import ROOT, versions, write
+
+
+def launch(out: Path, problems: Path, a, workers: int, gpus: str) -> tuple[subprocess.Popen, float, object]:
+    sets = {"engine.model": a.model, "engine.lora": a.lora, "engine.dtype": a.dtype, "engine.enforce_eager": str(a.enforce_eager).lower(),
+            "engine.gpu_memory_utilization": a.gpu_memory_utilization, "engine.max_model_len": 4096, "engine.max_num_seqs": a.concurrency,
+            "engine.max_lora_rank": 16, "solver.max_rounds": 1, "solver.max_tokens_per_round": a.tokens,
+            "solver.max_tokens_total": a.tokens}
+    cmd = [sys.executable, str(ROOT / "build.py"), "evaluate", "--problems", str(problems), "--samples",
+           str(a.samples), "--workers", str(workers), "--out", str(out), "--concurrency", str(a.concurrency),
+           *[f"--set={k}={v}" for k, v in sets.items() if v != ""]]
+    log = open(out.with_suffix(".log"), "w")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CUDA_VISIBLE_DEVICES": gpus,
+           "VLLM_LOGGING_LEVEL": "WARNING", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), time.monotonic(), log
+
+
+def result(out: Path, workers: int, rc: int, wall: float) -> dict:
+    import polars as pl
+
+    entry = {"workers": workers, "returncode": rc, "wall_s": round(wall, 1)}
+    path = out / "responses.parquet"
+    if rc != 0 or not path.is_file():
+        entry["log_tail"] = out.with_suffix(".log").read_text(errors="replace")[-2000:]
+        return entry
+    df = pl.read_parquet(path)
+    metas = ([json.loads((out / "workers" / str(i) / "eval_meta.json").read_text()) for i in range(workers)]
+             if workers > 1 else [json.loads((out / "eval_meta.json").read_text())])
+    start = max(m["engine_start_s"] for m in metas)
+    gen = max(m["wall_s"] - m["engine_start_s"] for m in metas)  # the slowest worker's time after its start
+    tokens = int(df["tokens"].sum())
+    entry.update(responses=df.height, unique=df.unique(subset=["problem_id", "sample"]).height, tokens=tokens,
+                 engine_start_s=round(start, 1), generation_s=round(gen, 1), tok_s=round(tokens / gen, 1),
+                 tok_s_with_start=round(tokens / wall, 1))
+    return entry
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--lora", default="")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--problems", type=int, default=16)
+    ap.add_argument("--samples", type=int, default=32)
+    ap.add_argument("--tokens", type=int, default=1024)
+    ap.add_argument("--concurrency", type=int, default=128)
+    ap.add_argument("--dtype", default="bfloat16")
+    ap.add_argument("--gpu-memory-utilization", type=float, default=0.85)
+    ap.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (and no compile): a quick smoke run")
+    ap.add_argument("--out", default="bench-out")
+    a = ap.parse_args()
+    out = Path(a.out).resolve() / "eval_workers"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [json.loads(line) for line in (ROOT / "src/aimokit/data/aime24.jsonl").read_text().splitlines()]
+    problems = out / "problems.jsonl"
+    copies = [{**r, "id": f"{r['id']}-{k}"} for k in range(-(-a.problems // len(rows))) for r in rows]
+    problems.write_text("".join(json.dumps(r) + "\n" for r in copies[: a.problems]))
+    runs = [(1, "0"), (a.workers, ",".join(str(i) for i in range(1, a.workers + 1)))]
+    started = [(w, out / f"workers{w}", *launch(out / f"workers{w}", problems, a, w, g)) for w, g in runs]
+    report = {"model": Path(a.model).name, "lora": bool(a.lora), "problems": a.problems, "samples": a.samples,
+              "tokens_per_sample": a.tokens, "concurrency": a.concurrency, "runs": [], **versions()}
+    ended: dict[int, float] = {}
+    while len(ended) < len(started):  # each run's own end, whichever finishes first
+        for i, (_, _, proc, _, _) in enumerate(started):
+            if i not in ended and proc.poll() is not None:
+                ended[i] = time.monotonic()
+        time.sleep(0.5)
+    for i, (w, run_out, proc, t0, log) in enumerate(started):
+        log.close()
+        report["runs"].append(result(run_out, w, proc.returncode, ended[i] - t0))
+    one, many = report["runs"]
+    if one.get("tok_s") and many.get("tok_s"):
+        report["speedup"] = round(many["tok_s"] / one["tok_s"], 2)
+        report["speedup_with_start"] = round(one["wall_s"] / many["wall_s"], 2)
+    print(f"-- eval workers: {report}", flush=True)
+    write(out, "eval_workers", report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
