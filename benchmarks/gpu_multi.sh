@@ -21,9 +21,9 @@ B="python3 benchmarks"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | head -1
 case $stage in
   a)
-    (CUDA_VISIBLE_DEVICES=0 timeout 480 $B/kernel_tp.py --model /root/dsm7b --tp 1 --out "$R" > "$R/tp1.out" 2>&1) &
-    (CUDA_VISIBLE_DEVICES=1,2 timeout 480 $B/kernel_tp.py --model /root/dsm7b --tp 2 --out "$R" > "$R/tp2.out" 2>&1) &
-    (CUDA_VISIBLE_DEVICES=3 timeout 480 $B/grpo_step.py --model /root/dsm7b --steps 4 --use-vllm --out "$R" \
+    (CUDA_VISIBLE_DEVICES=0 timeout 450 $B/kernel_tp.py --model /root/dsm7b --tp 1 --out "$R" > "$R/tp1.out" 2>&1) &
+    (CUDA_VISIBLE_DEVICES=1,2 timeout 450 $B/kernel_tp.py --model /root/dsm7b --tp 2 --out "$R" > "$R/tp2.out" 2>&1) &
+    (CUDA_VISIBLE_DEVICES=3 timeout 450 $B/grpo_step.py --model /root/dsm7b --steps 4 --use-vllm --out "$R" \
       > "$R/grpo.out" 2>&1) &
     wait ;;
   b)
