@@ -5,7 +5,12 @@
 #      and TP 2 (GPUs 1-2), a GRPO step with vLLM colocated (GPU 3)
 #   b: SFT with LoRA at 8k tokens: 1 GPU, FSDP2 and ZeRO-3 on 2 and 4
 #   c: evaluate --workers 2 against one engine (side by side), then DPO with LoRA on 1, 2 and 4 GPUs
-#   d: the full fine-tune (fp32 master weights) with FSDP2 on 4 GPUs; the kernel at TP 4
+#   d: the full fine-tune (fp32 master weights) with FSDP2 on 4 GPUs; then side by side the kernel at TP 2
+#      without vLLM's custom all-reduce (TP 2 failed with it on 4 x H200, 2026-11-26: docs/benchmarks.md) and at TP 1
+#   e: the kernel at TP 4, custom all-reduce off
+# .gpu/ds holds DeepSpeed, which PyPI ships as source only: `DS_BUILD_OPS=0 pip wheel --no-deps
+# --no-build-isolation deepspeed==0.19.8` (a pure-Python wheel; ZeRO-3 with torch's AdamW needs no compiled op)
+# plus `pip download` of hjson, py-cpuinfo, msgpack, ninja and einops for cp312 manylinux.
 # Each stage's figures and logs go to $OUT/<stage>.tgz.
 set -u
 stage=$1
@@ -35,9 +40,16 @@ case $stage in
     timeout 230 $B/train_scaling.py --model /root/dsm7b --method dpo --runs 1,fsdp2:2,fsdp2:4 --length 4096 \
       --steps 6 --timeout 100 --out "$R" > "$R/dpo.out" 2>&1 ;;
   d)
-    timeout 280 $B/train_scaling.py --model /root/dsm7b --method sft --finetune full --dtype float32 \
-      --runs fsdp2:4 --length 4096 --steps 6 --timeout 270 --out "$R" > "$R/full.out" 2>&1
-    timeout 300 $B/kernel_tp.py --model /root/dsm7b --tp 4 --out "$R" > "$R/tp4.out" 2>&1 ;;
+    timeout 230 $B/train_scaling.py --model /root/dsm7b --method sft --finetune full --dtype float32 \
+      --runs fsdp2:4 --length 2048 --steps 4 --timeout 215 --out "$R" > "$R/full.out" 2>&1
+    X='{"disable_custom_all_reduce": true}'
+    (CUDA_VISIBLE_DEVICES=0,1 timeout 330 $B/kernel_tp.py --model /root/dsm7b --tp 2 --extra "$X" --out "$R" \
+      > "$R/tp2.out" 2>&1) &
+    (CUDA_VISIBLE_DEVICES=2,3 timeout 330 $B/kernel_tp.py --model /root/dsm7b --tp 1 --out "$R" > "$R/tp1.out" 2>&1) &
+    wait ;;
+  e)
+    timeout 500 $B/kernel_tp.py --model /root/dsm7b --tp 4 --extra '{"disable_custom_all_reduce": true}' \
+      --out "$R" > "$R/tp4.out" 2>&1 ;;
 esac
 # whatever a timeout left running: every process on a GPU
 nvidia-smi --query-compute-apps=pid --format=csv,noheader | xargs -r kill -9 2>/dev/null

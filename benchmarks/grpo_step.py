@@ -10,6 +10,7 @@ time (loss, backward, optimizer, and the weight sync to vLLM). LoRA r16 on a 7B-
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -24,6 +25,7 @@ SPENT = {"generate": 0.0, "score": 0.0, "generate_calls": 0}
 
 
 def timed(fn, key):
+    @functools.wraps(fn)  # TRL logs each reward under its function's name
     def wrapper(*args, **kwargs):
         t = time.monotonic()
         try:

@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=1024, help="tokens a sample writes (one round)")
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.85)
     ap.add_argument("--time-limit", type=float, default=1800)
+    ap.add_argument("--extra", default="", help='engine.extra as JSON, e.g. \'{"disable_custom_all_reduce": true}\'')
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (and no compile): a quick smoke run")
     ap.add_argument("--out", default="bench-out")
@@ -48,6 +49,8 @@ def main() -> None:
             "solver.samples": a.samples, "solver.min_samples": a.samples, "solver.max_rounds": 1,
             "solver.max_tokens_per_round": a.tokens, "solver.max_tokens_total": a.tokens,
             "budget.max_problem_s": a.time_limit, "budget.startup_estimate_s": 300}
+    if a.extra:
+        sets["engine.extra"] = json.dumps(json.loads(a.extra))  # vllm.LLM keyword arguments, verbatim
     cmd = [sys.executable, str(ROOT / "build.py"), "dry-run", "--problems", str(problems), "--time-limit",
            str(a.time_limit), "--out", str(out / "run"), *[f"--set={k}={v}" for k, v in sets.items()]]
     t = time.monotonic()
@@ -55,7 +58,7 @@ def main() -> None:
         rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONPATH": str(ROOT / "src")}).returncode
     wall = time.monotonic() - t
-    report = {"tp": a.tp, "returncode": rc, "wall_s": round(wall, 1), "model": Path(a.model).name,
+    report = {"tp": a.tp, "extra": a.extra, "returncode": rc, "wall_s": round(wall, 1), "model": Path(a.model).name,
               "problems": a.problems, "samples": a.samples, "tokens_per_sample": a.tokens, **versions()}
     rep_file = out / "run" / "report.json"
     if rep_file.is_file():

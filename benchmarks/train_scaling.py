@@ -10,10 +10,11 @@ fsdp2 is FSDP2, zero3 DeepSpeed ZeRO-3, cpu-2 plain DDP on GPUs). Each trains th
 gradient checkpointing, LoRA r16 on the seven projections (or every weight with --finetune full):
 - sft: random-text traces of --length tokens with two masked tool results each (`sft_speed.traces`);
 - dpo: random pairs (prompt --length/4, chosen and rejected 3/8 each), both sequences through the policy.
-The global batch grows with N (weak scaling, as a user adds GPUs). tok/s counts the tokens a step trains over
-every process; `steady_tok_s` uses the median step time after the first two steps (the train summary's
-`step_seconds`), which leaves out compilation, NCCL set-up and allocator warm-up; `tok_s` is over the whole
-train time. Scaling is steady tok/s against the first run. Peak memory is rank 0's. A run that fails (out of
+The global batch grows with N (weak scaling, as a user adds GPUs). tok/s counts the tokens an optimizer step
+trains over every process and accumulation step (`--grad-accum`, 4 as configs/train-dpo.toml sets it), with
+the tokens of a row counted as the trainer tokenizes it; `steady_tok_s` uses the median step time after the
+first two steps (the train summary's `step_seconds`), which leaves out compilation, NCCL set-up and allocator
+warm-up; `tok_s` is over the whole train time, the end-of-training checkpoint included. Scaling is steady tok/s against the first run. Peak memory is rank 0's. A run that fails (out of
 memory, for the full fine-tune on one GPU) is recorded with its reason and the next one runs.
 """
 
@@ -57,6 +58,20 @@ def pairs(tokenizer, length: int, n: int, seed: int = 0) -> list[dict]:
             for _ in range(n)]
 
 
+def tokens_per_row(tokenizer, rows: list[dict], method: str, max_length: int) -> float:
+    """The mean tokens a row trains on, as the trainer tokenizes it (random text re-encodes to other counts than
+    the ids it was decoded from): a trace; for dpo, prompt + chosen and prompt + rejected, each cut at max_length."""
+    from aimokit.sft_data import tokenize_trace
+
+    if method == "sft":
+        counts = [len(tokenize_trace(tokenizer, r["prompt"], r["response"], r["tool_spans"], max_length)["input_ids"])
+                  for r in rows]
+    else:
+        counts = [sum(min(max_length, len(tokenizer(r["prompt"] + r[k])["input_ids"])) for k in ("chosen", "rejected"))
+                  for r in rows]
+    return round(sum(counts) / len(counts), 1)
+
+
 def reason(log: Path) -> str:
     tail = log.read_text(errors="replace")[-4000:] if log.is_file() else ""
     for marker in ("OutOfMemoryError", "CUDA out of memory", "ModuleNotFoundError", "ImportError", "Timeout"):
@@ -79,6 +94,8 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=8192)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--grad-accum", type=int, default=4, help="gradient_accumulation_steps (4: configs/train-dpo.toml's)")
+    ap.add_argument("--report-only", action="store_true", help="rebuild the report from the run folders in --out")
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", default="bench-out")
     a = ap.parse_args()
@@ -91,17 +108,19 @@ def main() -> None:
     most = max(p[1] for p in plans)
     tok = AutoTokenizer.from_pretrained(a.model)
     data = out / f"{a.method}-data.parquet"
-    rows = (traces(tok, a.length, a.steps * most) if a.method == "sft" else pairs(tok, a.length, a.steps * most))
-    pl.DataFrame(rows).write_parquet(data)
+    n = a.steps * most * a.grad_accum  # every sequence of every step once
+    rows = traces(tok, a.length, n) if a.method == "sft" else pairs(tok, a.length, n)
+    if not a.report_only:
+        pl.DataFrame(rows).write_parquet(data)
     sets = {"method": a.method, "model": a.model, "train_file": str(data), "val_file": "", "max_length": a.length + 64,
             "per_device_train_batch_size": 1, "max_steps": a.steps, "gradient_checkpointing": "true",
             "logging_steps": 1, "save_steps": 10_000, "resume": "false", "learning_rate": 1e-5,
-            "finetune": a.finetune, "dtype": a.dtype,
+            "finetune": a.finetune, "dtype": a.dtype, "gradient_accumulation_steps": a.grad_accum,
             "target_modules": '["q_proj","k_proj","v_proj","o_proj","gate_proj","up_proj","down_proj"]'}
-    seq_tokens = a.length if a.method == "sft" else 2 * (a.length // 4 + a.length * 3 // 8)  # chosen + rejected
+    seq_tokens = tokens_per_row(tok, rows, a.method, a.length + 64)
     tag = a.tag or f"{a.method}_{a.finetune}"
-    report = {"model": Path(a.model).name, "method": a.method, "finetune": a.finetune, "dtype": a.dtype,
-              "length": a.length, "tokens_per_step_per_gpu": seq_tokens, "steps": a.steps, "runs": [], **versions()}
+    report = {"model": Path(a.model).name, "method": a.method, "finetune": a.finetune, "dtype": a.dtype, "gradient_accumulation_steps": a.grad_accum,
+              "length": a.length, "tokens_per_sequence": seq_tokens, "gradient_accumulation_steps": a.grad_accum, "steps": a.steps, "runs": [], **versions()}
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOKENIZERS_PARALLELISM": "false"}
     base = None
     for spec, procs, launcher in plans:
@@ -115,12 +134,13 @@ def main() -> None:
         if launcher is None:
             e["ACCELERATE_MIXED_PRECISION"] = "bf16"  # what the launchers' configs set: bf16 compute, as they run it
         log = out / f"{work.name}.log"
-        rc = run(cmd, e, log, a.timeout)
-        entry = {"run": spec, "processes": procs, "returncode": rc}
         summary = work / "train_summary.json"
+        rc = (0 if summary.is_file() else 1) if a.report_only else run(cmd, e, log, a.timeout)
+        entry = {"run": spec, "processes": procs, "returncode": rc}
         if rc == 0 and summary.is_file():
             s = json.loads(summary.read_text())
-            per_step = seq_tokens * s["processes"]
+            c = s["config"]  # what ran: sequences per optimizer step = processes x batch x accumulation
+            per_step = seq_tokens * s["processes"] * c["per_device_train_batch_size"] * c["gradient_accumulation_steps"]
             steps_s = s.get("step_seconds") or []
             steady = statistics.median(steps_s[2:]) if len(steps_s) > 2 else None
             entry.update(steps=s["steps"], train_s=s["seconds"], setup_s=s["setup_s"],

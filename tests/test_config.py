@@ -45,6 +45,8 @@ def test_unknown_keys_and_bad_types_are_errors(tmp_path):
         KernelConfig.from_dict({"solver": {"samples": "many"}})
     with pytest.raises(ConfigError, match="min_samples <= samples"):
         KernelConfig.from_dict({"solver": {"samples": 2, "min_samples": 3}})
+    with pytest.raises(ConfigError, match="engine.start_timeout_s = 0.0: it must be > 0"):
+        KernelConfig.from_dict({"engine": {"start_timeout_s": 0}})
     bad = tmp_path / "c.toml"
     bad.write_text("[solver\n")
     with pytest.raises(ConfigError, match="not valid TOML"):

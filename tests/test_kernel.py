@@ -153,6 +153,37 @@ def test_no_restart_when_the_measured_start_does_not_fit_the_budget(fast_cfg, cl
     assert all(r.stopped in ("error", "no-time") for r in kernel.results)
 
 
+def test_a_hung_engine_start_is_abandoned_its_processes_killed_and_a_new_engine_takes_over(scripted, fast_cfg):
+    """vLLM's start can block for good after a worker dies (seen at TP 2 on 4 x H200): past
+    engine.start_timeout_s the processes the start spawned are killed, the problem gets its fallback in time, and
+    a restart that fits the budget serves the rest."""
+    import subprocess
+    import sys
+
+    release, spawned = threading.Event(), []
+
+    def factory(cfg):
+        if not spawned:  # the first start: a worker process, then a wait that never ends
+            spawned.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+            release.wait(30)
+            raise RuntimeError("released by the test")
+        return scripted(tir_respond)
+
+    cfg = fast_cfg.override({"competition.time_limit_s": 8.0, "budget.safety_margin_s": 0.5,
+                             "budget.min_problem_s": 0.2, "budget.max_problem_s": 1.0,
+                             "engine.start_timeout_s": 0.5, "solver.early_stop": []})
+    problems = load_problems(AIME)[:3]
+    try:
+        kernel, sub = run_gateway(cfg, factory, problems)
+    finally:
+        release.set()
+    assert_valid(sub, problems, cfg.competition)
+    assert kernel.results[0].stopped == "error" and kernel.results[0].answer == cfg.competition.fallback_answer
+    assert spawned[0].wait(5) == -9  # the start's own process was killed
+    assert any("did not return in" in e and "killed the 1 processes" in e for e in kernel.events), kernel.events
+    assert [r.answer for r in kernel.results[1:]] == [42, 42] and kernel.engine_starts == 2
+
+
 def test_serve_uses_the_local_gateway_when_problems_are_given(scripted, fast_cfg, tmp_path):
     src = tmp_path / "p.csv"
     pl.DataFrame({"id": ["a", "b"], "problem": ["x?", "y?"]}).write_csv(src)

@@ -145,8 +145,13 @@ class EngineConfig:
     enforce_eager: bool = setting(False, help="Skip CUDA graph capture: a faster start, slower decoding.")
     seed: int = setting(0, help="The engine-wide random seed.")
     extra: dict[str, Any] = setting(default_factory=dict, help="Extra keyword arguments passed verbatim to vllm.LLM.")
+    start_timeout_s: float = setting(1200.0, help="An engine start that has not returned by then (or by the end of "
+                                                  "the time budget, if sooner) is abandoned and its processes killed: "
+                                                  "vLLM's start can hang when a worker dies (seen at TP 2).")
 
     def __post_init__(self) -> None:
+        if self.start_timeout_s <= 0:
+            raise ConfigError(f"engine.start_timeout_s = {self.start_timeout_s}: it must be > 0 (seconds)")
         if self.backend not in ("vllm", "transformers"):
             raise ConfigError(f"engine.backend={self.backend!r}: use 'vllm' or 'transformers'")
         if not 0 < self.gpu_memory_utilization <= 1:

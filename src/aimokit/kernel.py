@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from .budget import TimeBudget
 from .config import KernelConfig
-from .engine import Engine, create_engine
+from .engine import Engine, EngineError, create_engine
 from .io import append_line
 from .problems import Problem
 from .solver import ProblemResult, SolveError, Solver
@@ -61,6 +61,16 @@ def _dead(pids: set[int]) -> list[int]:
         except psutil.Error:
             continue
     return dead
+
+
+def _descendants() -> set[int]:
+    """This process's descendants now (an engine start's processes are the ones that were not there before it)."""
+    try:
+        import psutil
+
+        return {c.pid for c in psutil.Process().children(recursive=True)}
+    except Exception:
+        return set()
 
 
 def _kill_pids(pids: set[int]) -> None:
@@ -129,7 +139,7 @@ class Kernel:
         self.engine_starts += 1
         t = self.clock()
         try:
-            self.engine = self.engine_factory(self.cfg)
+            self.engine = self._start_engine()
         except Exception as e:
             self.record_event("engine start %d failed: %r", self.engine_starts, e)
             log.exception("engine start failed")
@@ -146,6 +156,36 @@ class Kernel:
             max_model_len=self.cfg.engine.max_model_len, clock=self.clock,
         )
         return self.solver
+
+    def _start_engine(self) -> Engine:
+        """The engine factory under a watchdog. A start that dies halfway can block for good (vLLM's start waited
+        on a core whose workers had died, seen at TP 2): past `engine.start_timeout_s`, or the end of the budget,
+        the processes the start spawned are killed and the start counts as failed, so the problems still get
+        answers in time."""
+        before = _descendants()
+        box: dict[str, Any] = {}
+
+        def start() -> None:
+            try:
+                box["engine"] = self.engine_factory(self.cfg)
+            except BaseException as e:  # reported to the waiting thread
+                box["error"] = e
+
+        th = threading.Thread(target=start, name=f"engine-start-{self.engine_starts}", daemon=True)
+        th.start()
+        t0 = self.clock()
+        give_up = t0 + max(0.0, min(self.cfg.engine.start_timeout_s, self.budget.remaining()))
+        while th.is_alive() and self.clock() < give_up:
+            th.join(min(self.POLL_S, max(0.0, give_up - self.clock())))
+        if th.is_alive():
+            spawned = _descendants() - before
+            _kill_pids(spawned)
+            raise EngineError(f"the engine start did not return in {self.clock() - t0:.0f} s "
+                              f"(engine.start_timeout_s = {self.cfg.engine.start_timeout_s:.0f}, or the budget's end); "
+                              f"killed the {len(spawned)} processes it started")
+        if "error" in box:
+            raise box["error"]
+        return box["engine"]
 
     def _drop_engine(self) -> None:
         """Close the engine politely (it failed, but its process may still answer)."""
