@@ -175,8 +175,7 @@ class Kernel:
         th.start()
         t0 = self.clock()
         give_up = t0 + max(0.0, min(self.cfg.engine.start_timeout_s, self.budget.remaining()))
-        while th.is_alive() and self.clock() < give_up:
-            th.join(min(self.POLL_S, max(0.0, give_up - self.clock())))
+        self._wait(th, give_up)
         if th.is_alive():
             spawned = _descendants() - before
             _kill_pids(spawned)
@@ -186,6 +185,17 @@ class Kernel:
         if "error" in box:
             raise box["error"]
         return box["engine"]
+
+    def _wait(self, th: threading.Thread, until: float, check: Callable[[], Any] = lambda: None) -> Any:
+        """Wait for `th` until the clock reaches `until`; while it runs, `check()` is asked every POLL_S, and its
+        first truthy answer ends the wait early and is returned (None otherwise). The one watchdog loop of both
+        the engine start and a solve."""
+        while th.is_alive() and self.clock() < until:
+            th.join(min(self.POLL_S, max(0.0, until - self.clock())))
+            found = check() if th.is_alive() else None
+            if found:
+                return found
+        return None
 
     def _drop_engine(self) -> None:
         """Close the engine politely (it failed, but its process may still answer)."""
@@ -257,12 +267,7 @@ class Kernel:
         # that dies (vLLM's core, killed or crashed) can leave the step blocked for
         # good, so that is checked while waiting, not only at the deadline.
         give_up = plan.deadline + self.watchdog_grace_s
-        dead: list[int] = []
-        while th.is_alive() and self.clock() < give_up:
-            th.join(min(self.POLL_S, max(0.0, give_up - self.clock())))
-            dead = _dead(self.engine_pids) if th.is_alive() else []
-            if dead:
-                break
+        dead = self._wait(th, give_up, lambda: _dead(self.engine_pids))
         if dead:
             return self._give_up(solver, p, "error", f"engine process {dead} died while solving {p.id}",
                                  "a new engine starts if time allows")
