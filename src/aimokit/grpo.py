@@ -14,7 +14,6 @@ running code. Traces with tool calls are trained through `sft` on the kernel's o
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -47,12 +46,6 @@ def trainer(cfg: "TrainConfig", model: Any, tokenizer: Any, peft_config: Any, co
     from .rewards import resolve
 
     dataset, protocol, comp = prompts(cfg, tokenizer)
-    if cfg.use_vllm and cfg.vllm_mode == "colocate":
-        # TRL's colocated vLLM joins the training's process group (external launcher); a plain one-GPU
-        # `build.py train` is a group of one, described here as `accelerate launch` would have.
-        for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1"),
-                           ("MASTER_PORT", "29511")):
-            os.environ.setdefault(key, value)
     args = dict(common)
     args.pop("max_length", None)  # GRPO bounds the completion instead
     grpo_args = GRPOConfig(
