@@ -68,6 +68,7 @@ def read_responses(paths: list[str]) -> pl.LazyFrame:
 
 def _with_solutions(lf: pl.LazyFrame, path: str) -> pl.LazyFrame:
     """For problems no sample solved, the reference solution becomes a chosen response."""
+    from .evaluate import unsolved
     from .problems import read_frame
 
     sol = read_frame(path)
@@ -75,9 +76,7 @@ def _with_solutions(lf: pl.LazyFrame, path: str) -> pl.LazyFrame:
         raise DPODataError(f"{path}: needs 'id' and 'solution' columns to supply chosen responses")
     sol = sol.select(pl.col("id").cast(pl.String).alias("problem_id"), pl.col("solution").cast(pl.String),
                      pl.col("answer").cast(pl.String) if "answer" in sol.columns else pl.lit("").alias("answer"))
-    unsolved = (lf.group_by("problem_id", maintain_order=True).agg(pl.col("correct").any().alias("solved"), pl.col("prompt").first())
-                  .filter(~pl.col("solved")))
-    ref = (unsolved.join(sol.lazy(), on="problem_id", how="inner", maintain_order="left")
+    ref = (unsolved(lf).join(sol.lazy(), on="problem_id", how="inner", maintain_order="left")
            .select("problem_id", "prompt",
                    pl.concat_str(pl.col("solution"), pl.lit("\n\nThe answer is \\boxed{"), pl.col("answer"),
                                  pl.lit("}.")).alias("response"),

@@ -66,6 +66,14 @@ def scan_responses(paths: list[str], error: type[Exception]) -> pl.LazyFrame:
     return pl.concat(frames)
 
 
+def unsolved(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """The problems no response answered correctly, each with its first recorded prompt (problem_id, prompt):
+    where dpo-data and sft-data put a reference solution."""
+    return (lf.group_by("problem_id", maintain_order=True)
+            .agg(pl.col("correct").any().alias("solved"), pl.col("prompt").first())
+            .filter(~pl.col("solved")).select("problem_id", "prompt"))
+
+
 @dataclass(frozen=True)
 class EvalConfig(Job):
     """One evaluation: which problems, how many samples each, and how the figures are computed."""
@@ -78,9 +86,10 @@ class EvalConfig(Job):
                                         "0: the engine's max_num_seqs (what it holds at once).")
     write_every_s: float = setting(30.0, help="Finished problems are written to responses.parquet at most this "
                                                "often (and at the end); 0: after every problem.")
-    workers: int = setting(1, help="Engines side by side, one per GPU (worker i sees GPU i): problems are dealt "
-                                   "round-robin and the workers' responses merge into one responses.parquet; "
-                                   "resume works across them. 1: one engine in this process.")
+    workers: int = setting(1, help="Engines side by side, each on its own engine.tensor_parallel_size GPUs out of "
+                                   "the visible ones: problems are dealt round-robin and the workers' responses "
+                                   "merge into one responses.parquet; resume works across them. 1: one engine in "
+                                   "this process.")
     limit: int = setting(0, help="Only the first N problems; 0: all.")
     z: float = setting(1.96, help="The confidence level of the intervals, as a normal quantile (1.96: 95%).")
     curve_draws: int = setting(200, help="Random subsets per k for the maj@k curve.")
@@ -158,8 +167,8 @@ class WorkerError(AimokitError, RuntimeError):
 
 
 def run_workers(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalConfig) -> pl.DataFrame:
-    """`ev.workers` evaluations side by side, one engine each (worker i sees GPU i), problems dealt round-robin;
-    their files merge into out/responses.parquet. Why processes: one engine per GPU is the simplest way to use
+    """`ev.workers` evaluations side by side, one engine each on its own GPUs (`worker_devices`), problems dealt
+    round-robin; their files merge into out/responses.parquet. Why processes: one engine per GPU is the simplest way to use
     every GPU of a machine, each worker is the plain one-engine evaluation, and a worker that dies takes only its
     own engine with it. A rerun resumes: problems already merged, or in a worker's file, are not solved again."""
     import os

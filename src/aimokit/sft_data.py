@@ -84,9 +84,8 @@ def reference_traces(cfg: SFTDataConfig, prompts: dict[str, str] | None) -> pl.D
     from .protocols import get_protocol
 
     sol = read_frame(cfg.solutions)
-    missing = [c for c in ("id", "answer", "solution") if c not in sol.columns]
-    if missing or (prompts is None and "problem" not in sol.columns):
-        need = missing + (["problem"] if prompts is None and "problem" not in sol.columns else [])
+    need = [c for c in ("id", "answer", "solution", *(("problem",) if prompts is None else ())) if c not in sol.columns]
+    if need:
         raise SFTDataError(f"{cfg.solutions}: reference solutions need column(s) {need}; it has {sol.columns}")
     kernel = KernelConfig.load(cfg.kernel_config)  # empty: the defaults
     protocol = get_protocol(kernel.solver.protocol)
@@ -123,10 +122,10 @@ def make_traces(cfg: SFTDataConfig) -> pl.DataFrame:
         return df
     lf = read_traces(cfg.responses)
     if cfg.solutions:  # reference solutions for the problems no sample solved, under their recorded prompt
-        unsolved = (lf.group_by("problem_id", maintain_order=True)
-                    .agg(pl.col("correct").any().alias("solved"), pl.col("prompt").first())
-                    .filter(~pl.col("solved")).collect())
-        ref = reference_traces(cfg, dict(zip(unsolved["problem_id"], unsolved["prompt"])))
+        from .evaluate import unsolved
+
+        todo = unsolved(lf).collect()
+        ref = reference_traces(cfg, dict(zip(todo["problem_id"], todo["prompt"])))
         lf = pl.concat([lf, ref.lazy().with_columns(pl.lit(True).alias("correct"))
                         .select(lf.collect_schema().names())], how="vertical_relaxed")
     traces = (lf.filter(pl.col("correct"))
