@@ -119,8 +119,9 @@ def main() -> None:
             "target_modules": '["q_proj","k_proj","v_proj","o_proj","gate_proj","up_proj","down_proj"]'}
     seq_tokens = tokens_per_row(tok, rows, a.method, a.length + 64)
     tag = a.tag or f"{a.method}_{a.finetune}"
-    report = {"model": Path(a.model).name, "method": a.method, "finetune": a.finetune, "dtype": a.dtype, "gradient_accumulation_steps": a.grad_accum,
-              "length": a.length, "tokens_per_sequence": seq_tokens, "gradient_accumulation_steps": a.grad_accum, "steps": a.steps, "runs": [], **versions()}
+    report = {"model": Path(a.model).name, "method": a.method, "finetune": a.finetune, "dtype": a.dtype,
+              "length": a.length, "tokens_per_sequence": seq_tokens, "gradient_accumulation_steps": a.grad_accum,
+              "steps": a.steps, "runs": [], **versions()}
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOKENIZERS_PARALLELISM": "false"}
     base = None
     for spec, procs, launcher in plans:
