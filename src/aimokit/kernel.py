@@ -158,38 +158,38 @@ class Kernel:
         return self.solver
 
     def _start_engine(self) -> Engine:
-        """The engine factory under a watchdog. A start that dies halfway can block for good (vLLM's start waited
-        on a core whose workers had died, seen at TP 2): past `engine.start_timeout_s`, or the end of the budget,
-        the processes the start spawned are killed and the start counts as failed, so the problems still get
-        answers in time."""
+        """The engine factory, in this thread as always, with a watchdog beside it. A start that dies halfway can
+        block for good (vLLM's start waited on a core whose workers had died, seen at TP 2): past
+        `engine.start_timeout_s`, or the end of the budget, the watchdog kills the processes the start spawned,
+        which ends the wait (vLLM's start fails when its core process dies), and the start counts as failed, so
+        the problems still get answers in time."""
         before = _descendants()
-        box: dict[str, Any] = {}
-
-        def start() -> None:
-            try:
-                box["engine"] = self.engine_factory(self.cfg)
-            except BaseException as e:  # reported to the waiting thread
-                box["error"] = e
-
-        th = threading.Thread(target=start, name=f"engine-start-{self.engine_starts}", daemon=True)
-        th.start()
         t0 = self.clock()
-        give_up = t0 + max(0.0, min(self.cfg.engine.start_timeout_s, self.budget.remaining()))
-        self._wait(th, give_up)
-        if th.is_alive():
-            spawned = _descendants() - before
-            _kill_pids(spawned)
-            raise EngineError(f"the engine start did not return in {self.clock() - t0:.0f} s "
-                              f"(engine.start_timeout_s = {self.cfg.engine.start_timeout_s:.0f}, or the budget's end); "
-                              f"killed the {len(spawned)} processes it started")
-        if "error" in box:
-            raise box["error"]
-        return box["engine"]
+        limit = max(0.0, min(self.cfg.engine.start_timeout_s, self.budget.remaining()))
+        done, killed = threading.Event(), set()
+
+        def watch() -> None:
+            while not done.wait(self.POLL_S):
+                if self.clock() - t0 >= limit:
+                    killed.update(_descendants() - before)
+                    _kill_pids(killed)
+                    return
+
+        threading.Thread(target=watch, name=f"engine-start-watchdog-{self.engine_starts}", daemon=True).start()
+        try:
+            return self.engine_factory(self.cfg)
+        except Exception as e:
+            if killed:
+                raise EngineError(f"the engine start did not return in {limit:.0f} s (engine.start_timeout_s = "
+                                  f"{self.cfg.engine.start_timeout_s:.0f}, or the budget's end); killed the "
+                                  f"{len(killed)} processes it started") from e
+            raise
+        finally:
+            done.set()
 
     def _wait(self, th: threading.Thread, until: float, check: Callable[[], Any] = lambda: None) -> Any:
         """Wait for `th` until the clock reaches `until`; while it runs, `check()` is asked every POLL_S, and its
-        first truthy answer ends the wait early and is returned (None otherwise). The one watchdog loop of both
-        the engine start and a solve."""
+        first truthy answer ends the wait early and is returned (None otherwise)."""
         while th.is_alive() and self.clock() < until:
             th.join(min(self.POLL_S, max(0.0, until - self.clock())))
             found = check() if th.is_alive() else None
