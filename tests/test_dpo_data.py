@@ -6,6 +6,7 @@ import json
 import polars as pl
 import pytest
 
+from aimokit.config import ConfigError
 from aimokit.dpo_data import DPODataConfig, DPODataError, build_dpo_data, make_pairs
 
 
@@ -94,6 +95,21 @@ def test_reference_solutions_stand_in_where_no_sample_is_right(tmp_path):
     pairs = make_pairs(DPODataConfig(responses=[str(path)], solutions=str(sols))).collect()
     assert pairs.height == 3 * 4 and pairs["chosen"].str.starts_with("worked").all()
     assert pairs.filter(pl.col("problem_id") == "arith-1")["chosen"][0] == "worked 1\n\nThe answer is \\boxed{1}."
+
+    # gpt-oss's responses: the reference is written in harmony (reasoning in analysis, the box in final), which
+    # the kernel's harmony reader grades right; a fenced-style text there would teach a format it never reads
+    from aimokit.answers import extract_answer
+    from aimokit.config import CompetitionConfig
+    from aimokit.protocols import get_protocol
+
+    harmony = make_pairs(DPODataConfig(responses=[str(path)], solutions=str(sols), protocol="harmony",
+                                       code_start_in_prompt=False)).collect()
+    chosen = harmony.filter(pl.col("problem_id") == "arith-2")["chosen"][0]
+    assert "<|channel|>analysis<|message|>worked 2<|end|>" in chosen and "<|channel|>final" in chosen
+    text = get_protocol("harmony").answer_text(chosen)
+    assert "worked" not in text and extract_answer(text, [], CompetitionConfig()).answer == 2
+    with pytest.raises(ConfigError, match="protocol = 'qwen': choose one of"):
+        DPODataConfig(responses=[str(path)], protocol="qwen")
 
 
 def test_prefer_shorter_pairs_two_correct_answers_the_shorter_chosen(tmp_path, tokenizer_dir):

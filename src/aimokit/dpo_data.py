@@ -50,6 +50,9 @@ class DPODataConfig(Job):
                                               "when the longer is at least (1 + prefer_shorter) x as long in characters "
                                               "(AIMO-2's 2nd place trained shorter outputs so, with loss_type nca_pair); 0: off.")
     solutions: str = setting("", help="Optional problems file with 'solution': chosen for problems no sample solved.")
+    protocol: str = setting("fenced", help="The protocol the responses were written in (the kernel's solver.protocol): "
+                                           "it writes the reference solutions the way the kernel reads answers "
+                                           "(gpt-oss: 'harmony', its answer in the final channel).")
 
     def __post_init__(self) -> None:
         if self.max_pairs_per_problem < 1:
@@ -58,6 +61,11 @@ class DPODataConfig(Job):
             raise ConfigError("val_fraction must be in [0, 1)")
         if self.prefer_shorter < 0:
             raise ConfigError("prefer_shorter must be >= 0 (0: off; 0.5: the longer is at least 1.5x as long)")
+        from .protocols.base import PROTOCOLS
+
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol = {self.protocol!r}: choose one of {sorted(PROTOCOLS)} "
+                              "(the kernel config's solver.protocol)")
 
 
 def read_responses(paths: list[str]) -> pl.LazyFrame:
@@ -66,10 +74,15 @@ def read_responses(paths: list[str]) -> pl.LazyFrame:
     return scan_responses(paths, DPODataError).drop("tool_spans")
 
 
-def _with_solutions(lf: pl.LazyFrame, path: str) -> pl.LazyFrame:
-    """For problems no sample solved, the reference solution becomes a chosen response."""
+def _with_solutions(lf: pl.LazyFrame, path: str, protocol_name: str) -> pl.LazyFrame:
+    """For problems no sample solved, the reference solution becomes a chosen response, written as the protocol
+    writes answers (`ToolProtocol.written_solution`, as sft-data does), so the pair teaches the format the kernel
+    reads."""
     from .evaluate import unsolved
     from .problems import read_frame
+    from .protocols import get_protocol
+
+    protocol = get_protocol(protocol_name)
 
     sol = read_frame(path)
     if "solution" not in sol.columns or "id" not in sol.columns:
@@ -78,8 +91,9 @@ def _with_solutions(lf: pl.LazyFrame, path: str) -> pl.LazyFrame:
                      pl.col("answer").cast(pl.String) if "answer" in sol.columns else pl.lit("").alias("answer"))
     ref = (unsolved(lf).join(sol.lazy(), on="problem_id", how="inner", maintain_order="left")
            .select("problem_id", "prompt",
-                   pl.concat_str(pl.col("solution"), pl.lit("\n\nThe answer is \\boxed{"), pl.col("answer"),
-                                 pl.lit("}.")).alias("response"),
+                   pl.struct("prompt", "solution", "answer").map_elements(
+                       lambda r: protocol.written_solution(r["prompt"], r["solution"] or "", r["answer"] or ""),
+                       return_dtype=pl.String).alias("response"),
                    pl.lit(True).alias("correct")))
     return pl.concat([lf, ref])
 
@@ -107,7 +121,7 @@ def add_marker(text: pl.Expr, marker: str) -> pl.Expr:
 def make_pairs(cfg: DPODataConfig) -> pl.LazyFrame:
     lf = read_responses(cfg.responses)
     if cfg.solutions:
-        lf = _with_solutions(lf, cfg.solutions)
+        lf = _with_solutions(lf, cfg.solutions, cfg.protocol)
     lf = lf.collect().lazy()  # read the files once: the check below and the pairs both need them
     _check_usable(lf, cfg.prefer_shorter)
     lf = lf.unique(subset=["problem_id", "prompt", "response"], maintain_order=True)
