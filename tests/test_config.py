@@ -47,6 +47,8 @@ def test_unknown_keys_and_bad_types_are_errors(tmp_path):
         KernelConfig.from_dict({"solver": {"samples": 2, "min_samples": 3}})
     with pytest.raises(ConfigError, match="engine.start_timeout_s = 0.0: it must be > 0"):
         KernelConfig.from_dict({"engine": {"start_timeout_s": 0}})
+    with pytest.raises(ConfigError, match="engine.max_lora_rank = 24: vLLM accepts 1, 8, 16.*or 0 for the adapter's own"):
+        KernelConfig.from_dict({"engine": {"max_lora_rank": 24}})
     bad = tmp_path / "c.toml"
     bad.write_text("[solver\n")
     with pytest.raises(ConfigError, match="not valid TOML"):

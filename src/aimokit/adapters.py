@@ -20,6 +20,10 @@ VLLM_LORA_MODULES = {
 }
 
 
+# The ranks vLLM's max_lora_rank accepts (vllm.config.lora.MaxLoRARanks).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
 class AdapterError(AimokitError, ValueError):
     """A LoRA adapter directory cannot be served."""
 
@@ -48,7 +52,7 @@ def validate_adapter(path: str | Path, base_model: str | Path | None = None) -> 
             f"{p}: no adapter_model.safetensors; save with safe_serialization=True (peft's default)"
         )
     rank = int(cfg.get("r", 0))
-    if rank not in (1, 8, 16, 32, 64, 128, 256, 320, 512):
+    if rank not in VLLM_LORA_RANKS:
         raise AdapterError(f"{p}: LoRA rank {rank} is not one vLLM serves; use 8, 16, 32, 64, 128 or 256")
     targets = cfg.get("target_modules") or []
     if isinstance(targets, str):

@@ -134,7 +134,10 @@ class EngineConfig:
     backend: str = setting("vllm", help="'vllm', or 'transformers' (also the fallback where vLLM is missing).")
     model: str = setting("", help="The model directory; empty: the embedded default. Relative in a config file: to that file.")
     lora: str = setting("", help="A PEFT LoRA adapter directory; empty: none. Relative in a config file: to that file. A ship config ships the adapters its kernels name here.")
-    max_lora_rank: int = setting(64, help="vLLM's max_lora_rank; raised to the adapter's own rank when that is larger.")
+    max_lora_rank: int = setting(0, help="vLLM's max_lora_rank; 0: the adapter's own rank, and never less than it. "
+                                         "Larger only for adapters swapped in later: every adapter is padded to it, "
+                                         "which costs memory, and on CPU time (vLLM-CPU copies the padded weights "
+                                         "per prompt token: rank 64 for a rank-8 adapter made prefill 6x slower).")
     dtype: str = setting("bfloat16", help="Weights and activations: bfloat16 on GPUs; float32 on CPUs without native bf16 (3.5x faster there).")
     max_model_len: int = setting(4096, help="Prompt plus generated tokens, at most, for one sample.")
     gpu_memory_utilization: float = setting(0.90, help="The share of GPU memory vLLM may take for weights and KV cache, in (0, 1].")
@@ -158,6 +161,11 @@ class EngineConfig:
             raise ConfigError("engine.gpu_memory_utilization must be in (0, 1]")
         if self.tensor_parallel_size < 1:
             raise ConfigError("engine.tensor_parallel_size must be >= 1")
+        from .adapters import VLLM_LORA_RANKS
+
+        if self.max_lora_rank and self.max_lora_rank not in VLLM_LORA_RANKS:
+            raise ConfigError(f"engine.max_lora_rank = {self.max_lora_rank}: vLLM accepts "
+                              f"{', '.join(map(str, VLLM_LORA_RANKS))}, or 0 for the adapter's own rank")
 
 
 @dataclass(frozen=True)

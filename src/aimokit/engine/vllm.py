@@ -66,7 +66,7 @@ class VLLMEngine(SteppedEngine):
         if cfg.lora:
             from ..adapters import adapter_rank
 
-            kwargs.update(enable_lora=True, max_lora_rank=max(cfg.max_lora_rank, adapter_rank(cfg.lora)))
+            kwargs.update(enable_lora=True, max_lora_rank=max(cfg.max_lora_rank, adapter_rank(cfg.lora)))  # 0: its own
         kwargs.update(cfg.extra)
         self.llm = LLM(**kwargs)
         self.engine = self.llm.llm_engine
