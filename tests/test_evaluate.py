@@ -81,11 +81,34 @@ def test_each_worker_gets_its_own_gpus_out_of_the_visible_ones():
         worker_devices(2, 2, 2, None)
 
 
+def test_each_problem_is_claimed_by_one_worker_process_whatever_its_id(tmp_path):
+    """evaluate's workers take problems from one queue: two processes racing over the same ids each get some,
+    none twice, all taken, ids with any characters."""
+    import subprocess
+    import sys
+
+    from aimokit.evaluate import claimer
+
+    ids = [f"p{i}/../x y\n{i}" for i in range(300)]
+    (tmp_path / "ids.json").write_text(json.dumps(ids))
+    (tmp_path / "claims").mkdir()
+    race = ("import json, sys; from pathlib import Path; from aimokit.evaluate import claimer; "
+            "d = Path(sys.argv[1]); claim = claimer(d / 'claims'); "
+            "print(json.dumps([i for i in json.loads((d / 'ids.json').read_text()) if claim(i)]))")
+    procs = [subprocess.Popen([sys.executable, "-c", race, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    got = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert not set(got[0]) & set(got[1]) and sorted(got[0] + got[1]) == sorted(ids)
+    assert not claimer(tmp_path / "claims")(ids[7])  # taken stays taken
+    assert len(list((tmp_path / "claims").iterdir())) == 300  # every claim in the folder, none elsewhere
+
+
 @pytest.mark.slow
 def test_evaluation_split_over_two_worker_processes_merges_into_one_file_and_resumes(tmp_path):
     """`--workers 2`: two processes, one engine each (the transformers backend on a tiny model here; one GPU each on
-    a GPU machine), problems dealt round-robin; one responses.parquet holds every response once; a rerun does no
-    work; a worker that fails is named with its log, and what finished is kept."""
+    a GPU machine), each claiming problems from one queue; one responses.parquet holds every response once; a rerun
+    does no work; a worker that fails is named with its log, and what finished is kept."""
     import os
     import subprocess
     import sys
@@ -115,8 +138,9 @@ def test_evaluation_split_over_two_worker_processes_merges_into_one_file_and_res
     df = pl.read_parquet(out / "responses.parquet")
     assert df.height == 10 and sorted(set(df["problem_id"])) == [f"q{i}" for i in range(5)]
     assert df.unique(subset=["problem_id", "sample"]).height == 10
-    dealt = [set(pl.read_parquet(out / "workers" / w / "responses.parquet")["problem_id"]) for w in ("0", "1")]
-    assert dealt == [{"q0", "q2", "q4"}, {"q1", "q3"}]
+    shards = [out / "workers" / w / "responses.parquet" for w in ("0", "1")]  # a worker may find all taken
+    dealt = [set(pl.read_parquet(f)["problem_id"]) if f.exists() else set() for f in shards]
+    assert not dealt[0] & dealt[1] and dealt[0] | dealt[1] == {f"q{i}" for i in range(5)}  # each once, by one
     assert (out / "report.md").is_file() and json.loads((out / "eval_meta.json").read_text())["workers"] == 2
     logs = {w: (out / "workers" / w / "worker.log").stat().st_mtime for w in ("0", "1")}
     again = run(model)  # everything is there: no worker starts, the file is unchanged

@@ -188,8 +188,16 @@ def test_a_continued_sample_is_prompted_with_the_ids_it_generated_not_a_re_token
 
 def test_streamed_problems_enter_as_room_frees_and_leave_as_they_finish(scripted, fast_cfg):
     """solve_stream: at most `concurrency` samples in flight; a finished problem is handed out at once, its
-    samples let go, and the next problem takes its place while slower ones run on."""
-    problems = [Problem(f"q{i}", f"Question {i}: 6*7?", 42) for i in range(5)]
+    samples let go, and the next problem takes its place while slower ones run on. A problem is drawn from the
+    iterable only when it can enter (drawing is a claim for evaluate's workers), never held ahead."""
+    drawn_when: list[int] = []  # problems handed out when each problem was drawn
+
+    def problems_drawn():
+        for i in range(5):
+            drawn_when.append(len(handed))
+            yield Problem(f"q{i}", f"Question {i}: 6*7?", 42)
+
+    problems = problems_drawn()
     in_flight: list[set[str]] = []  # problems with a request in the engine, at each step
     handed: list[tuple[str, int]] = []  # (problem, engine calls so far) at each on_result
 
@@ -212,6 +220,8 @@ def test_streamed_problems_enter_as_room_frees_and_leave_as_they_finish(scripted
     # never more than two problems (4 samples of 2) in flight, and the slow one overlapped others
     assert max(len(s) for s in in_flight) <= 2 and any(len(s) == 2 for s in in_flight)
     assert solver.current is None  # the run is over and let go
+    # two problems fit at once: q0 and q1 are drawn at the start, each later one once another has left
+    assert drawn_when[:2] == [0, 0] and all(drawn_when[k] >= k - 1 for k in range(2, 5)), drawn_when
 
 
 def test_a_decided_problem_with_code_still_running_is_handed_out_and_the_late_result_ignored(scripted, fast_cfg):

@@ -13,12 +13,15 @@ most the problems in flight and the last seconds of finished ones.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import polars as pl
 
@@ -87,9 +90,9 @@ class EvalConfig(Job):
     write_every_s: float = setting(30.0, help="Finished problems are written to responses.parquet at most this "
                                                "often (and at the end); 0: after every problem.")
     workers: int = setting(1, help="Engines side by side, each on its own engine.tensor_parallel_size GPUs out of "
-                                   "the visible ones: problems are dealt round-robin and the workers' responses "
-                                   "merge into one responses.parquet; resume works across them. 1: one engine in "
-                                   "this process.")
+                                   "the visible ones: each takes the next unclaimed problem when it has room, and "
+                                   "the workers' responses merge into one responses.parquet; resume works across "
+                                   "them. 1: one engine in this process.")
     limit: int = setting(0, help="Only the first N problems; 0: all.")
     z: float = setting(1.96, help="The confidence level of the intervals, as a normal quantile (1.96: 95%).")
     curve_draws: int = setting(200, help="Random subsets per k for the maj@k curve.")
@@ -103,8 +106,10 @@ class EvalConfig(Job):
 
 
 def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalConfig,
-                   engine: Any = None) -> pl.DataFrame:
-    """Solve every problem K times and store each response; resumes from an existing file."""
+                   engine: Any = None, claim: Callable[[str], bool] | None = None) -> pl.DataFrame:
+    """Solve every problem K times and store each response; resumes from an existing file. With `claim` (a
+    worker of `run_workers`), a problem is solved only if `claim(id)` says it is this worker's, asked the
+    moment the engine has room for it."""
     from .engine import create_engine
     from .solver import Solver, SolveError
 
@@ -119,6 +124,7 @@ def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: Ev
     todo = [p for p in problems if p.id not in seen]
     if seen:
         log.info("resuming: %d problems already evaluated, %d to go", len(seen), len(todo))
+    pending = todo if claim is None else (p for p in todo if claim(p.id))
     # all K samples for every problem: pass@k and maj@k need them
     cfg = dataclasses.replace(cfg, solver=dataclasses.replace(cfg.solver, early_stop=[], early_stop_agree=0))
     t0 = time.monotonic()
@@ -146,7 +152,7 @@ def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: Ev
             log.info("evaluated %d/%d problems (%d responses)", evaluated, len(problems), sum(f.height for f in frames))
 
     try:
-        left = solver.solve_stream(todo, on_result, samples=ev.samples, keep_responses=True,
+        left = solver.solve_stream(pending, on_result, samples=ev.samples, keep_responses=True,
                                    concurrency=ev.concurrency or cfg.engine.max_num_seqs)
         finished.extend(left)  # none without a deadline; kept should the engine stop early
     except SolveError as e:  # keep what was finished and what the failure left, then stop: the engine is gone
@@ -167,33 +173,37 @@ class WorkerError(AimokitError, RuntimeError):
 
 
 def run_workers(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalConfig) -> pl.DataFrame:
-    """`ev.workers` evaluations side by side, one engine each on its own GPUs (`worker_devices`), problems dealt
-    round-robin; their files merge into out/responses.parquet. Why processes: one engine per GPU is the simplest way to use
-    every GPU of a machine, each worker is the plain one-engine evaluation, and a worker that dies takes only its
-    own engine with it. A rerun resumes: problems already merged, or in a worker's file, are not solved again."""
-    import os
+    """`ev.workers` evaluations side by side, one engine each on its own GPUs (`worker_devices`); their files merge
+    into out/responses.parquet. Why processes: one engine per GPU is the simplest way to use every GPU of a
+    machine, each worker is the plain one-engine evaluation, and a worker that dies takes only its own engine with
+    it. Problems are not dealt out ahead: each worker claims the next unclaimed one when its engine has room
+    (`claimer`), so a worker that drew long problems, or whose engine never started, leaves the rest to the
+    others, and the workers finish together. A rerun resumes: problems already merged, or in a worker's file,
+    are not solved again."""
     import subprocess
     import sys
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / RESPONSES
-    shards = [out / "workers" / str(i) for i in range(ev.workers)]
+    shared = out / "workers"
+    shards = [shared / str(i) for i in range(ev.workers)]
     done = _merge(path, shards)
     seen = set(done["problem_id"].to_list())
     todo = [p for p in problems if p.id not in seen]
     procs = []
     t0 = time.monotonic()
     devices = worker_devices(ev.workers, cfg.engine.tensor_parallel_size, _gpus(), os.environ.get("CUDA_VISIBLE_DEVICES"))
-    for i, shard in enumerate(shards):
-        mine = todo[i::ev.workers]
-        if not mine:
-            continue
+    if todo:  # this run's queue, and no claims yet (a claim left by an earlier run's dead worker is void)
+        shared.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(shared / CLAIMS, ignore_errors=True)
+        (shared / CLAIMS).mkdir()
+        atomic_write(shared / "problems.jsonl", "".join(
+            json.dumps({"id": p.id, "problem": p.problem, "answer": p.answer}) + "\n" for p in todo))
+    for i, shard in enumerate(shards[:len(todo)]):  # never more workers than problems
         shard.mkdir(parents=True, exist_ok=True)
-        atomic_write(shard / "problems.jsonl", "".join(
-            json.dumps({"id": p.id, "problem": p.problem, "answer": p.answer}) + "\n" for p in mine))
         atomic_write(shard / "kernel.toml", cfg.to_toml())
         atomic_write(shard / "eval.json", json.dumps(dataclasses.asdict(dataclasses.replace(
-            ev, workers=1, problems=str(shard / "problems.jsonl"), limit=0))))
+            ev, workers=1, problems=str(shared / "problems.jsonl"), limit=0))))
         env = dict(os.environ, CUDA_VISIBLE_DEVICES=devices[i]) if devices else dict(os.environ)
         log_file = open(shard / "worker.log", "w")
         procs.append((shard, log_file, subprocess.Popen([sys.executable, "-m", "aimokit.evaluate", str(shard)],
@@ -208,8 +218,12 @@ def run_workers(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalC
         "model": cfg.engine.model, "lora": cfg.engine.lora, "samples": ev.samples, "workers": ev.workers,
         "wall_s": round(time.monotonic() - t0, 2)}, indent=2))
     if failed:
-        raise WorkerError(f"{len(failed)} of {len(procs)} evaluation workers failed (see {', '.join(map(str, failed))}); "
-                          f"what they finished is in {path}, and a rerun resumes from it")
+        missing = len({p.id for p in todo} - set(df["problem_id"].to_list()))
+        what = (f"{len(failed)} of {len(procs)} evaluation workers failed (see {', '.join(map(str, failed))})")
+        if missing:
+            raise WorkerError(f"{what}; {missing} problems are not evaluated. What the workers finished is in {path}, "
+                              "and a rerun resumes from it")
+        log.warning("%s; the others evaluated every problem", what)
     return df
 
 
@@ -247,15 +261,34 @@ def _merge(path: Path, shards: list[Path]) -> pl.DataFrame:
     return df
 
 
+CLAIMS = "claims"  # under out/workers: one empty file per problem a worker has taken
+
+
+def claimer(claims: Path) -> Callable[[str], bool]:
+    """`claim(problem_id)`: True for the one caller, of any process, that takes the problem first. A claim is a
+    file created with O_EXCL, which the file system grants once: no lock, no server, nothing held that a
+    killed worker could leave locked. Files are named by a hash of the id (ids are free text)."""
+
+    def claim(problem_id: str) -> bool:
+        name = hashlib.sha256(problem_id.encode()).hexdigest()[:32]
+        try:
+            os.close(os.open(claims / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            return False
+        return True
+
+    return claim
+
+
 def _worker(shard: Path) -> None:
-    """One worker of `run_workers`: the plain evaluation of its problems into its own folder."""
+    """One worker of `run_workers`: the plain evaluation, into its own folder, of the problems it claims."""
     from .problems import load_problems
     from .serving import setup_logging
 
     setup_logging()
     cfg = KernelConfig.load(shard / "kernel.toml")
     ev = EvalConfig.from_dict(json.loads((shard / "eval.json").read_text()))
-    run_evaluation(cfg, load_problems(ev.problems, cfg.competition), shard, ev)
+    run_evaluation(cfg, load_problems(ev.problems, cfg.competition), shard, ev, claim=claimer(shard.parent / CLAIMS))
 
 
 def _with_schema(df: pl.DataFrame) -> pl.DataFrame:

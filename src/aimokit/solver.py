@@ -106,7 +106,7 @@ class _Run:
     leave room for the next one's, so the engine's batch stays full across problem boundaries."""
 
     def __init__(self, solver: "Solver", problems: list[Problem], samples: list[int], deadline: float | None = None,
-                 pending: Iterator[tuple[Problem, int]] | None = None, concurrency: int = 0,
+                 pending: Iterator[Problem] | None = None, pending_samples: int = 0, concurrency: int = 0,
                  on_result: Callable[["ProblemResult"], None] | None = None, keep_responses: bool = False):
         self.s = solver
         # Answer parsing is bounded in real time, whatever clock the solver was given.
@@ -127,7 +127,7 @@ class _Run:
         self.running: dict[Future, tuple[int, int]] = {}
         self.in_engine: set[tuple[int, int]] = set()
         self.pending = pending
-        self.next_pending: tuple[Problem, int] | None = None
+        self.pending_samples = pending_samples
         self.concurrency = concurrency
         self.on_result = on_result
         self.keep_responses = keep_responses
@@ -159,17 +159,16 @@ class _Run:
 
     def _admit_pending(self) -> None:
         """Streaming: the next problems enter while their samples fit under `concurrency` (one always may,
-        when nothing is in flight)."""
+        when nothing is in flight). A problem is drawn only once it fits, never held ahead: drawing may claim
+        it (evaluate's workers), and a claimed problem should be one that starts now."""
+        n = self.pending_samples
         while self.pending is not None:
-            if self.next_pending is None:
-                self.next_pending = next(self.pending, None)
-                if self.next_pending is None:
-                    self.pending = None
-                    return
-            problem, n = self.next_pending
             if self.live and self.live + n > self.concurrency:
                 return
-            self.next_pending = None
+            problem = next(self.pending, None)
+            if problem is None:
+                self.pending = None
+                return
             self._admit(problem, n)
 
     def _emit_finished(self) -> None:
@@ -416,7 +415,7 @@ class Solver:
         left unfinished (normally nothing); SolveError carries those too. Why: solving problems in batches
         lets the engine's batch drain at the end of every batch, and waits on the slowest problem of each."""
         n = samples or self.cfg.samples
-        return self._solve(dict(problems=[], samples=[], pending=((p, n) for p in problems),
+        return self._solve(dict(problems=[], samples=[], pending=iter(problems), pending_samples=n,
                                 concurrency=max(concurrency, n), on_result=on_result,
                                 keep_responses=keep_responses), deadline, max(concurrency, n))
 
