@@ -104,6 +104,21 @@ def test_each_problem_is_claimed_by_one_worker_process_whatever_its_id(tmp_path)
     assert len(list((tmp_path / "claims").iterdir())) == 300  # every claim in the folder, none elsewhere
 
 
+def test_a_failed_worker_is_an_error_only_when_problems_are_left(tmp_path, caplog):
+    from aimokit.evaluate import RESPONSE_SCHEMA, WorkerError, _check_workers
+
+    df = pl.DataFrame({"problem_id": ["a", "b"]}).with_columns(
+        [pl.lit(None, t).alias(c) for c, t in RESPONSE_SCHEMA.items() if c != "problem_id"])
+    log = tmp_path / "workers" / "1" / "worker.log"
+    with pytest.raises(WorkerError, match=r"1 of 2 evaluation workers failed \(see .*worker.log\); 1 problems are "
+                                          r"not evaluated.*a rerun resumes"):
+        _check_workers([log], 2, ["a", "b", "c"], df, tmp_path / "responses.parquet")
+    with caplog.at_level("WARNING"):
+        _check_workers([log], 2, ["a", "b"], df, tmp_path / "responses.parquet")  # the other took both
+    assert "the others evaluated every problem" in caplog.text and "worker.log" in caplog.text
+    _check_workers([], 2, ["a", "b", "c"], df, tmp_path / "responses.parquet")
+
+
 @pytest.mark.slow
 def test_evaluation_split_over_two_worker_processes_merges_into_one_file_and_resumes(tmp_path):
     """`--workers 2`: two processes, one engine each (the transformers backend on a tiny model here; one GPU each on

@@ -217,14 +217,21 @@ def run_workers(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalC
     atomic_write(out / "eval_meta.json", json.dumps({
         "model": cfg.engine.model, "lora": cfg.engine.lora, "samples": ev.samples, "workers": ev.workers,
         "wall_s": round(time.monotonic() - t0, 2)}, indent=2))
-    if failed:
-        missing = len({p.id for p in todo} - set(df["problem_id"].to_list()))
-        what = (f"{len(failed)} of {len(procs)} evaluation workers failed (see {', '.join(map(str, failed))})")
-        if missing:
-            raise WorkerError(f"{what}; {missing} problems are not evaluated. What the workers finished is in {path}, "
-                              "and a rerun resumes from it")
-        log.warning("%s; the others evaluated every problem", what)
+    _check_workers(failed, len(procs), [p.id for p in todo], df, path)
     return df
+
+
+def _check_workers(failed: list[Path], started: int, todo: list[str], df: pl.DataFrame, path: Path) -> None:
+    """Failed workers are an error only when problems were left unevaluated; when the others took every problem,
+    the run is whole, and the failed ones are named in a warning."""
+    if not failed:
+        return
+    missing = len(set(todo) - set(df["problem_id"].to_list()))
+    what = f"{len(failed)} of {started} evaluation workers failed (see {', '.join(map(str, failed))})"
+    if missing:
+        raise WorkerError(f"{what}; {missing} problems are not evaluated. What the workers finished is in {path}, "
+                          "and a rerun resumes from it")
+    log.warning("%s; the others evaluated every problem", what)
 
 
 def worker_devices(workers: int, per_worker: int, gpus: int, visible: str | None) -> list[str] | None:
