@@ -39,6 +39,15 @@ class _Streamed:
         return GenResult(self.text, len(self.ids), finish, stop_str, self.entropies, self.ids)
 
 
+@dataclass
+class _Request:
+    """What the engine keeps of one request it has in vLLM, by vLLM's request id."""
+
+    key: Hashable  # the caller's
+    skip_special_tokens: bool  # its ids are checked to spell its text with the same setting
+    streamed: _Streamed | None = None  # DELTA outputs gathered here (a request that may end at its answer)
+
+
 def _entropies(completion: Any) -> list[float]:
     return [entropy_of(lp.logprob for lp in pos.values()) for pos in (completion.logprobs or [])]
 
@@ -78,10 +87,8 @@ class VLLMEngine(SteppedEngine):
 
         self.request_seeds = not current_platform.is_cpu()
         self._seq = 0
-        self._rid: dict[Hashable, str] = {}
-        self._key: dict[str, Hashable] = {}
-        self._streamed: dict[str, _Streamed] = {}
-        self._skip: dict[str, bool] = {}  # each request's skip_special_tokens, to check its ids spell its text
+        self._rid: dict[Hashable, str] = {}  # the caller's key -> vLLM's request id
+        self._reqs: dict[str, _Request] = {}  # vLLM's request id -> what this engine keeps of it
 
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))
@@ -122,19 +129,14 @@ class VLLMEngine(SteppedEngine):
         # Chat templates already carry BOS; do not let the tokenizer add another.
         token_ids = list(req.prompt_ids) if req.prompt_ids is not None else self.encode(req.prompt)
         self.engine.add_request(rid, {"prompt_token_ids": token_ids}, sp, lora_request=self.lora)
-        self._rid[key], self._key[rid] = rid, key
-        self._skip[rid] = req.skip_special_tokens
-        if req.done_when:
-            self._streamed[rid] = _Streamed(req.done_when)
+        self._rid[key] = rid
+        self._reqs[rid] = _Request(key, req.skip_special_tokens, _Streamed(req.done_when) if req.done_when else None)
 
     def abort(self, keys: list[Hashable]) -> dict[Hashable, GenResult]:
         rids = {k: self._rid.pop(k) for k in keys if k in self._rid}
-        partial = {k: self._streamed[rid].result("aborted") if rid in self._streamed
+        reqs = {rid: self._reqs.pop(rid) for rid in rids.values()}
+        partial = {k: reqs[rid].streamed.result("aborted") if reqs[rid].streamed is not None
                    else vllm_internals.partial_output(self.engine, rid) for k, rid in rids.items()}
-        for rid in rids.values():
-            self._key.pop(rid, None)
-            self._streamed.pop(rid, None)
-            self._skip.pop(rid, None)
         if rids:
             self.engine.abort_request(list(rids.values()))
         return partial
@@ -143,10 +145,11 @@ class VLLMEngine(SteppedEngine):
         done, answered = [], []
         for out in self.engine.step():
             rid = out.request_id
-            if rid not in self._key:
+            req = self._reqs.get(rid)
+            if req is None:
                 continue
             c = out.outputs[0]
-            streamed = self._streamed.get(rid)
+            streamed = req.streamed
             if streamed is not None:
                 streamed.text += c.text
                 streamed.ids.extend(c.token_ids)
@@ -164,22 +167,19 @@ class VLLMEngine(SteppedEngine):
                 finish = "eos"
             if finish == "abort":
                 finish = "aborted"
-            skip = self._skip.get(rid, True)
             key = self._forget(rid)
             res = (streamed.result(finish, stop_str) if streamed is not None
                    else GenResult(c.text, len(c.token_ids), finish, stop_str, _entropies(c), list(c.token_ids)))
             if finish != "aborted":  # a round the solver may continue from: its ids must spell its text
-                res.token_ids = self._spelling(res.token_ids, res.text, skip)
+                res.token_ids = self._spelling(res.token_ids, res.text, req.skip_special_tokens)
             done.append((key, res))
         if answered:
             self.engine.abort_request(answered)
         return done
 
     def _forget(self, rid: str) -> Hashable:
-        key = self._key.pop(rid)
+        key = self._reqs.pop(rid).key
         self._rid.pop(key, None)
-        self._streamed.pop(rid, None)
-        self._skip.pop(rid, None)
         return key
 
     def reset(self) -> None:
