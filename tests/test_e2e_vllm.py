@@ -128,35 +128,40 @@ def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(defau
     assert summary["engine_starts"] == 1 and summary["elapsed_s"] < 240.0, summary["events"]
 
 
-def test_submission_kernel_with_a_tensor_parallel_engine(tmp_path):
-    """engine.tensor_parallel_size = 2 through the local gateway: vLLM's multi-process executor (two CPU workers
-    here, one core each) serves every problem, and the kernel ends cleanly. On GPUs this is a multi-GPU Kaggle
-    shape (AIMO-2's 4 x L4); docs/benchmarks.md has what ran on 4 H200s."""
-    if (os.cpu_count() or 1) < 2:
-        pytest.skip("two TP workers need two cores")
+@pytest.mark.parametrize("tp", [2, 4])
+def test_submission_kernel_with_a_tensor_parallel_engine(tmp_path, tp):
+    """engine.tensor_parallel_size = 2 and 4 through the local gateway: vLLM's multi-process executor (CPU workers
+    here, one thread each, two to a core at TP 4 on a 2-core machine) serves every problem, and the kernel ends
+    cleanly. On GPUs these are the multi-GPU Kaggle shapes (AIMO-2's 4 x L4); docs/benchmarks.md has what ran on
+    4 H200s."""
+    cores = os.cpu_count() or 1
+    if cores < 2:
+        pytest.skip("TP workers need two cores")
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from aimokit.models import embedded_default_model
 
-    model = tmp_path / "m"  # 2 heads of 64 (vLLM-CPU needs head_dim >= 64; TP 2 needs heads divisible by 2)
+    model = tmp_path / "m"  # heads of 64 (vLLM-CPU needs head_dim >= 64), as many as TP workers (it divides them)
     tok = AutoTokenizer.from_pretrained(embedded_default_model())
     torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                                 num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64 * tp, intermediate_size=128 * tp,
+                                 num_hidden_layers=2, num_attention_heads=tp, num_key_value_heads=tp,
+                                 max_position_embeddings=2048,
                                  eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).save_pretrained(model)
     tok.save_pretrained(model)
     ps = load_problems(AIME)[:2]
     (tmp_path / "problems.jsonl").write_text("".join(json.dumps({"id": p.id, "problem": p.problem}) + "\n" for p in ps))
     limit = 300.0
     cfg = KernelConfig.load(ROOT / "configs" / "dry-run.toml", {
-        "engine.model": str(model), "engine.tensor_parallel_size": 2, "engine.gpu_memory_utilization": 0.1,
+        "engine.model": str(model), "engine.tensor_parallel_size": tp, "engine.gpu_memory_utilization": 0.1,
         "competition.time_limit_s": limit, "run.problems": str(tmp_path / "problems.jsonl"),
         "run.output_dir": str(tmp_path / "out"), "solver.max_tokens_per_round": 64, "solver.max_tokens_total": 64,
         "budget.safety_margin_s": 10.0})
     (tmp_path / "kernel.toml").write_text(to_toml(cfg))
     # vLLM-CPU binds each worker's threads to a NUMA node; a one-node machine names the cores instead
-    env = dict(_env(), AIMOKIT_CONFIG=str(tmp_path / "kernel.toml"), VLLM_CPU_OMP_THREADS_BIND="0|1")
+    bind = "|".join(str(i % cores) for i in range(tp))
+    env = dict(_env(), AIMOKIT_CONFIG=str(tmp_path / "kernel.toml"), VLLM_CPU_OMP_THREADS_BIND=bind)
     proc = subprocess.run([sys.executable, str(ROOT / "kernels" / "submission.py")],
                           capture_output=True, text=True, env=env, timeout=limit + 120)
     assert proc.returncode == 0, proc.stderr[-3000:]
