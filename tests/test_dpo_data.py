@@ -41,6 +41,12 @@ def test_pairs_carry_the_journal_options(tmp_path, tokenizer_dir):
     assert row["prompt"].endswith("```python\n")  # the code start moved into the prompt
     assert row["chosen"].startswith(MARKER + "\n") and MARKER not in row["rejected"]
     assert not row["rejected"].startswith("```python")
+    # the file's row order (evaluate writes problems as they finish) does not change what is built
+    df.reverse().write_parquet(tmp_path / "reversed.parquet")
+    build_dpo_data(dataclasses.replace(cfg, responses=[str(tmp_path / "reversed.parquet")], out=str(tmp_path / "out2")))
+    for name in ("train", "val"):
+        assert pl.read_parquet(tmp_path / "out2" / f"{name}.parquet").equals(
+            pl.read_parquet(tmp_path / "out" / f"{name}.parquet"))
     chosen_answer = df.filter(pl.col("correct"))["response"].str.extract(r"boxed\{(-?\d+)\}").to_list()
     assert row["chosen"].split("boxed{")[1].split("}")[0] in chosen_answer
     assert stats["tokens"]["prompt_tokens"]["max"] <= 296 and (tmp_path / "out" / "stats.json").is_file()

@@ -65,6 +65,16 @@ def test_sft_data_keeps_correct_distinct_and_the_shortest_k(responses, tmp_path)
     stats = build_sft_data(SFTDataConfig(responses=[str(responses)], out=str(tmp_path / "sft"), val_fraction=0.34))
     assert stats["traces"]["val"] > 0 and stats["traces"]["train"] + stats["traces"]["val"] == correct.height
     assert (tmp_path / "sft" / "train.parquet").is_file()
+    # the file's row order (evaluate writes problems as they finish) does not change what is built
+    varied = pl.concat([df, df.with_columns(pl.col("response") + "\nChecked twice.")])  # two traces a problem
+    for name, frame in (("varied", varied), ("reversed", varied.reverse())):
+        frame.write_parquet(tmp_path / f"{name}.parquet")
+        build_sft_data(SFTDataConfig(responses=[str(tmp_path / f"{name}.parquet")], out=str(tmp_path / name),
+                                     val_fraction=0.34))
+    for split in ("train", "val"):
+        built = [pl.read_parquet(tmp_path / name / f"{split}.parquet") for name in ("varied", "reversed")]
+        assert built[0].equals(built[1])
+    assert pl.read_parquet(tmp_path / "varied" / "train.parquet")["problem_id"].value_counts()["count"].max() == 2
 
 
 def test_bad_sft_input_names_the_fix(responses, tmp_path, tokenizer):

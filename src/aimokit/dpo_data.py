@@ -122,7 +122,9 @@ def make_pairs(cfg: DPODataConfig) -> pl.LazyFrame:
     lf = read_responses(cfg.responses)
     if cfg.solutions:
         lf = _with_solutions(lf, cfg.solutions, cfg.protocol)
-    lf = lf.collect().lazy()  # read the files once: the check below and the pairs both need them
+    # Read the files once (the check below and the pairs both need them), in one order whatever the files' own:
+    # evaluate writes problems as they finish, and its workers in any order. The same responses, the same pairs.
+    lf = lf.collect().sort(["problem_id", "prompt", "response"], maintain_order=True).lazy()
     _check_usable(lf, cfg.prefer_shorter)
     lf = lf.unique(subset=["problem_id", "prompt", "response"], maintain_order=True)
     chosen = lf.filter(pl.col("correct")).select("problem_id", "prompt", pl.col("response").alias("chosen"))

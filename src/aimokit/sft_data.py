@@ -128,8 +128,9 @@ def make_traces(cfg: SFTDataConfig) -> pl.DataFrame:
         ref = reference_traces(cfg, dict(zip(todo["problem_id"], todo["prompt"])))
         lf = pl.concat([lf, ref.lazy().with_columns(pl.lit(True).alias("correct"))
                         .select(lf.collect_schema().names())], how="vertical_relaxed")
-    traces = (lf.filter(pl.col("correct"))
+    traces = (lf.filter(pl.col("correct"))  # in one order whatever the files' (see dpo_data.make_pairs)
               .unique(subset=["problem_id", "prompt", "response"], maintain_order=True)
+              .sort(["problem_id", "prompt", "response"], maintain_order=True)
               .with_columns(pl.col("response").str.len_chars().alias("chars")))
     if cfg.shortest_k:
         traces = (traces.sort(["problem_id", "chars"], maintain_order=True)
