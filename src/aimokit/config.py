@@ -137,7 +137,7 @@ class EngineConfig:
     max_lora_rank: int = setting(0, help="vLLM's max_lora_rank; 0: the adapter's own rank, and never less than it. "
                                          "Larger only for adapters swapped in later: every adapter is padded to it, "
                                          "which costs memory, and on CPU time (vLLM-CPU copies the padded weights "
-                                         "per prompt token: rank 64 for a rank-8 adapter made prefill 6x slower).")
+                                         "per prompt token: rank 64 for a rank-8 adapter made prefill 7.5x slower).")
     dtype: str = setting("bfloat16", help="Weights and activations: bfloat16 on GPUs; float32 on CPUs without native bf16 (3.5x faster there).")
     max_model_len: int = setting(4096, help="Prompt plus generated tokens, at most, for one sample.")
     gpu_memory_utilization: float = setting(0.90, help="The share of GPU memory vLLM may take for weights and KV cache, in (0, 1].")
