@@ -104,6 +104,44 @@ def test_each_problem_is_claimed_by_one_worker_process_whatever_its_id(tmp_path)
     assert len(list((tmp_path / "claims").iterdir())) == 300  # every claim in the folder, none elsewhere
 
 
+def test_workers_share_one_queue_and_one_that_never_starts_leaves_its_problems_to_the_others(fast_cfg, tmp_path):
+    """What run_workers' processes do, in one process: each worker's evaluation draws problems through one
+    claims folder. A worker whose engine fails to start has claimed nothing (claims are made only when an
+    engine has room); two that run take every problem between them, each problem once."""
+    import threading
+
+    from aimokit.evaluate import claimer
+
+    problems = [Problem(f"q{i}", f"6*7 number {i}", 42) for i in range(12)]
+    claims = tmp_path / "claims"
+    claims.mkdir()
+    ev = EvalConfig(samples=2, concurrency=2, write_every_s=0)
+    broken = fast_cfg.override({"engine.model": str(tmp_path / "no-model")})
+    from aimokit.models import ModelError
+
+    with pytest.raises(ModelError, match="no-model has no config.json"):
+        run_evaluation(broken, problems, tmp_path / "w0", ev, claim=claimer(claims))
+    assert not list(claims.iterdir())  # its engine never started, so it took nothing
+    errors = []
+
+    def worker(i):
+        try:
+            run_evaluation(fast_cfg, problems, tmp_path / f"w{i}", ev, engine=_engine(), claim=claimer(claims))
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    got = [set(pl.read_parquet(f)["problem_id"]) if (f := tmp_path / f"w{i}" / "responses.parquet").exists() else set()
+           for i in (1, 2)]
+    assert not got[0] & got[1] and got[0] | got[1] == {p.id for p in problems}
+    assert len(list(claims.iterdir())) == 12
+
+
 def test_a_failed_worker_is_an_error_only_when_problems_are_left(tmp_path, caplog):
     from aimokit.evaluate import RESPONSE_SCHEMA, WorkerError, _check_workers
 
