@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def child(model_dir: str, adapter: str, max_lora_rank: int, prompt_tokens: int, 
     t = time.monotonic()
     engine = VLLMEngine(cfg, model_dir)
     start_s = time.monotonic() - t
-    vocab = [i for i in range(1000, 30000)]
+    vocab = range(1000, 30000)
     times = []
     for r in range(requests):
         ids = [vocab[(r * 7919 + k * 104729) % len(vocab)] for k in range(prompt_tokens)]  # distinct prompts
@@ -89,7 +90,7 @@ def main() -> None:
             proc = subprocess.run([sys.executable, __file__, "--model", model_dir, "--prompt-tokens",
                                    str(args.prompt_tokens), "--requests", str(args.requests), "--child",
                                    json.dumps(spec)], capture_output=True, text=True, timeout=1200,
-                                  env={**__import__("os").environ, "PYTHONPATH": str(SRC)})
+                                  env={**os.environ, "PYTHONPATH": str(SRC)})
             line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
             if line is None:
                 sys.exit(f"{name}: failed\n{proc.stderr[-3000:]}")

@@ -187,16 +187,6 @@ class Kernel:
         finally:
             done.set()
 
-    def _wait(self, th: threading.Thread, until: float, check: Callable[[], Any] = lambda: None) -> Any:
-        """Wait for `th` until the clock reaches `until`; while it runs, `check()` is asked every POLL_S, and its
-        first truthy answer ends the wait early and is returned (None otherwise)."""
-        while th.is_alive() and self.clock() < until:
-            th.join(min(self.POLL_S, max(0.0, until - self.clock())))
-            found = check() if th.is_alive() else None
-            if found:
-                return found
-        return None
-
     def _drop_engine(self) -> None:
         """Close the engine politely (it failed, but its process may still answer)."""
         if self.solver is not None:
@@ -267,7 +257,12 @@ class Kernel:
         # that dies (vLLM's core, killed or crashed) can leave the step blocked for
         # good, so that is checked while waiting, not only at the deadline.
         give_up = plan.deadline + self.watchdog_grace_s
-        dead = self._wait(th, give_up, lambda: _dead(self.engine_pids))
+        dead: list[int] = []
+        while th.is_alive() and self.clock() < give_up:
+            th.join(min(self.POLL_S, max(0.0, give_up - self.clock())))
+            dead = _dead(self.engine_pids) if th.is_alive() else []
+            if dead:
+                break
         if dead:
             return self._give_up(solver, p, "error", f"engine process {dead} died while solving {p.id}",
                                  "a new engine starts if time allows")
