@@ -58,7 +58,7 @@ def test_unknown_keys_and_bad_types_are_errors(tmp_path):
 def test_dotted_overrides():
     cfg = KernelConfig.load(None, {"solver.samples": 3, "competition.time_limit_s": 10})
     assert cfg.solver.samples == 3 and cfg.competition.time_limit_s == 10.0
-    with pytest.raises(ConfigError, match="unknown setting.*'solver.nope'; known in \\[solver\\]: early_stop"):
+    with pytest.raises(ConfigError, match="unknown setting.*'solver.nope'; known in \\[solver\\]: answer_region, early_stop"):
         KernelConfig.load(None, {"solver.nope": 1})
 
 

@@ -112,7 +112,7 @@ def test_reference_solutions_stand_in_where_no_sample_is_right(tmp_path):
                                        code_start_in_prompt=False)).collect()
     chosen = harmony.filter(pl.col("problem_id") == "arith-2")["chosen"][0]
     assert "<|channel|>analysis<|message|>worked 2<|end|>" in chosen and "<|channel|>final" in chosen
-    text = get_protocol("harmony").answer_text(chosen)
+    text = get_protocol("harmony").answer_text(chosen, "")
     assert "worked" not in text and extract_answer(text, [], CompetitionConfig()).answer == 2
     with pytest.raises(ConfigError, match="protocol = 'qwen': choose one of"):
         DPODataConfig(responses=[str(path)], protocol="qwen")

@@ -12,12 +12,21 @@ from aimokit.train import TrainConfig, train
 from tiny_llama import save_tiny_llama
 
 
+class _Spelled:
+    """A tokenizer whose "ids" are the characters of the text (decode keeps every special token)."""
+
+    def decode(self, ids, skip_special_tokens=True):
+        assert not skip_special_tokens
+        return "".join(ids)
+
+
 def test_the_kit_rewards_read_answers_as_the_kernel_does():
     harmony, comp = get_protocol("harmony"), CompetitionConfig(name="aimo3", answer_max=99999, modulo=0)
     done = "<|channel|>analysis<|message|>maybe \\boxed{41}<|end|><|start|>assistant<|channel|>final<|message|>\\boxed{42}"
     guess = "<|channel|>analysis<|message|>maybe \\boxed{42}<|end|>"  # a boxed guess outside the final channel
-    assert correct(harmony, comp)([None, None], [done, guess], answer=[42, 42]) == [1.0, 0.0]
-    assert answer_format(harmony)([None, None], [done, guess]) == [1.0, 0.0]
+    assert correct(harmony, comp, tokenizer=_Spelled())([None, None], [None, None], answer=[42, 42],
+                                                       completion_ids=[done, guess]) == [1.0, 0.0]
+    assert answer_format(harmony, _Spelled())([None, None], [None, None], completion_ids=[done, guess]) == [1.0, 0.0]
     fenced = get_protocol("fenced")
     assert correct(fenced, CompetitionConfig())([None], ["so \\boxed{1042}"], answer=[42]) == [1.0]  # AIMO-2: mod 1000
     assert length(10)([None, None], ["a", "b"], completion_ids=[[1] * 10, [1] * 25]) == [0.0, -1.5]

@@ -141,28 +141,28 @@ def test_harmony_reads_either_header_order_and_ignores_finished_messages():
     assert harmony.pending_call("<|start|>assistant to=python<|channel|>analysis code<|message|>x = 1<|call|>") == "x = 1"
     assert harmony.pending_call("<|channel|>analysis<|message|>thinking about to=python<|end|>") is None
     assert harmony.pending_call("<|channel|>final<|message|>\\boxed{3}<|return|>") is None
-    assert harmony.answer_text("<|channel|>analysis<|message|>\\boxed{1}<|end|>") == ""  # no final: no boxed answer
-    assert harmony.answer_text("<|channel|>final<|message|>\\boxed{2}<|return|>") == "\\boxed{2}"
+    assert harmony.answer_text("<|channel|>analysis<|message|>\\boxed{1}<|end|>", "") == ""  # no final: no boxed answer
+    assert harmony.answer_text("<|channel|>final<|message|>\\boxed{2}<|return|>", "") == "\\boxed{2}"
 
 
 def test_each_protocol_says_when_an_answer_is_complete_where_it_reads_answers():
     harmony, fenced, hermes, cot = (get_protocol(n) for n in ("harmony", "fenced", "hermes", "cot"))
     final = "<|channel|>analysis<|message|>maybe \\boxed{1}<|end|><|start|>assistant<|channel|>final<|message|>"
-    assert not harmony.answer_complete(final[:40])  # a boxed guess in the analysis channel
-    assert not harmony.answer_complete(final + "It is \\boxed{\\frac{84}{2}")  # still open
-    assert harmony.answer_complete(final + "It is \\boxed{\\frac{84}{2}}")
-    assert not fenced.answer_complete("```python\nprint('\\boxed{3}')")  # inside an open code block
-    assert fenced.answer_complete("```python\nx = 3\n```\nso \\boxed{3}")
-    assert fenced.answer_complete("so \\boxed{3}") and not fenced.answer_complete("so \\boxed{3")
+    assert not harmony.answer_complete(final[:40], "")  # a boxed guess in the analysis channel
+    assert not harmony.answer_complete(final + "It is \\boxed{\\frac{84}{2}", "")  # still open
+    assert harmony.answer_complete(final + "It is \\boxed{\\frac{84}{2}}", "")
+    assert not fenced.answer_complete("```python\nprint('\\boxed{3}')", "")  # inside an open code block
+    assert fenced.answer_complete("```python\nx = 3\n```\nso \\boxed{3}", "")
+    assert fenced.answer_complete("so \\boxed{3}", "") and not fenced.answer_complete("so \\boxed{3", "")
     for p in (hermes, cot):
-        assert not p.answer_complete("<think>perhaps \\boxed{3}")  # still reasoning
-        assert p.answer_complete("<think>done</think>\nThe answer is \\boxed{3}.")
-    assert not hermes.answer_complete('<tool_call>{"name": "python", "arguments": {"code": "print(\\boxed{3})"}}')
+        assert not p.answer_complete("<think>perhaps \\boxed{3}", "")  # still reasoning
+        assert p.answer_complete("<think>done</think>\nThe answer is \\boxed{3}.", "")
+    assert not hermes.answer_complete('<tool_call>{"name": "python", "arguments": {"code": "print(\\boxed{3})"}}', "")
     # bounded: a box that runs on past BOXED_SPAN characters is not an answer that closed
     from aimokit.protocols.base import BOXED_SPAN
 
-    assert not cot.answer_complete("\\boxed{" + "{" * 10 ** 6 + "}" * 10 ** 6)
-    assert not cot.answer_complete("\\boxed{" + "1" * BOXED_SPAN + "}")
+    assert not cot.answer_complete("\\boxed{" + "{" * 10 ** 6 + "}" * 10 ** 6, "")
+    assert not cot.answer_complete("\\boxed{" + "1" * BOXED_SPAN + "}", "")
 
 
 def test_a_sample_stops_when_its_answer_closes_if_stop_at_answer_is_on(fast_cfg):

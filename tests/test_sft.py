@@ -130,7 +130,7 @@ def test_reference_solutions_become_traces_in_the_kernels_own_format(tmp_path, t
     row = traces.row(0, named=True)
     assert row["prompt"] == protocol.prompt(TokenizerRenderer(tokenizer), "What is 6 * 7?", k.solver, k.competition)
     assert "Six sevens are 42." in row["response"] and row["tool_spans"] == []
-    assert extract_answer(protocol.answer_text(row["response"]), [], k.competition).answer == 42
+    assert extract_answer(protocol.answer_text(row["response"], row["prompt"]), [], k.competition).answer == 42
     if protocol.name == "harmony":  # reasoning in the analysis channel, the answer in the final one
         assert row["response"].startswith("<|channel|>analysis<|message|>Six sevens")
         assert "\\boxed" not in row["response"].split("<|channel|>final")[0]

@@ -34,7 +34,7 @@ def test_a_request_ends_as_soon_as_its_answer_closes(engine):
     prompt = "Answers: $\\boxed{1}$, $\\boxed{2}$, $\\boxed{3}$, "  # the model goes on boxing 4, 5, 6, ...
     full, answered = generate(engine, [GenRequest(prompt, max_tokens=40, temperature=0.0),
                                        GenRequest(prompt, max_tokens=40, temperature=0.0, top_logprobs=3,
-                                                  done_when=get_protocol("cot").answer_complete)])
+                                                  done_when=get_protocol("cot").answer_check("", ""))])
     assert full.finish == "length" and full.text.count("\\boxed{") > 2
     assert answered.finish == "answer" and answered.text.rstrip("$").endswith("\\boxed{4}")
     assert full.text.startswith(answered.text) and answered.n_tokens < full.n_tokens

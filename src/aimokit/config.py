@@ -203,12 +203,26 @@ class SamplingConfig:
     protocol: str = setting("fenced", help="How tool calls are written and read: fenced (```python / ```output: "
                                            "DeepSeekMath, Numina), harmony (gpt-oss), hermes (<tool_call>: Qwen3), "
                                            "cot (no tools).")
-    prompt: str = setting("tir", help="A template name from aimokit.prompts: tir (tools) or cot.")
+    prompt: str = setting("", help="A template name from aimokit.prompts; empty: the protocol's own (fenced: tir, "
+                                   "harmony and hermes: tool, cot: cot). One that asks for another protocol's format "
+                                   "(tir's ```python fences under harmony) is an error.")
+    answer_region: str = setting("answer", help="Where answers are read (votes, stop_at_answer, rewards, SFT/DPO "
+                                                "checks): answer, the protocol's own region (harmony's final "
+                                                "channel, after </think>, prose outside code fences), or anywhere "
+                                                "the model wrote (any harmony channel, reasoning included: AIMO-3's "
+                                                "winners stopped gpt-oss at its first \\boxed{} in any channel).")
+    harmony_renderer: str = setting("auto", help="harmony: openai_harmony (the reference renderer; an error if it "
+                                                 "cannot load), text (the same tokens written as text), or auto "
+                                                 "(openai_harmony where it loads, else text; the log says which).")
+    max_repeat_calls: int = setting(3, help="A tool call identical to the calls just before it, this many in a row, "
+                                            "is not run: the model is told its tool budget is spent and gets one "
+                                            "more turn to answer (a loop of identical calls ends so).")
     reasoning_effort: str = setting("high", help="harmony (gpt-oss): the system message's reasoning effort: low, medium or high.")
     system_prompt: str = setting("", help="A system message before the problem; empty: none.")
     samples: int = setting(16, help="Samples per problem when time allows (the budget may give fewer).")
     min_samples: int = setting(2, help="Samples per problem however short the time.")
-    max_rounds: int = setting(4, help="Code blocks one sample may run.")
+    max_rounds: int = setting(4, help="Code blocks one sample may run. A call past them is not run: the model is "
+                                      "told its tool budget is spent and gets one more turn to answer.")
     max_tokens_per_round: int = setting(2048, help="Tokens one sample generates between two code runs, at most.")
     max_tokens_total: int = setting(6144, help="Tokens one sample generates in all, at most.")
     temperature: float = setting(0.8, help="Sampling temperature.")
@@ -243,6 +257,19 @@ class SamplingConfig:
             raise ConfigError(f"solver.protocol = {self.protocol!r}: use one of {', '.join(sorted(PROTOCOLS))}")
         from .votes import POLICIES
 
+        from .prompts import check_template
+        from .protocols.base import REGIONS
+        from .protocols.harmony_render import RENDERERS
+
+        why = check_template(self.prompt, self.protocol)
+        if why:
+            raise ConfigError(why)
+        if self.answer_region not in REGIONS:
+            raise ConfigError(f"solver.answer_region = {self.answer_region!r}: use one of {', '.join(REGIONS)}")
+        if self.harmony_renderer not in RENDERERS:
+            raise ConfigError(f"solver.harmony_renderer = {self.harmony_renderer!r}: use one of {', '.join(RENDERERS)}")
+        if self.max_repeat_calls < 2:
+            raise ConfigError("solver.max_repeat_calls must be >= 2 (a call and its first repeat may both run)")
         if self.reasoning_effort not in ("low", "medium", "high"):
             raise ConfigError(f"solver.reasoning_effort = {self.reasoning_effort!r}: use low, medium or high")
         if self.vote not in POLICIES:

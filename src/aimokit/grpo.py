@@ -30,7 +30,7 @@ def prompts(cfg: "TrainConfig", tokenizer: Any):
     from .protocols import get_protocol
 
     kernel = KernelConfig.load(cfg.kernel_config)  # empty: the defaults
-    protocol = get_protocol(kernel.solver.protocol)
+    protocol = get_protocol(kernel.solver.protocol, kernel.solver)
     problems = load_problems(cfg.problems or sample_problems(), kernel.competition)
     if cfg.limit:
         problems = problems[: cfg.limit]
@@ -54,6 +54,6 @@ def trainer(cfg: "TrainConfig", model: Any, tokenizer: Any, peft_config: Any, co
         temperature=cfg.temperature, use_vllm=cfg.use_vllm, vllm_mode=cfg.vllm_mode,
         vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
         reward_weights=list(cfg.reward_weights) or None, **args)
-    rewards = resolve(list(cfg.rewards), protocol, comp, cfg.length_target)
+    rewards = resolve(list(cfg.rewards), protocol, comp, cfg.length_target, tokenizer)
     return GRPOTrainer(model=model, reward_funcs=rewards, args=grpo_args, train_dataset=dataset,
                        processing_class=tokenizer, peft_config=peft_config)

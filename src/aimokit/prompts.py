@@ -1,38 +1,60 @@
-"""Prompt templates: what the model is asked. How tool calls are written and read is the protocol's
-(aimokit.protocols): the fenced one is the Numina convention, code in ```python fences and results in
-```output fences; every protocol asks for the final answer in \\boxed{}.
+"""Prompt templates: what the model is asked, in the words of the protocol it speaks.
+
+Each protocol names its own template (`ToolProtocol.default_prompt`); a recipe may pick another with
+`solver.prompt`, but only one whose instructions fit its protocol (`FOR_PROTOCOLS`): asking a harmony model
+to write ```python fences that nothing runs is the mismatch this guards against. Every template states the
+answer's range and modulo: AIMO-3's 2nd place found stating them its biggest single gain.
 """
 
 from __future__ import annotations
 
-from .config import CompetitionConfig, SamplingConfig
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from .config import CompetitionConfig, SamplingConfig
+
+_ANSWER = ("The final answer is an integer between {answer_min} and {answer_max}{modulo_note}; "
+           "put it in \\boxed{{}}.")
 TEMPLATES: dict[str, str] = {
-    "tir": (
+    "tir": (  # fenced: the Numina convention
         "{problem}\n\n"
         "Solve the problem step by step. Write Python code in ```python blocks whenever it helps "
         "(sympy and numpy are available); each block's printed output will be shown to you in an "
-        "```output block. The final answer is an integer between {answer_min} and {answer_max}{modulo_note}; "
-        "put it in \\boxed{{}}."
+        "```output block. " + _ANSWER
+    ),
+    "tool": (  # harmony and hermes: the python tool the model calls, declared by the protocol
+        "{problem}\n\n"
+        "Solve the problem step by step. Call the python tool whenever it helps (sympy and numpy are "
+        "available): it runs your code in a stateful session and returns what it prints. " + _ANSWER
     ),
     "cot": (
         "{problem}\n\n"
-        "Reason step by step. The final answer is an integer between {answer_min} and "
-        "{answer_max}{modulo_note}; put it in \\boxed{{}}."
+        "Reason step by step. " + _ANSWER
     ),
 }
+# The protocols each template's instructions fit; None: any (cot asks for no code at all).
+FOR_PROTOCOLS: dict[str, tuple[str, ...] | None] = {"tir": ("fenced",), "tool": ("harmony", "hermes"), "cot": None}
 
 CODE_OPEN = "```python"
 OUTPUT_OPEN = "```output"
 
 
-def user_message(problem: str, solver: SamplingConfig, comp: CompetitionConfig) -> str:
-    try:
-        template = TEMPLATES[solver.prompt]
-    except KeyError:
-        raise ValueError(
-            f"unknown prompt template {solver.prompt!r}; choose one of {sorted(TEMPLATES)}"
-        ) from None
+def check_template(name: str, protocol: str) -> str | None:
+    """Why `name` cannot be `protocol`'s prompt, or None when it can ("" is the protocol's own)."""
+    if not name:
+        return None
+    if name not in TEMPLATES:
+        return f"solver.prompt = {name!r}: use one of {', '.join(sorted(TEMPLATES))}, or leave it empty for the protocol's own"
+    fits = FOR_PROTOCOLS[name]
+    if fits is not None and protocol not in fits:
+        return (f"solver.prompt = {name!r} asks for a format the {protocol} protocol does not run (it fits "
+                f"{', '.join(fits)}): leave solver.prompt empty for the {protocol} protocol's own instructions")
+    return None
+
+
+def user_message(problem: str, solver: "SamplingConfig", comp: "CompetitionConfig", default: str) -> str:
+    """The problem and the instructions: `solver.prompt`'s template, or the protocol's own (`default`)."""
+    template = TEMPLATES[solver.prompt or default]
     modulo_note = f" (if the result is larger, give it modulo {comp.modulo})" if comp.modulo else ""
     return template.format(
         problem=problem.strip(),
@@ -42,9 +64,9 @@ def user_message(problem: str, solver: SamplingConfig, comp: CompetitionConfig) 
     )
 
 
-def messages(problem: str, solver: SamplingConfig, comp: CompetitionConfig) -> list[dict[str, str]]:
+def messages(problem: str, solver: "SamplingConfig", comp: "CompetitionConfig", default: str) -> list[dict[str, str]]:
     msgs = []
     if solver.system_prompt:
         msgs.append({"role": "system", "content": solver.system_prompt})
-    msgs.append({"role": "user", "content": user_message(problem, solver, comp)})
+    msgs.append({"role": "user", "content": user_message(problem, solver, comp, default)})
     return msgs

@@ -31,21 +31,40 @@ def _text(completion: Any) -> str:
     return "".join(m.get("content", "") for m in completion if isinstance(m, dict))
 
 
-def correct(protocol: Any, comp: CompetitionConfig, timeout_s: float = 2.0) -> Reward:
+def _prompt(prompt: Any) -> str:
+    return prompt if isinstance(prompt, str) else _text(prompt or [])
+
+
+def completion_texts(protocol: Any, tokenizer: Any, completions: list, completion_ids: list | None) -> list[str]:
+    """The completions as the kernel reads them. TRL decodes completions with special tokens skipped, which
+    erases harmony's channels (no final channel would ever be found): for a protocol that keeps special
+    tokens, the text is decoded again from TRL's `completion_ids` with them kept."""
+    if not protocol.keeps_special_tokens:
+        return [_text(c) for c in completions]
+    if completion_ids is None or tokenizer is None:
+        raise RewardError(f"the {protocol.name} protocol reads special tokens, which TRL's decoded completions "
+                          "drop: the reward needs completion_ids and the tokenizer (build it with rewards.resolve)")
+    return [tokenizer.decode(list(ids), skip_special_tokens=False) for ids in completion_ids]
+
+
+def correct(protocol: Any, comp: CompetitionConfig, timeout_s: float = 2.0, tokenizer: Any = None) -> Reward:
     """1 where the answer the kernel would read equals the gold (`answer` column), else 0."""
-    def correct(prompts, completions, answer, **_) -> list[float]:
+    def correct(prompts, completions, answer, completion_ids=None, **_) -> list[float]:
         out = []
-        for completion, gold in zip(completions, answer):
-            got = extract_answer(protocol.answer_text(_text(completion)), [], comp, time.monotonic() + timeout_s).answer
+        texts = completion_texts(protocol, tokenizer, completions, completion_ids)
+        for prompt, text, gold in zip(prompts, texts, answer):
+            region = protocol.answer_text(text, _prompt(prompt))
+            got = extract_answer(region, [], comp, time.monotonic() + timeout_s).answer
             out.append(1.0 if got is not None and is_correct(got, gold) else 0.0)
         return out
     return correct
 
 
-def answer_format(protocol: Any) -> Reward:
+def answer_format(protocol: Any, tokenizer: Any = None) -> Reward:
     """1 where the completion ends its answer as the protocol expects (a closed box where answers are read)."""
-    def answer_format(prompts, completions, **_) -> list[float]:
-        return [1.0 if protocol.answer_complete(_text(c)) else 0.0 for c in completions]
+    def answer_format(prompts, completions, completion_ids=None, **_) -> list[float]:
+        texts = completion_texts(protocol, tokenizer, completions, completion_ids)
+        return [1.0 if protocol.answer_complete(t, _prompt(p)) else 0.0 for p, t in zip(prompts, texts)]
     return answer_format
 
 
@@ -61,14 +80,16 @@ def length(target_tokens: int) -> Reward:
 BUILT_IN = ("correct", "format", "length")
 
 
-def resolve(names: list[str], protocol: Any, comp: CompetitionConfig, length_target: int) -> list[Reward]:
-    """The reward functions a config names: built-ins, or `module:function` for one of your own."""
+def resolve(names: list[str], protocol: Any, comp: CompetitionConfig, length_target: int,
+            tokenizer: Any = None) -> list[Reward]:
+    """The reward functions a config names: built-ins, or `module:function` for one of your own. `tokenizer`
+    decodes completions with special tokens kept, for a protocol that reads them (harmony)."""
     out = []
     for name in names:
         if name == "correct":
-            fn = correct(protocol, comp)
+            fn = correct(protocol, comp, tokenizer=tokenizer)
         elif name == "format":
-            fn = answer_format(protocol)
+            fn = answer_format(protocol, tokenizer)
         elif name == "length":
             fn = length(length_target)
         elif ":" in name:

@@ -88,7 +88,7 @@ def reference_traces(cfg: SFTDataConfig, prompts: dict[str, str] | None) -> pl.D
     if need:
         raise SFTDataError(f"{cfg.solutions}: reference solutions need column(s) {need}; it has {sol.columns}")
     kernel = KernelConfig.load(cfg.kernel_config)  # empty: the defaults
-    protocol = get_protocol(kernel.solver.protocol)
+    protocol = get_protocol(kernel.solver.protocol, kernel.solver)
     renderer = None
     if prompts is None:
         from transformers import AutoTokenizer
@@ -105,7 +105,7 @@ def reference_traces(cfg: SFTDataConfig, prompts: dict[str, str] | None) -> pl.D
         prompt = (prompts[pid] if prompts is not None
                   else protocol.prompt(renderer, str(r["problem"]), kernel.solver, kernel.competition))
         response = protocol.written_solution(prompt, str(r["solution"] or ""), str(r["answer"]))
-        got = extract_answer(protocol.answer_text(response), [], kernel.competition).answer
+        got = extract_answer(protocol.answer_text(response, prompt), [], kernel.competition).answer
         if got is None or not is_correct(got, r["answer"]):  # the kernel's own grading ("025" is 25)
             raise SFTDataError(f"{cfg.solutions}: problem {pid}: the answer {r['answer']!r} does not read back from "
                                f"its trace (got {got}); answers must be integers in the competition's range")

@@ -47,11 +47,14 @@ class Sample:
     code_errors: int = 0
     code_outputs: list[str] = field(default_factory=list)
     clean_code: list[str] = field(default_factory=list)
+    call_codes: list[str] = field(default_factory=list)  # every tool call's code, run or not (loops are seen here)
+    refusals: int = 0  # calls answered "tool budget spent" instead of run
     calls: int = 0
     done: bool = False
     aborted: bool = False
     answer: int | None = None
     boxed: bool = False
+    answer_at: str = ""  # where the answer was read: the protocol's segment name, "printed", or "" (none)
     entropies: list[float] = field(default_factory=list)  # per generated token, when logprobs were asked for
     # The text after the prompt as token ids (what the model wrote, exactly, and the tool results encoded), where
     # the engine takes ids; None: the next round's prompt is the text, tokenized again.
@@ -230,7 +233,17 @@ class _Run:
             self._mark_done(smp)
             return ()
         code = self._pending_code(smp) if result.finish != "length" else None
-        if code is not None and smp.code_runs < self.s.cfg.max_rounds:
+        refusal = self._refusal(smp, code) if code is not None else None
+        if code is not None:
+            smp.call_codes.append(code)
+        if refusal is not None:
+            # No sample ends on a call that never runs: the model is told, and answers in one more turn.
+            if smp.refusals >= 1 or self._budget_left(smp) < 16:
+                return self._finalize(smp)
+            smp.refusals += 1
+            self._hand_back(smp, refusal)
+            return ()
+        if code is not None:
             smp.exec_pos = len(smp.text)
             if self.s.sessions is not None:  # the sample's own interpreter keeps its names
                 fut = self.s.pool.submit(self.s.sessions.run, (id(self), key), code)
@@ -246,6 +259,19 @@ class _Run:
                 self._resubmit(smp)
                 return ()
         return self._finalize(smp)
+
+    def _refusal(self, smp: Sample, code: str) -> str | None:
+        """The message that answers `code` instead of running it, or None to run it: past the round limit, or
+        the same call as the `max_repeat_calls - 1` before it (a loop)."""
+        cfg = self.s.cfg
+        if smp.code_runs >= cfg.max_rounds:
+            return (f"Tool budget spent: this sample has run its {cfg.max_rounds} code calls, so this one was not run. "
+                    "Give your final answer now, in \\boxed{}.")
+        recent = smp.call_codes[-(cfg.max_repeat_calls - 1):]
+        if len(recent) == cfg.max_repeat_calls - 1 and all(c.strip() == code.strip() for c in recent):
+            return (f"This call is identical to the {len(recent)} before it and was not run again; its output is "
+                    "above. Tool budget spent: give your final answer now, in \\boxed{}.")
+        return None
 
     def busy(self) -> bool:
         return bool(self.running) or bool(self.todo) or self.pending is not None
@@ -263,8 +289,7 @@ class _Run:
         return min(cfg.max_tokens_per_round, cfg.max_tokens_total - smp.tokens, room)
 
     def _request(self, smp: Sample) -> GenRequest:
-        cfg = self.s.cfg
-        last_round = smp.code_runs >= cfg.max_rounds
+        cfg, protocol = self.s.cfg, self.s.protocol
         ids = self.prompt_ids[smp.problem]
         return GenRequest(
             prompt=self.prompts[smp.problem] + smp.text,
@@ -275,9 +300,11 @@ class _Run:
             top_p=cfg.top_p,
             min_p=cfg.min_p,
             top_logprobs=cfg.top_logprobs,
-            skip_special_tokens=not self.s.protocol.keeps_special_tokens,
-            done_when=self.s.protocol.answer_complete if cfg.stop_at_answer else None,
-            stop=() if last_round else self.s.protocol.stop(cfg),
+            skip_special_tokens=not protocol.keeps_special_tokens,
+            done_when=protocol.answer_check(self.prompts[smp.problem], smp.text) if cfg.stop_at_answer else None,
+            # the stop strings stay on the last round too: gpt-oss stops at <|call|> whatever it is asked, and
+            # a call past the limit is answered, not left unrun (`_refusal`)
+            stop=protocol.stop(cfg),
         )
 
     def _resubmit(self, smp: Sample) -> None:
@@ -296,6 +323,10 @@ class _Run:
         out = res.for_model()
         # A failed run's text is a traceback: its line numbers are no printed answer.
         smp.code_outputs.append(out if res.ok else "")
+        self._hand_back(smp, out)
+
+    def _hand_back(self, smp: Sample, out: str) -> None:
+        """Append the tool's answer (its output, or a refusal) and send the sample back to the engine."""
         appended = self.s.protocol.tool_result(smp.text, out)
         smp.tool_spans.append([len(smp.text), len(smp.text) + len(appended)])
         smp.text += appended
@@ -319,9 +350,8 @@ class _Run:
 
     def _finalize(self, smp: Sample) -> list[tuple[int, int]]:
         self._mark_done(smp)
-        ex = extract_answer(self.s.protocol.answer_text(smp.text), smp.code_outputs, self.s.comp, self.deadline)
-        smp.answer, smp.boxed = ex.answer, ex.boxed
-        if ex.answer is None:
+        self._read_answer(smp, self.deadline)
+        if smp.answer is None:
             return []
         pi = smp.problem
         self.n_answered += 1
@@ -352,11 +382,16 @@ class _Run:
             for smp in (self.samples[k] for k in self.keys[pi]):
                 if smp.answer is None:
                     # At or past the deadline: the fast paths only (see extract_answer).
-                    ex = extract_answer(self.s.protocol.answer_text(smp.text), smp.code_outputs, self.s.comp,
-                                        time.monotonic())
-                    if ex.answer is not None:
-                        smp.answer, smp.boxed = ex.answer, ex.boxed
+                    self._read_answer(smp, time.monotonic())
+                    if smp.answer is not None:
                         self.votes[pi].append(smp.vote(scale=0.5))
+
+    def _read_answer(self, smp: Sample, deadline: float | None) -> None:
+        """The sample's answer, read where the protocol's answer region is, and where it was found."""
+        protocol, prompt = self.s.protocol, self.prompts[smp.problem]
+        ex = extract_answer(protocol.answer_text(smp.text, prompt), smp.code_outputs, self.s.comp, deadline)
+        smp.answer, smp.boxed = ex.answer, ex.boxed
+        smp.answer_at = protocol.answer_at(smp.text, prompt) if ex.boxed else ("printed" if ex.answer is not None else "")
 
 
 class Solver:
@@ -372,7 +407,7 @@ class Solver:
         clock: Callable[[], float] = time.monotonic,
     ):
         self.engine = engine
-        self.protocol = get_protocol(solver.protocol)  # how the conversation is rendered and read
+        self.protocol = get_protocol(solver.protocol, solver)  # how the conversation is rendered and read
         self.clock = clock  # deadlines given to solve() are on this clock (the kernel's, the engine's)
         self.cfg = solver
         self.sandbox_cfg = sandbox
@@ -437,6 +472,10 @@ class Solver:
         timed_out = deadline is not None and (self.clock() >= deadline or any(
             (not x.done or x.aborted) and not run.closed[x.problem] for x in run.samples.values()))
         results = self._results(run, start, run.keep_responses, "error" if error is not None else None, timed_out)
+        recovered = getattr(self.protocol, "recovered", 0)
+        if recovered:
+            log.info("%s: %d sample readings met malformed output and read it as far as it went (so far)",
+                     self.protocol.name, recovered)
         self.current = None
         if self.sessions is not None:  # between problems: no state carries over (old processes die meanwhile)
             self.sessions.reset(wait=False)
@@ -496,6 +535,8 @@ class Solver:
                     "response": x.text,
                     "answer": x.answer,
                     "boxed": x.boxed,
+                    "answer_at": x.answer_at,
+                    "tool_refusals": x.refusals,
                     "tokens": x.tokens,
                     "code_runs": x.code_runs,
                     "code_errors": x.code_errors,

@@ -32,7 +32,7 @@ def main() -> None:
     full, answered = generate(engine, [
         GenRequest(boxes, max_tokens=40, temperature=0.0, seed=0),
         GenRequest(boxes, max_tokens=40, temperature=0.0, seed=0, top_logprobs=2,
-                   done_when=get_protocol("cot").answer_complete)])
+                   done_when=get_protocol("cot").answer_check("", ""))])
     print("LORA_PROBE " + json.dumps({"with": with_lora, "again": again, "without": without,
                                       "tokens": sampled.n_tokens, "entropies": sampled.entropies,
                                       "max_lora_rank": engine.engine.vllm_config.lora_config.max_lora_rank,

@@ -1,18 +1,26 @@
 """What a tool-call protocol is: how a conversation is rendered to the engine and how its output is read.
 
-The solver loop, the budget and the votes never look inside the text; they ask
-the sample's protocol five things: the prompt, the strings that end a round,
-the code of a tool call the round ended with (if any), the text that hands
-the tool's result back, where the answer is read, and when it is complete. A new protocol is one module in this package and one
-line in `PROTOCOLS`.
+The solver loop, the budget and the votes never look inside the text; they ask the sample's protocol:
+the prompt (in the protocol's own instructions), the strings that end a round, the code of a tool call the
+round ended with (if any), the text that hands the tool's result back, where the answer is read, and when
+it is complete. A new protocol is one module in this package and one line in `PROTOCOLS`.
+
+Where answers are read: each protocol splits a sample's text into the segments the model wrote itself
+(tool calls, tool results and code left out) and names each one (`segments`). The answer region is one
+name per protocol by default (`answer_segments`: harmony's final channel, the text after `</think>`, the
+prose outside code fences); `solver.answer_region = "anywhere"` reads every segment the model wrote, as
+AIMO-3's winners stopped gpt-oss at its first `\\boxed{}` in any channel. Votes, `stop_at_answer`, rewards
+and SFT/DPO checks all read through here, so they read the same region.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
-from typing import Any, Protocol as _Protocol
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..config import CompetitionConfig, SamplingConfig
+if TYPE_CHECKING:
+    from ..config import CompetitionConfig, SamplingConfig
 
 PROTOCOLS = {
     "fenced": "aimokit.protocols.fenced:Fenced",  # ```python / ```output (DeepSeekMath, Numina, Qwen2.5-Math)
@@ -20,42 +28,96 @@ PROTOCOLS = {
     "hermes": "aimokit.protocols.hermes:Hermes",  # <tool_call> / <tool_response> (Qwen3, Qwen2.5)
     "harmony": "aimokit.protocols.harmony:Harmony",  # channels and to=python calls (gpt-oss)
 }
+REGIONS = ("answer", "anywhere")  # solver.answer_region
+
+Segment = tuple[str, str]  # (name, text)
 
 
-class ToolProtocol(_Protocol):
-    name: str
-    keeps_special_tokens: bool  # the engine must leave special tokens in the text (harmony reads its channels so)
+class ToolProtocol:
+    """The base every protocol extends: the reading of answers is shared, the format is each protocol's."""
 
-    def prompt(self, engine: Any, problem: str, cfg: SamplingConfig, comp: CompetitionConfig) -> str:
+    name: str = ""
+    keeps_special_tokens: bool = False  # the engine must leave special tokens in the text (harmony reads so)
+    default_prompt: str = ""  # the prompts.TEMPLATES entry whose instructions fit this protocol
+    answer_segments: frozenset[str] = frozenset({"answer"})  # the segment names the default region reads
+
+    def __init__(self, cfg: "SamplingConfig | None" = None):
+        from ..config import SamplingConfig
+
+        self.cfg = cfg if cfg is not None else SamplingConfig(protocol=self.name)
+        self.anywhere = self.cfg.answer_region == "anywhere"
+
+    # -- the format: each protocol's own ------------------------------------
+    def prompt(self, engine: Any, problem: str, cfg: "SamplingConfig", comp: "CompetitionConfig") -> str:
         """The text the first round continues (the model's chat template, with whatever the protocol adds)."""
+        raise NotImplementedError
 
-    def stop(self, cfg: SamplingConfig) -> tuple[str, ...]:
+    def stop(self, cfg: "SamplingConfig") -> tuple[str, ...]:
         """Strings that end a round so a tool call can run (kept in the output, as vLLM keeps them)."""
+        return ()
 
     def pending_call(self, tail: str) -> str | None:
         """The code of the tool call `tail` (the text since the last tool result) ends with, or None."""
+        return None
 
     def tool_result(self, text: str, output: str) -> str:
         """The text appended after a tool call so generation continues with the result in view."""
+        raise NotImplementedError(f"the {self.name} protocol makes no tool calls")
 
-    def answer_text(self, text: str) -> str:
-        """The part of a sample's text its answer is read from (harmony: the final channel)."""
+    def segments(self, text: str, prompt: str) -> list[Segment]:
+        """What the model wrote itself in `text` (the completion after `prompt`), in order, each named."""
+        raise NotImplementedError
 
-    def answer_complete(self, text: str) -> bool:
-        """True once a round's text holds a finished answer (a closed \\boxed{} where the answer is read):
+    def answer_complete(self, text: str, prompt: str) -> bool:
+        """True once the text holds a finished answer (a closed, non-empty \\boxed{} in the answer region):
         the engine may stop the sample there (`solver.stop_at_answer`). Called as text streams in: cheap."""
+        raise NotImplementedError
 
     def written_solution(self, prompt: str, solution: str, answer: str) -> str:
         """A reference solution as this model would have written it after `prompt`, its answer boxed where
-        `answer_text` reads it (SFT on reference solutions trains the format the kernel parses)."""
+        the answer region reads it (SFT on reference solutions trains the format the kernel parses)."""
+        return boxed_after(solution, answer)
+
+    # -- the answer region: shared ------------------------------------------
+    def answer_check(self, prompt: str, text: str) -> Callable[[str], bool]:
+        """`answer_complete` for the next round of a sample whose text so far is `text` after `prompt`: the
+        engine passes it the round's own text. One callable per reasoning state (inside a block or not), so
+        requests that share it batch together."""
+        checks = self.__dict__.setdefault("_checks", {})
+        opened = in_thinking(text, prompt)
+        if opened not in checks:
+            checks[opened] = functools.partial(_complete, self, "<think>" if opened else "")
+        return checks[opened]
 
 
-def get_protocol(name: str) -> ToolProtocol:
+    def reads(self, name: str) -> bool:
+        return self.anywhere or name in self.answer_segments
+
+    def answer_text(self, text: str, prompt: str) -> str:
+        """The part of a sample's text its answer is read from (see the module docstring)."""
+        return "\n".join(body for name, body in self.segments(text, prompt) if self.reads(name))
+
+    def answer_at(self, text: str, prompt: str) -> str:
+        """The name of the segment the answer's \\boxed{} was read from; "" when the region boxes nothing."""
+        from ..answers import last_boxed
+
+        for name, body in reversed(self.segments(text, prompt)):
+            if self.reads(name) and last_boxed(body) is not None:
+                return name
+        return ""
+
+
+def _complete(protocol: ToolProtocol, prompt: str, text: str) -> bool:
+    return protocol.answer_complete(text, prompt)
+
+
+def get_protocol(name: str, cfg: "SamplingConfig | None" = None) -> ToolProtocol:
+    """The protocol `name`, reading answers as `cfg` says (its answer region; default settings without it)."""
     try:
         module, cls = PROTOCOLS[name].split(":")
     except KeyError:
         raise ValueError(f"unknown protocol {name!r}; choose one of {sorted(PROTOCOLS)}") from None
-    return getattr(importlib.import_module(module), cls)()
+    return getattr(importlib.import_module(module), cls)(cfg)
 
 
 def no_output(output: str) -> str:
@@ -66,24 +128,52 @@ BOXED_SPAN = 256  # an integer answer's \boxed{...} is short: a longer one is no
 
 
 def closed_boxed(segment: str) -> bool:
-    """A `\\boxed{...}` whose braces close, within BOXED_SPAN characters of its start.
+    """A `\\boxed{...}` whose braces close on something, within BOXED_SPAN characters of its start.
 
-    Bounded whatever the text: it looks only at the last `\\boxed{` (found from the end,
-    in C) and at most BOXED_SPAN characters after it, so streaming checks stay cheap
-    on a model that opens a box and never closes it.
+    Bounded whatever the text: it looks only at the last `\\boxed{` (found from the end, in C) and at most
+    BOXED_SPAN characters after it, so streaming checks stay cheap on a model that opens a box and never
+    closes it. An empty `\\boxed{}` ("put it in \\boxed{}") is no answer.
     """
     from ..answers import closing_brace
 
     at = segment.rfind("\\boxed{")
-    return at >= 0 and closing_brace(segment, at + 6, BOXED_SPAN) is not None
+    if at < 0:
+        return False
+    end = closing_brace(segment, at + 6, BOXED_SPAN)
+    return end is not None and bool(segment[at + 7:end].strip())
 
 
-def after_thinking(text: str) -> str:
-    """The text after the reasoning block (`</think>`); nothing while a `<think>` is still open."""
-    end = text.rfind("</think>")
-    if end >= 0:
-        return text[end + len("</think>"):]
-    return "" if "<think>" in text else text
+def thinking_opened(prompt: str, text: str = "") -> bool:
+    """The reasoning block was open when `text` began: the chat template opened it (DeepSeek-R1-distill,
+    Qwen3-2507 thinking), or the text closes a block it never opened."""
+    if prompt.rstrip().endswith("<think>"):
+        return True
+    close = text.find("</think>")
+    return close >= 0 and not 0 <= text.find("<think>") < close
+
+
+def in_thinking(text: str, prompt: str) -> bool:
+    """The text ends inside a reasoning block (cheap: two searches from the end)."""
+    close, opened = text.rfind("</think>"), text.rfind("<think>")
+    if opened > close:
+        return True
+    return close < 0 and thinking_opened(prompt)  # a block closed later was open from the start: close >= 0
+
+
+def think_segments(text: str, prompt: str, name: str = "answer") -> list[Segment]:
+    """`text` split at `<think>` / `</think>` into "thinking" and `name` segments (the tags left out)."""
+    out: list[Segment] = []
+    thinking, pos = thinking_opened(prompt, text), 0
+    while pos <= len(text):
+        tag = "</think>" if thinking else "<think>"
+        at = text.find(tag, pos)
+        piece = text[pos:] if at < 0 else text[pos:at]
+        if piece:
+            out.append(("thinking" if thinking else name, piece))
+        if at < 0:
+            break
+        pos, thinking = at + len(tag), not thinking
+    return out
 
 
 def boxed_after(solution: str, answer: str) -> str:

@@ -1,35 +1,29 @@
-"""No tools: the model reasons in text and boxes its answer (R1-distill style)."""
+"""No tools: the model reasons in text and boxes its answer (R1-distill style).
+
+The answer region is the text after the reasoning block: DeepSeek-R1-distill's template opens `<think>`
+in the prompt, so a completion cut before `</think>` has no answer, however many boxes its reasoning holds.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..config import CompetitionConfig, SamplingConfig
 from ..prompts import messages
-from .base import after_thinking, boxed_after, closed_boxed
+from .base import Segment, ToolProtocol, closed_boxed, in_thinking, think_segments
 
 
-class ChainOfThought:
-    keeps_special_tokens = False
+class ChainOfThought(ToolProtocol):
     name = "cot"
+    default_prompt = "cot"
 
-    def prompt(self, engine: Any, problem: str, cfg: SamplingConfig, comp: CompetitionConfig) -> str:
-        return engine.chat_prompt(messages(problem, cfg, comp))
+    def prompt(self, engine: Any, problem: str, cfg, comp) -> str:
+        return engine.chat_prompt(messages(problem, cfg, comp, self.default_prompt))
 
-    def stop(self, cfg: SamplingConfig) -> tuple[str, ...]:
-        return ()
+    def segments(self, text: str, prompt: str) -> list[Segment]:
+        return think_segments(text, prompt)
 
-    def pending_call(self, tail: str) -> str | None:
-        return None
-
-    def tool_result(self, text: str, output: str) -> str:
-        raise AssertionError("the cot protocol makes no tool calls")
-
-    def answer_text(self, text: str) -> str:
-        return text
-
-    def written_solution(self, prompt: str, solution: str, answer: str) -> str:
-        return boxed_after(solution, answer)
-
-    def answer_complete(self, text: str) -> bool:
-        return closed_boxed(after_thinking(text))
+    def answer_complete(self, text: str, prompt: str) -> bool:
+        if not self.anywhere and in_thinking(text, prompt):
+            return False
+        close = text.rfind("</think>")
+        return closed_boxed(text if self.anywhere or close < 0 else text[close:])

@@ -1,7 +1,8 @@
 """Code in ```python fences, results in ```output fences, the answer in \\boxed{}.
 
-The Numina convention DeepSeekMath-RL, NuminaMath and Qwen2.5-Math were
-trained on, and the kit's behaviour before protocols existed (unchanged).
+The Numina convention DeepSeekMath-RL, NuminaMath and Qwen2.5-Math were trained on. The answer region is
+the prose outside code fences (a box printed by code or inside a block is no answer), after `</think>`
+where the model reasons in a block.
 """
 
 from __future__ import annotations
@@ -9,21 +10,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..config import CompetitionConfig, SamplingConfig
 from ..prompts import OUTPUT_OPEN, messages
-from .base import boxed_after, closed_boxed, no_output
+from .base import Segment, ToolProtocol, closed_boxed, in_thinking, no_output, think_segments
 
 CODE = re.compile(r"```python[ \t]*\n(.*?)```", re.DOTALL)
+FENCED = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)  # any fenced block (code, output), or one still open
 
 
-class Fenced:
-    keeps_special_tokens = False
+class Fenced(ToolProtocol):
     name = "fenced"
+    default_prompt = "tir"
 
-    def prompt(self, engine: Any, problem: str, cfg: SamplingConfig, comp: CompetitionConfig) -> str:
-        return engine.chat_prompt(messages(problem, cfg, comp))
+    def prompt(self, engine: Any, problem: str, cfg, comp) -> str:
+        return engine.chat_prompt(messages(problem, cfg, comp, self.default_prompt))
 
-    def stop(self, cfg: SamplingConfig) -> tuple[str, ...]:
+    def stop(self, cfg) -> tuple[str, ...]:
         return tuple(cfg.stop)
 
     def pending_call(self, tail: str) -> str | None:
@@ -43,14 +44,11 @@ class Fenced:
         sep = "" if text.endswith("\n") else "\n"
         return f"{sep}{OUTPUT_OPEN}\n{body}\n```\n"
 
-    def answer_text(self, text: str) -> str:
-        return text
+    def segments(self, text: str, prompt: str) -> list[Segment]:
+        return think_segments(FENCED.sub("\n", text), prompt)
 
-    def written_solution(self, prompt: str, solution: str, answer: str) -> str:
-        return boxed_after(solution, answer)
-
-    def answer_complete(self, text: str) -> bool:
+    def answer_complete(self, text: str, prompt: str) -> bool:
         """A closed box outside any code fence (an odd number of fences: a block is still open)."""
-        if text.count("```") % 2:
+        if text.count("```") % 2 or (not self.anywhere and in_thinking(text, prompt)):
             return False
         return closed_boxed(text[text.rfind("```") + 3:] if "```" in text else text)

@@ -1,95 +1,81 @@
 """gpt-oss's harmony format: system and developer messages, channels, and `to=python` tool calls.
 
-The conversation, as gpt-oss was trained on it:
+The conversation, as openai-harmony renders it (`harmony_render`: the reference renderer where it loads):
 
     <|start|>system<|message|>...Reasoning: high ... # Tools ## python ...<|end|>
     <|start|>developer<|message|># Instructions ...<|end|>
     <|start|>user<|message|>PROBLEM<|end|><|start|>assistant
 
-The model thinks in the `analysis` channel, calls the python tool with a
-message addressed `to=python` that ends in `<|call|>`, and is answered by a
-`<|start|>python to=assistant<|channel|>analysis<|message|>OUTPUT<|end|>`
-message; its answer is the `final` channel's message, ending in `<|return|>`.
-The answer is read from the final channel only (an analysis that boxes a
-guess does not vote).
-
-Which renderer runs: this module writes the format as text with the special
-tokens spelled out, and the engine's own tokenizer turns them into gpt-oss's
-special-token ids (every gpt-oss tokenizer carries them). The `openai-harmony`
-package renders the same tokens but needs the `o200k_base` vocabulary file at
-run time (`TIKTOKEN_ENCODINGS_BASE`), which no package here ships and a Kaggle
-notebook cannot download; the text path needs nothing but the model. Where a
-dataset attached to the kernel carries `o200k_base.tiktoken`, the notebook's
-setup cell points `TIKTOKEN_ENCODINGS_BASE` at it, for whatever in the image
-reads the vocabulary through openai-harmony. Requests
-ask the engine to keep special tokens in the output (`skip_special_tokens`
-off), which is how the channels and the `to=python` header are read.
+The model thinks in the `analysis` channel, calls the python tool with a message addressed `to=python`
+that ends in `<|call|>`, and is answered on the call's own channel by a message from `python`; its answer
+is the `final` channel's message, ending in `<|return|>`. By default the answer is read from the final
+channel only (an analysis that boxes a guess does not vote); `solver.answer_region = "anywhere"` reads
+every channel the model wrote, as AIMO-3's winners did. Output is read with `harmony_read`, which never
+raises on malformed or truncated text and counts what it recovered (`self.recovered`). Requests ask the
+engine to keep special tokens in the output (`skip_special_tokens` off): that is how channels are read.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..config import CompetitionConfig, SamplingConfig
 from ..prompts import user_message
-from .base import boxed_after, closed_boxed, no_output
+from .base import Segment, ToolProtocol, boxed_after, closed_boxed, no_output
+from .harmony_read import CALL, CHANNEL, END, MESSAGE, RETURN, SPECIAL, START, read
+from .harmony_render import renderer
 
-START, END, MESSAGE, CHANNEL, CALL, RETURN = "<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|call|>", "<|return|>"
-SPECIAL = (START, END, MESSAGE, CHANNEL, CALL, RETURN, "<|constrain|>")
+__all__ = ["Harmony", "SPECIAL"]
 
-PYTHON_TOOL = (
-    "## python\n\n"
-    "Use this tool to execute Python code in your chain of thought. The code will not be shown to the user. "
-    "This tool should be used for internal reasoning, but not for code that is intended to be visible to the "
-    "user (e.g. when creating plots, tables, or files).\n\n"
-    "When you send a message containing Python code to python, it will be executed in a stateful Jupyter "
-    "notebook environment. python will respond with the output of the execution or time out after 120.0 "
-    "seconds. Internet access for this session is disabled.")  # what gpt-oss was trained on; the sandbox's limit holds
+INSTRUCTIONS = "Use the python tool to check your work. Put the final answer in \\boxed{}."
 
 
-class Harmony:
+class Harmony(ToolProtocol):
     name = "harmony"
     keeps_special_tokens = True
+    default_prompt = "tool"
+    answer_segments = frozenset({"final"})
 
-    def prompt(self, engine: Any, problem: str, cfg: SamplingConfig, comp: CompetitionConfig) -> str:
-        system = ("You are ChatGPT, a large language model trained by OpenAI.\nKnowledge cutoff: 2024-06\n\n"
-                  f"Reasoning: {cfg.reasoning_effort}\n\n# Tools\n\n"
-                  + PYTHON_TOOL
-                  + "\n\n# Valid channels: analysis, commentary, final. Channel must be included for every message.")
-        developer = "# Instructions\n\n" + (cfg.system_prompt or
-                                            "Use the python tool to check your work. Put the final answer in \\boxed{}.")
-        return (f"{START}system{MESSAGE}{system}{END}{START}developer{MESSAGE}{developer}{END}"
-                f"{START}user{MESSAGE}{user_message(problem, cfg, comp)}{END}{START}assistant")
+    def __init__(self, cfg=None):
+        super().__init__(cfg)
+        self.recovered = 0  # samples whose text was malformed and was read anyway (the solver logs the count)
 
-    def stop(self, cfg: SamplingConfig) -> tuple[str, ...]:
+    @property
+    def renderer(self):
+        return renderer(self.cfg.harmony_renderer)
+
+    def prompt(self, engine: Any, problem: str, cfg, comp) -> str:
+        return self.renderer.prompt(cfg.reasoning_effort, cfg.system_prompt or INSTRUCTIONS,
+                                    user_message(problem, cfg, comp, self.default_prompt))
+
+    def stop(self, cfg) -> tuple[str, ...]:
         return (CALL, RETURN)
 
+    def _last(self, text: str):
+        """The text's last message (cheap: read from its last <|start|>)."""
+        at = text.rfind(START)
+        msgs = read(text[at:] if at > 0 else text)
+        return msgs[-1] if msgs else None
+
     def pending_call(self, tail: str) -> str | None:
-        """The code of a `to=python` message the tail ends with (its `<|call|>` may be cut by the engine)."""
-        body_at = tail.rfind(MESSAGE)
-        if body_at < 0:
+        """The code of a `to=python` message the tail ends with (its `<|call|>` may be cut by the engine, or
+        written as `<|return|>`)."""
+        last = self._last(tail)
+        if last is None or not last.is_python_call or last.end == END or last.body_at < 0:
             return None
-        body = tail[body_at + len(MESSAGE):]
-        if END in body or RETURN in body:
-            return None  # that message is finished text, not a call
-        cut = max(tail.rfind(START, 0, body_at), tail.rfind(END, 0, body_at))
-        header = tail[max(cut, 0):body_at]  # this message's header: channel and recipient
-        if "to=python" not in header and "to=functions.python" not in header:
-            return None
-        code = body.split(CALL, 1)[0]
-        return code if code.strip() else None
+        return last.body if last.body.strip() else None
 
     def tool_result(self, text: str, output: str) -> str:
-        sep = "" if text.endswith(CALL) else CALL  # the engine may leave the stop token out of the text
-        return f"{sep}{START}python to=assistant{CHANNEL}analysis{MESSAGE}{no_output(output)}{END}{START}assistant"
+        last = self._last(text)
+        channel = (last.channel if last is not None and last.is_python_call else "") or "analysis"
+        sep = "" if text.endswith((CALL, RETURN)) else CALL  # the engine may leave the stop token out
+        return sep + self.renderer.tool_reply(channel, no_output(output))
 
-    def answer_text(self, text: str) -> str:
-        """The final channel's message, or nothing when the model never reached it."""
-        at = text.rfind(CHANNEL + "final")
-        if at < 0:
-            return ""
-        body = text[at:].split(MESSAGE, 1)
-        return body[1].split(RETURN, 1)[0].split(END, 1)[0] if len(body) > 1 else ""
+    def segments(self, text: str, prompt: str) -> list[Segment]:
+        msgs = read(text)
+        if any(m.recovered for m in msgs):
+            self.recovered += 1
+        return [(m.channel or "analysis", m.body) for m in msgs
+                if m.role == "assistant" and not m.recipient and m.body_at >= 0]
 
     def written_solution(self, prompt: str, solution: str, answer: str) -> str:
         """The reasoning in the analysis channel, the boxed answer in the final one (the prompt ends at the
@@ -97,7 +83,10 @@ class Harmony:
         return (f"{CHANNEL}analysis{MESSAGE}{solution.strip()}{END}{START}assistant{CHANNEL}final{MESSAGE}"
                 f"{boxed_after('', answer).lstrip()}{RETURN}")
 
-    def answer_complete(self, text: str) -> bool:
-        """A closed box in the final channel (a boxed guess in the analysis channel does not stop the sample)."""
-        return closed_boxed(self.answer_text(text))
-
+    def answer_complete(self, text: str, prompt: str) -> bool:
+        """A closed box in the last message, where it is in the region (by default the final channel: a boxed
+        guess in the analysis channel does not stop the sample)."""
+        last = self._last(text)
+        if last is None or last.role != "assistant" or last.recipient or last.body_at < 0:
+            return False
+        return self.reads(last.channel or "analysis") and closed_boxed(last.body)

@@ -14,9 +14,8 @@ import json
 import re
 from typing import Any
 
-from ..config import CompetitionConfig, SamplingConfig
 from ..prompts import messages
-from .base import after_thinking, boxed_after, closed_boxed, no_output
+from .base import Segment, ToolProtocol, boxed_after, closed_boxed, in_thinking, no_output, think_segments
 
 TOOL = {"type": "function", "function": {
     "name": "python",
@@ -24,6 +23,10 @@ TOOL = {"type": "function", "function": {
     "parameters": {"type": "object", "properties": {"code": {"type": "string", "description": "the code"}},
                    "required": ["code"]}}}
 CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+# what the model did not write as prose: its calls, and the tool's responses (in the user turn the kit appends)
+TOOLISH = re.compile(r"<tool_call>.*?(?:</tool_call>|\Z)"
+                     r"|(?:<\|im_end\|>\s*)?<\|im_start\|>user\s*<tool_response>.*?(?:<\|im_start\|>assistant\n|\Z)"
+                     r"|<tool_response>.*?(?:</tool_response>|\Z)", re.DOTALL)
 TOOLS_TEXT = (
     "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
     "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
@@ -32,12 +35,12 @@ TOOLS_TEXT = (
     '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>')
 
 
-class Hermes:
-    keeps_special_tokens = False
+class Hermes(ToolProtocol):
     name = "hermes"
+    default_prompt = "tool"
 
-    def prompt(self, engine: Any, problem: str, cfg: SamplingConfig, comp: CompetitionConfig) -> str:
-        msgs = messages(problem, cfg, comp)
+    def prompt(self, engine: Any, problem: str, cfg, comp) -> str:
+        msgs = messages(problem, cfg, comp, self.default_prompt)
         text = engine.chat_prompt(msgs, tools=[TOOL])
         if "<tools>" not in text:  # a template that does not render tools: say it in the system message
             system = [m for m in msgs if m["role"] == "system"]
@@ -46,7 +49,7 @@ class Hermes:
                                       [m for m in msgs if m["role"] != "system"])
         return text
 
-    def stop(self, cfg: SamplingConfig) -> tuple[str, ...]:
+    def stop(self, cfg) -> tuple[str, ...]:
         return ("</tool_call>",)
 
     def pending_call(self, tail: str) -> str | None:
@@ -69,18 +72,21 @@ class Hermes:
         return (f"<|im_end|>\n<|im_start|>user\n<tool_response>\n{no_output(output)}\n</tool_response><|im_end|>\n"
                 "<|im_start|>assistant\n")
 
-    def answer_text(self, text: str) -> str:
-        return text
+    def segments(self, text: str, prompt: str) -> list[Segment]:
+        return think_segments(TOOLISH.sub("\n", text), prompt)
 
     def written_solution(self, prompt: str, solution: str, answer: str) -> str:
         """The reasoning inside <think> (opened here unless the chat template opened it), the answer after it."""
         opened = prompt.rstrip().endswith("<think>")
         return ("" if opened else "<think>\n") + solution.strip() + "\n</think>\n\n" + boxed_after("", answer).lstrip()
 
-    def answer_complete(self, text: str) -> bool:
+    def answer_complete(self, text: str, prompt: str) -> bool:
         """A closed box after the reasoning block and after the last tool call (none while a call is open)."""
-        tail = after_thinking(text)
-        call_end = tail.rfind("</tool_call>")
-        if tail.rfind("<tool_call>") > call_end:
+        if not self.anywhere and in_thinking(text, prompt):
             return False
-        return closed_boxed(tail[call_end + len("</tool_call>"):] if call_end >= 0 else tail)
+        call_end = text.rfind("</tool_call>")
+        if text.rfind("<tool_call>") > call_end:
+            return False
+        tail = text[call_end + len("</tool_call>"):] if call_end >= 0 else text
+        close = tail.rfind("</think>")
+        return closed_boxed(tail if self.anywhere or close < 0 else tail[close:])
