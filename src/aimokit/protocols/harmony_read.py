@@ -21,6 +21,8 @@ _TOKEN = re.compile(r"<\|(?:start|end|message|call|return)\|>")
 _RECIPIENT = re.compile(r"\bto=([^\s<]+)")
 MAX_HEADER = 256  # a real header is a few words: past this the "header" is text the model wrote without one
 PYTHON_RECIPIENTS = ("python", "functions.python")
+CHANNELS = ("analysis", "commentary", "final")
+ROLES = ("assistant", "user", "system", "developer", "python", "tool")
 
 
 @dataclass
@@ -101,13 +103,17 @@ def read(text: str, role: str = "assistant") -> list[Message]:
         msg.end = kind
         if kind == RETURN and msg.recipient in PYTHON_RECIPIENTS:
             msg.recovered.append("<|return|> after a call")
+        if kind == CALL and not msg.recipient and msg.role == "assistant":
+            msg.recipient = "python"  # the model ended a call without naming the tool: python is the only one
+            msg.recovered.append("a call with no recipient")
         out.append(msg)
         msg, at = None, tok.end()
     if msg is not None:
         rest = text[at:]
         if msg.body_at < 0 and len(rest) <= MAX_HEADER and "\n" not in rest and (explicit or CHANNEL in rest):
             _header(msg, text[at:], role, explicit)  # cut inside the header: nothing written yet
-            if text[at:].strip():
+            if rest.strip():
+                msg.recovered.append("cut inside a header")
                 out.append(msg)
         else:
             _close(msg, text, at, len(text), role, explicit, "")
@@ -150,6 +156,10 @@ def _header(msg: Message, header: str, default_role: str, explicit: bool) -> Non
         msg.role = default_role
         content_type = " ".join(w for w in (role, content_type) if w)
     msg.channel, msg.recipient, msg.content_type = channel, recipient, content_type
+    if channel and channel not in CHANNELS:
+        recovered.append("unknown channel")
+    if msg.role not in ROLES and "." not in msg.role:
+        recovered.append("unknown role")
     if len(header) > MAX_HEADER:
         recovered.append("header too long")
     msg.recovered += recovered
