@@ -454,3 +454,64 @@ def test_grpo_rewards_a_right_harmony_final_answer_with_a_tokenizer_that_has_har
 
     with pytest.raises(RewardError, match="needs completion_ids and the tokenizer"):
         correct(harmony, AIMO3)(prompts, trl_text, answer=[42, 42])
+
+
+# -- SFT/DPO targets: what the model's own training template renders ---------------------------------------
+
+@pytest.mark.parametrize("protocol,template,training", [
+    ("hermes", "qwen3.jinja", "qwen3_training.jinja"),
+    ("hermes", "qwen2_5.jinja", "qwen2_5_training.jinja"),
+    ("cot", "deepseek_r1_distill.jinja", "deepseek_r1_distill_training.jinja"),
+    ("fenced", "qwen2_5.jinja", "qwen2_5_training.jinja"),
+])
+def test_reference_targets_are_what_the_training_template_renders(protocol, template, training):
+    from aimokit.engine.chat import template_thinks
+
+    engine, cfg = _Templated(template), SamplingConfig(protocol=protocol)
+    p = get_protocol(protocol, cfg)
+    prompt = p.prompt(engine, "What is 6 * 7?", cfg, AIMO3)
+    solution, answer = "Six sevens are 42.", "42"
+    thinks = template_thinks(engine.tok)
+    assert thinks == (template != "qwen2_5.jinja")
+    target = p.written_solution(prompt, solution, answer, thinks=thinks)
+    trainer = _Templated(training)
+    user = [{"role": "user", "content": prompt_user(engine, prompt)}]
+    turn = {"role": "assistant", "content": "The answer is \\boxed{42}."}
+    if thinks:
+        turn["reasoning_content"] = solution
+        if template.startswith("deepseek"):  # R1's template has no reasoning field: the block is in the content
+            turn = {"role": "assistant", "content": f"<think>\n{solution}\n</think>\n\nThe answer is \\boxed{{42}}."}
+    else:
+        turn["content"] = f"{solution}\n\nThe answer is \\boxed{{42}}."
+    from aimokit.protocols.hermes import TOOL
+
+    rendered = trainer.render(user + [turn], [TOOL] if protocol == "hermes" else None, add_generation_prompt=False)
+    assert rendered.startswith(prompt)
+    end = {"qwen3.jinja": "<|im_end|>\n", "qwen2_5.jinja": "<|im_end|>\n",
+           "deepseek_r1_distill.jinja": "<｜end▁of▁sentence｜>"}[template]
+    assert rendered[len(prompt):] == target + end
+    assert extract_answer_of(p, target, prompt) == 42
+
+
+def prompt_user(engine: _Templated, prompt: str) -> str:
+    from aimokit.prompts import user_message
+
+    return user_message("What is 6 * 7?", SamplingConfig(), AIMO3, "tir" if "```python" in prompt else
+                        ("tool" if "python tool" in prompt else "cot"))
+
+
+def extract_answer_of(p, text: str, prompt: str) -> int | None:
+    from aimokit.answers import extract_answer
+
+    return extract_answer(p.answer_text(text, prompt), [], AIMO3).answer
+
+
+def test_a_harmony_reference_target_is_what_gptoss_training_renders():
+    engine = _Templated("gptoss_training.jinja")
+    msgs = [{"role": "user", "content": "Q"}, {"role": "assistant", "thinking": "Six sevens are 42.",
+                                               "content": "The answer is \\boxed{42}."}]
+    rendered = engine.render(msgs, add_generation_prompt=False)
+    prompt = engine.render(msgs[:1])
+    assert rendered.startswith(prompt)
+    target = get_protocol("harmony").written_solution(prompt, "Six sevens are 42.", "42", thinks=True)
+    assert rendered[len(prompt):] == target

@@ -89,10 +89,13 @@ def _with_solutions(lf: pl.LazyFrame, path: str, protocol_name: str) -> pl.LazyF
         raise DPODataError(f"{path}: needs 'id' and 'solution' columns to supply chosen responses")
     sol = sol.select(pl.col("id").cast(pl.String).alias("problem_id"), pl.col("solution").cast(pl.String),
                      pl.col("answer").cast(pl.String) if "answer" in sol.columns else pl.lit("").alias("answer"))
+    # the model reasons in <think> blocks if its recorded responses do: its references are written so too
+    thinks = bool(lf.select(pl.col("response").str.contains("</think>", literal=True).any()).collect().item())
     ref = (unsolved(lf).join(sol.lazy(), on="problem_id", how="inner", maintain_order="left")
            .select("problem_id", "prompt",
                    pl.struct("prompt", "solution", "answer").map_elements(
-                       lambda r: protocol.written_solution(r["prompt"], r["solution"] or "", r["answer"] or ""),
+                       lambda r: protocol.written_solution(r["prompt"], r["solution"] or "", r["answer"] or "",
+                                                                 thinks=thinks),
                        return_dtype=pl.String).alias("response"),
                    pl.lit(True).alias("correct")))
     return pl.concat([lf, ref])

@@ -56,7 +56,8 @@ class SFTDataConfig(Job):
     kernel_config: str = setting("", help="The kernel config whose protocol and prompt render reference solutions; "
                                           "empty: the kernel defaults (fenced).")
     model: str = setting("", help="The model whose chat template renders prompts for reference solutions without "
-                                  "responses; empty: the embedded default.")
+                                  "responses, and says whether its turns carry a <think> block (its targets are "
+                                  "written as its template writes them); empty: the embedded default.")
     out: str = setting("runs/sft-data", help="train.parquet, val.parquet and stats.json go here.")
     shortest_k: int = setting(0, help="Keep only the k shortest correct responses of each problem; 0: all of them.")
     val_fraction: float = setting(0.1, help="The share of problems (never of traces) held out for validation.")
@@ -89,14 +90,14 @@ def reference_traces(cfg: SFTDataConfig, prompts: dict[str, str] | None) -> pl.D
         raise SFTDataError(f"{cfg.solutions}: reference solutions need column(s) {need}; it has {sol.columns}")
     kernel = KernelConfig.load(cfg.kernel_config)  # empty: the defaults
     protocol = get_protocol(kernel.solver.protocol, kernel.solver)
-    renderer = None
-    if prompts is None:
-        from transformers import AutoTokenizer
+    from transformers import AutoTokenizer
 
-        from .engine.chat import TokenizerRenderer
-        from .models import resolve_model
+    from .engine.chat import TokenizerRenderer, template_thinks
+    from .models import resolve_model
 
-        renderer = TokenizerRenderer(AutoTokenizer.from_pretrained(resolve_model(cfg.model)))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.model))
+    renderer = TokenizerRenderer(tokenizer)
+    thinks = template_thinks(tokenizer)  # the target is what the model's own template writes for the turn
     rows = []
     for r in sol.iter_rows(named=True):
         pid = str(r["id"])
@@ -104,7 +105,7 @@ def reference_traces(cfg: SFTDataConfig, prompts: dict[str, str] | None) -> pl.D
             continue
         prompt = (prompts[pid] if prompts is not None
                   else protocol.prompt(renderer, str(r["problem"]), kernel.solver, kernel.competition))
-        response = protocol.written_solution(prompt, str(r["solution"] or ""), str(r["answer"]))
+        response = protocol.written_solution(prompt, str(r["solution"] or ""), str(r["answer"]), thinks=thinks)
         got = extract_answer(protocol.answer_text(response, prompt), [], kernel.competition).answer
         if got is None or not is_correct(got, r["answer"]):  # the kernel's own grading ("025" is 25)
             raise SFTDataError(f"{cfg.solutions}: problem {pid}: the answer {r['answer']!r} does not read back from "

@@ -73,10 +73,16 @@ class ToolProtocol:
         the engine may stop the sample there (`solver.stop_at_answer`). Called as text streams in: cheap."""
         raise NotImplementedError
 
-    def written_solution(self, prompt: str, solution: str, answer: str) -> str:
-        """A reference solution as this model would have written it after `prompt`, its answer boxed where
-        the answer region reads it (SFT on reference solutions trains the format the kernel parses)."""
-        return boxed_after(solution, answer)
+    def written_solution(self, prompt: str, solution: str, answer: str, *, thinks: bool) -> str:
+        """A reference solution as this model would have written it after `prompt`, its answer boxed where the
+        answer region reads it: what the model's own training template renders for that turn (tested against
+        TRL's `*_training.jinja` copies). `thinks`: the model reasons in a `<think>` block (Qwen3, R1-distill;
+        `engine.chat.template_thinks` asks the template); then the solution is the block and the answer
+        follows it, else the solution is the text (Qwen2.5)."""
+        if not (thinks or thinking_opened(prompt)):
+            return boxed_after(solution, answer)
+        opened = "" if thinking_opened(prompt) else "<think>\n"
+        return opened + solution.strip() + "\n</think>\n\n" + boxed_after("", answer).lstrip()
 
     # -- the answer region: shared ------------------------------------------
     def answer_check(self, prompt: str, text: str) -> Callable[[str], bool]:

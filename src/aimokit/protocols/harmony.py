@@ -77,9 +77,9 @@ class Harmony(ToolProtocol):
         return [(m.channel or "analysis", m.body) for m in msgs
                 if m.role == "assistant" and not m.recipient and m.body_at >= 0]
 
-    def written_solution(self, prompt: str, solution: str, answer: str) -> str:
+    def written_solution(self, prompt: str, solution: str, answer: str, *, thinks: bool = True) -> str:
         """The reasoning in the analysis channel, the boxed answer in the final one (the prompt ends at the
-        assistant's start)."""
+        assistant's start), as gptoss_training.jinja renders a turn with `thinking` and `content`."""
         return (f"{CHANNEL}analysis{MESSAGE}{solution.strip()}{END}{START}assistant{CHANNEL}final{MESSAGE}"
                 f"{boxed_after('', answer).lstrip()}{RETURN}")
 

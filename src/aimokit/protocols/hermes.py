@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from ..prompts import messages
-from .base import Segment, ToolProtocol, boxed_after, closed_boxed, in_thinking, no_output, think_segments
+from .base import Segment, ToolProtocol, closed_boxed, in_thinking, no_output, think_segments
 
 TOOL = {"type": "function", "function": {
     "name": "python",
@@ -74,11 +74,6 @@ class Hermes(ToolProtocol):
 
     def segments(self, text: str, prompt: str) -> list[Segment]:
         return think_segments(TOOLISH.sub("\n", text), prompt)
-
-    def written_solution(self, prompt: str, solution: str, answer: str) -> str:
-        """The reasoning inside <think> (opened here unless the chat template opened it), the answer after it."""
-        opened = prompt.rstrip().endswith("<think>")
-        return ("" if opened else "<think>\n") + solution.strip() + "\n</think>\n\n" + boxed_after("", answer).lstrip()
 
     def answer_complete(self, text: str, prompt: str) -> bool:
         """A closed box after the reasoning block and after the last tool call (none while a call is open)."""
