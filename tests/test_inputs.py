@@ -75,9 +75,16 @@ def test_the_notebook_setup_cell_fails_fast_with_a_listing_when_an_input_is_miss
     (inp / "deepseek-math" / "deepseek-math-7b-rl").mkdir(parents=True)
     proc = subprocess.run([sys.executable, "-c", setup], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    # gpt-oss's vocabulary file, brought by a dataset, is pointed at for openai-harmony (nothing downloads)
-    (inp / "o200k" / "o200k_base.tiktoken").parent.mkdir()
-    (inp / "o200k" / "o200k_base.tiktoken").write_text("")
+    # gpt-oss's vocabulary file, brought by a dataset, is checked and pointed at for openai-harmony offline
+    from aimokit import vocab
+
+    vocab.ship(inp / "o200k")
     check = setup + "\nprint('VOCAB', os.environ.get('TIKTOKEN_ENCODINGS_BASE'))"
     proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0 and f"VOCAB {inp / 'o200k'}" in proc.stdout, proc.stderr
+    # ... and a damaged one stops the first cell, naming the fix
+    with open(inp / "o200k" / vocab.FILE, "r+b") as f:
+        f.seek(100)
+        f.write(b"X")
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode != 0 and "not tiktoken's" in proc.stderr and "rebuild" in proc.stderr

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .. import vocab
 from ..adapters import validate_adapter
 from ..config import KernelConfig, read_toml, to_toml
 from ..errors import AimokitError
@@ -128,6 +129,11 @@ def build_wheels(root: Path, cfg: ShipConfig, out: Path) -> Path:
         build_wheelhouse(w, image, d, shown if w.image else "")  # no local path of the builder's in the dataset
     except WheelhouseError as e:
         raise BuildError(f"wheels dataset: {e}") from None
+    if any(cfg.kernel_config(k, root).solver.protocol == "harmony" for k in cfg.kernels):
+        try:  # gpt-oss's vocabulary, for openai-harmony offline (the notebook checks its hash and points at it)
+            vocab.ship(d)
+        except vocab.VocabError as e:
+            raise BuildError(f"wheels dataset: {e}") from None
     (d / WHEELS_MARKER).write_text("\n".join(w.requirements) + "\n")
     return d
 
@@ -151,7 +157,8 @@ def build_kernels(root: Path, cfg: ShipConfig, out: Path, datasets: list[str]) -
             check_inputs(shipped, mounts(sources, k.competition, k.model_sources), f"kernel {k.name} ({k.config})")
         except InputError as e:
             raise BuildError(str(e)) from None
-        nb = make_notebook(root / k.file, k.title, config_name=f"{k.name}.toml", required=required_paths(shipped))
+        nb = make_notebook(root / k.file, k.title, config_name=f"{k.name}.toml", required=required_paths(shipped),
+                           needs_vocab=shipped.solver.protocol == "harmony")
         write_notebook(nb, d / code_file)
         (d / "kernel-metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
         dirs.append(d)
