@@ -202,7 +202,8 @@ class _ShimDriver:
         new, dropped = self.inner.poll()
         t = time.monotonic()
         for key, req in new:
-            self.last_round[key] = not req.stop  # the solver drops stop strings on the last round
+            # past the solver's round limit a call is answered "Tool budget spent": the model answers then
+            self.last_round[key] = "Tool budget spent" in req.prompt[-600:]
             self.shim.events.append((t, "submit", key))
         return new, dropped
 
@@ -216,6 +217,7 @@ class _ShimDriver:
                 result = replace(result, text=result.text + answer, finish="eos", token_ids=[])
             else:
                 call, stop = SHIM_CALL[self.shim.protocol]
+                call = call.replace(SHIM_CODE, f"{SHIM_CODE}  # round {done}")  # no two calls alike: not a loop
                 ids = result.token_ids + (self.shim.encode(call) or []) if result.token_ids else []
                 result = replace(result, text=result.text + call, finish="stop", stop_str=stop, token_ids=ids)
         return self.inner.finished(key, result)

@@ -65,8 +65,10 @@ def test_the_code_shim_drives_real_tool_rounds_and_varies_them_per_sample(common
         return shim, res
 
     shim, res = run(0)
-    assert [x["code_runs"] for x in res.responses] == [3] * 6 and res.answered == 6  # calls, then the answer
-    assert common.boundary_stats(shim.events)["tool_turns"] == 18
+    # three calls run, a fourth answered "tool budget spent", then the answer
+    assert [x["code_runs"] for x in res.responses] == [3] * 6 and res.answered == 6
+    assert [x["tool_refusals"] for x in res.responses] == [1] * 6
+    assert common.boundary_stats(shim.events)["tool_turns"] == 24
     shim, res = run(3)
     runs = [x["code_runs"] for x in res.responses]
     assert runs == [shim.rounds_for((0, k)) - 1 for k in range(6)] and len(set(runs)) > 1 and res.answered == 6
