@@ -288,8 +288,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from aimokit.io import atomic_write
     from aimokit.replay import read, render, replay
 
-    base = KernelConfig.load(args.config).solver if args.config else None  # its weights and rules
-    result = replay(read(args.responses), base)
+    kernel = KernelConfig.load(args.config, _parse_sets(args.set)) if args.config or args.set else None
+    base = kernel.solver if kernel else None  # its weights and rules
+    df = read(args.responses)
+    if args.reread:  # answers read again from the texts, under the config's protocol and answer region
+        from aimokit.replay import reread
+
+        df = reread(df, base or KernelConfig().solver, kernel.competition if kernel else KernelConfig().competition)
+    result = replay(df, base)
     out = Path(args.out or Path(args.responses[0]).resolve().parent)
     atomic_write(out / "replay.json", json.dumps(result, indent=2))
     atomic_write(out / "replay.md", render(result))
@@ -436,6 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--responses", nargs="+", required=True, help="responses.parquet files written by evaluate")
     rp.add_argument("--config", default=None, help="a kernel config whose solver weights and rules to start from")
     rp.add_argument("--out", default=None, help="where replay.md / replay.json go (default: beside the first file)")
+    rp.add_argument("--reread", action="store_true", help="read each answer again from its response text under "
+                    "the config's solver.protocol and solver.answer_region (compare reading rules)")
+    rp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a kernel setting, e.g. solver.answer_region=anywhere")
     rp.set_defaults(func=cmd_replay)
     st = sub.add_parser("settings", help="every setting of a job config, with its default and help")
     st.add_argument("job", nargs="?", default="kernel", choices=["kernel", "eval", "dpo-data", "sft-data", "train", "ship"])

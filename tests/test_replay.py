@@ -72,3 +72,37 @@ def test_the_cli_prints_the_table_and_writes_it(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "| entropy | agree4 | 1/2 | 50.0% |" in proc.stdout
     assert (tmp_path / "replay.md").is_file() and (tmp_path / "replay.json").is_file()
+
+
+def test_replay_rereads_answers_under_either_region_to_compare_the_rules(tmp_path):
+    """Recorded harmony samples that boxed in analysis and never reached final: the final-channel rule reads no
+    box there, the winners' any-channel rule reads it; `build.py replay --reread` compares the two."""
+    import polars as pl
+
+    from aimokit.config import CompetitionConfig, SamplingConfig
+    from aimokit.replay import reread
+
+    analysis = "<|channel|>analysis<|message|>So \\boxed{42}"
+    final = "<|channel|>analysis<|message|>hm \\boxed{7}<|end|><|start|>assistant<|channel|>final<|message|>\\boxed{42}"
+    df = pl.DataFrame({"problem_id": ["a", "a", "b"], "sample": [0, 1, 0], "answer": [None, 42, None],
+                       "gold": [42, 42, 42], "tokens": [10, 10, 10], "response": [analysis, final, analysis],
+                       "prompt": ["", "", ""]})
+    comp = CompetitionConfig(name="aimo3", answer_max=99999, modulo=0)
+    by_final = reread(df, SamplingConfig(protocol="harmony"), comp)
+    anywhere = reread(df, SamplingConfig(protocol="harmony", answer_region="anywhere"), comp)
+    assert by_final["answer"].to_list() == [None, 42, None] and anywhere["answer"].to_list() == [42, 42, 42]
+    path = tmp_path / "responses.parquet"
+    df.write_parquet(path)
+    import subprocess
+    import sys
+
+    from layout import ROOT
+
+    proc = subprocess.run([sys.executable, str(ROOT / "build.py"), "replay", "--responses", str(path), "--reread",
+                           "--set", "solver.protocol=harmony", "--set", "solver.answer_region=anywhere",
+                           "--set", "competition.answer_max=99999", "--set", "competition.modulo=0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = __import__("json").loads((tmp_path / "replay.json").read_text())
+    count = next(r for r in result["policies"] if r["vote"] == "count" and r["early_stop"] == "none")
+    assert result["problems"] == 2 and count["correct"] == 2  # as recorded (final rule): 1 of 2

@@ -43,6 +43,9 @@ RESPONSE_SCHEMA = {
     "finished_at": pl.Int64, "entropy_mean": pl.Float64, "entropy_median": pl.Float64, "entropy_tail": pl.Float64,
     # for `sft-data`: [start, end) of each tool result in `response`, text the model did not write (masked in SFT)
     "tool_spans": pl.List(pl.List(pl.Int64)),
+    # where the answer was read: the protocol's segment (final, analysis, answer, thinking...), "printed" (the
+    # last integer code printed) or "" (none); and the calls answered "tool budget spent" instead of run
+    "answer_at": pl.String, "tool_refusals": pl.Int64,
 }
 
 
@@ -316,7 +319,8 @@ def _append(frames: list[pl.DataFrame], results: list, path: Path) -> None:
                          "code_errors": x["code_errors"], "aborted": x["aborted"], "seconds": per,
                          "finished_at": x["finished_at"], "entropy_mean": x["entropy_mean"],
                          "entropy_median": x["entropy_median"], "entropy_tail": x["entropy_tail"],
-                         "tool_spans": x["tool_spans"]})
+                         "tool_spans": x["tool_spans"], "answer_at": x["answer_at"],
+                         "tool_refusals": x["tool_refusals"]})
     if rows:
         frames.append(pl.DataFrame(rows, schema=RESPONSE_SCHEMA))
         atomic_write(path, pl.concat(frames))

@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from .config import SamplingConfig
+from .config import CompetitionConfig, SamplingConfig
 from .errors import AimokitError
 from .metrics import wilson
 from .votes import POLICIES, Vote, decided, winner
@@ -50,6 +50,23 @@ def read(paths: list[str]) -> pl.DataFrame:
     if not frames:
         raise ReplayError("no responses file given")
     return pl.concat(frames, how="diagonal_relaxed")
+
+
+def reread(df: pl.DataFrame, solver: SamplingConfig, comp: CompetitionConfig) -> pl.DataFrame:
+    """The responses with each sample's answer read again from its text under `solver`'s protocol and answer
+    region (`solver.answer_region`): replaying a file under both regions compares the two reading rules
+    (say, harmony's final channel against the winners' any-channel rule) on the same samples."""
+    from .answers import extract_answer
+    from .protocols import get_protocol
+
+    if "response" not in df.columns:
+        raise ReplayError("re-reading answers needs the response texts (a responses.parquet with `response`)")
+    protocol = get_protocol(solver.protocol, solver)
+    prompts = df["prompt"].to_list() if "prompt" in df.columns else [""] * df.height
+    read_ = [extract_answer(protocol.answer_text(text or "", prompt or ""), [], comp)
+             for text, prompt in zip(df["response"].to_list(), prompts)]
+    return df.with_columns(pl.Series("answer", [x.answer for x in read_], dtype=pl.Int64),
+                           pl.Series("boxed", [x.boxed for x in read_], dtype=pl.Boolean))
 
 
 def _votes(df: pl.DataFrame) -> dict[str, tuple[int | None, list[tuple[Vote | None, int]]]]:
