@@ -133,3 +133,5 @@ def test_harmony_hostile_output_is_read_as_far_as_it_goes_and_every_problem_answ
     assert not any(r["stopped"] in ("error", "hung") for r in rows)
     # final-channel boxes, printed integers, or the fallback: never the analysis channel's 999
     assert {r["answer"] for r in rows} <= {0, 1, 5, 7, 12, 42} and 999 not in sub["answer"].to_list()
+    summary = json.loads((kernel.out_dir / "kernel_summary.json").read_text())["protocol"]
+    assert summary["renderer"] == "openai_harmony" and summary["malformed_read"] > 0  # counted, not thrown away

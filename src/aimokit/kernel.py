@@ -327,8 +327,21 @@ class Kernel:
             "engine_starts": self.engine_starts,
             "tokens": self.budget.tokens,
             "generation_s": round(self.budget.gen_seconds, 2),
+            "protocol": self._protocol_summary(),
             "events": self.events,
         }
+
+    def _protocol_summary(self) -> dict[str, Any]:
+        """Which protocol ran, which harmony renderer rendered it, and how many readings met malformed output."""
+        s = self.cfg.solver
+        out: dict[str, Any] = {"name": s.protocol, "answer_region": s.answer_region}
+        if s.protocol == "harmony":
+            from .protocols.harmony_render import renderer
+
+            out["renderer"] = renderer(s.harmony_renderer).name
+        if self.solver is not None:
+            out["malformed_read"] = getattr(self.solver.protocol, "recovered", 0)
+        return out
 
     def close(self) -> None:
         from .io import atomic_write
