@@ -135,3 +135,5 @@ def test_harmony_hostile_output_is_read_as_far_as_it_goes_and_every_problem_answ
     assert {r["answer"] for r in rows} <= {0, 1, 5, 7, 12, 42} and 999 not in sub["answer"].to_list()
     summary = json.loads((kernel.out_dir / "kernel_summary.json").read_text())["protocol"]
     assert summary["renderer"] == "openai_harmony" and summary["malformed_read"] > 0  # counted, not thrown away
+    layers = json.loads((kernel.out_dir / "kernel_summary.json").read_text())["sandbox_layers"]
+    assert layers["seccomp"] == "on" and layers["landlock"].startswith("abi")

@@ -186,8 +186,19 @@ class SandboxConfig:
     cumulative: bool = setting(True, help="Re-run a sample's earlier clean blocks (silenced) before the new one, so names defined in round 1 still exist in round 2, like a notebook.")
     python: str = setting("", help="interpreter for the child; empty: the running one")
     read_paths: list[str] = setting(default_factory=list, help="Files or folders model code may read besides its scratch directory and Python's own libraries (everything else, credentials above all, is refused).")
+    kernel_layers: bool = setting(True, help="Apply the kernel-enforced layers (seccomp: no processes, sockets, "
+                                             "ptrace, mount...; Landlock: reads only from the allow list, writes "
+                                             "only to scratch) in every sandboxed process. Off only to measure "
+                                             "their cost: native code walks around the Python-level guard.")
+    missing_layer: str = setting("refuse", help="When the kernel lacks seccomp or Landlock: refuse (model code is "
+                                                "not run; the model is told) or run (with the layers that exist; "
+                                                "the log and kernel_summary.json say which). Kaggle's kernel may "
+                                                "lack Landlock: the shipped Kaggle recipes say run, since the "
+                                                "notebook holds no credentials and has no network.")
 
     def __post_init__(self) -> None:
+        if self.missing_layer not in ("refuse", "run"):
+            raise ConfigError(f"sandbox.missing_layer = {self.missing_layer!r}: use refuse or run")
         if self.session_pool < 0:
             raise ConfigError("sandbox.session_pool must be >= 0 (0: twice the samples in flight)")
         if self.timeout_s <= 0 or self.memory_mb < 64 or self.max_output_chars < 16:

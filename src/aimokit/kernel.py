@@ -328,6 +328,7 @@ class Kernel:
             "tokens": self.budget.tokens,
             "generation_s": round(self.budget.gen_seconds, 2),
             "protocol": self._protocol_summary(),
+            "sandbox_layers": self.solver.sandbox_layers if self.solver is not None else None,
             "events": self.events,
         }
 

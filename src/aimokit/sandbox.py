@@ -79,32 +79,48 @@ _lim(resource.RLIMIT_FSIZE, _cfg["fsize"])
 _lim(resource.RLIMIT_CORE, 0)
 # A private network namespace: no route anywhere. Needs privileges or user
 # namespaces; when refused, the audit hook below still blocks sockets.
+_netns = "off: unshare refused"
 try:
     import ctypes
     _libc = ctypes.CDLL(None, use_errno=True)
-    if _libc.unshare(0x40000000) != 0:                 # CLONE_NEWNET
-        _libc.unshare(0x10000000 | 0x40000000)         # CLONE_NEWUSER | CLONE_NEWNET
+    if _libc.unshare(0x40000000) == 0 or _libc.unshare(0x10000000 | 0x40000000) == 0:  # NEWNET, NEWUSER|NEWNET
+        _netns = "on"
     del _libc
 except Exception:
     pass
+def _roots():
+    import sysconfig
+    cands = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path, *_cfg["read_paths"]]
+    cands += [p for k, p in sysconfig.get_paths().items()]
+    out = set()
+    for c in cands:
+        if c and os.path.exists(c):
+            r = os.path.realpath(c)
+            if r != os.sep:  # never the whole file system
+                out.add(r)
+    return tuple(sorted(out))
+_cfg["roots"] = _roots()
+# The kernel-enforced layers (aimokit/kernel_layers.py, embedded here): seccomp and Landlock, before any model code.
+#@LAYERS@
+_layers = {{"seccomp": "off: sandbox.kernel_layers = false", "landlock": "off: sandbox.kernel_layers = false"}}
+if _cfg["kernel_layers"]:
+    try:
+        _layers = apply_layers(_cfg["roots"], os.path.realpath(os.getcwd()), _cfg["unavailable"])
+    except Exception as e:  # a layer that cannot be applied is reported, never a crash before the code runs
+        _layers = {{"seccomp": f"off: {{e!r}}", "landlock": f"off: {{e!r}}"}}
+_layers["netns"] = _netns
+_missing = [k for k in ("seccomp", "landlock") if not (_layers[k] == "on" or _layers[k].startswith("abi"))]
+_REFUSED = None
+if _missing and _cfg["missing_layer"] == "refuse":
+    _REFUSED = ("sandbox: code is not run here: the kernel's " + " and ".join(_missing) + " layer(s) are unavailable "
+                "(" + "; ".join(_layers[k] for k in _missing) + ") and sandbox.missing_layer = 'refuse'")
 # Everything the hook reads lives in this function's closure, and every builtin or library function it calls
 # is captured here: model code can rebind __main__'s globals, builtins or os.path, and the hook never sees it.
 def _install(_cfg, any=any, all=all, isinstance=isinstance, int=int, str=str, bytes=bytes, set=set, tuple=tuple,
              sorted=sorted, Exception=Exception, PermissionError=PermissionError):
     _scratch = os.path.realpath(os.getcwd())
     _sep = os.sep
-    def _roots():
-        import sysconfig
-        cands = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path, *_cfg["read_paths"]]
-        cands += [p for k, p in sysconfig.get_paths().items()]
-        out = set()
-        for c in cands:
-            if c and os.path.exists(c):
-                r = os.path.realpath(c)
-                if r != _sep:  # never the whole file system
-                    out.add(r)
-        return tuple(sorted(out))
-    _READ_ROOTS = _roots()
+    _READ_ROOTS = _cfg["roots"]
     _READ_FILES = {{"/dev/null", "/dev/urandom", "/dev/random", "/dev/zero"}}
     _SECRET_NAMES = {{"kaggle.json", ".env", ".netrc", ".git-credentials", ".pypirc", "credentials", "token",
                      "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", ".bash_history", ".python_history",
@@ -189,10 +205,14 @@ def _install(_cfg, any=any, all=all, isinstance=isinstance, int=int, str=str, by
             raise PermissionError(f"sandbox: {{kind}} is disabled")
     sys.addaudithook(_hook)
 _install(_cfg)
-del _install, _cfg
+del _install, _cfg, _roots
 del resource
 def _cell(_code, _g):
     """Run one cell in `_g`, showing its last expression's value; False if it raised (SystemExit passes)."""
+    if _REFUSED:
+        sys.stderr.write(_REFUSED + "\n")
+        sys.stderr.flush()
+        return False
     try:
         _tree = ast.parse(_code, "<cell>")
         _last = _tree.body.pop() if _tree.body and isinstance(_tree.body[-1], ast.Expr) else None
@@ -237,6 +257,33 @@ if not _ok:
 '''
 
 
+def _layers_source() -> str:
+    """kernel_layers.py's code, for the child's bootstrap (its docstring and imports as they are)."""
+    from . import kernel_layers
+
+    return Path(kernel_layers.__file__).read_text()
+
+
+def probe_layers(cfg: SandboxConfig) -> dict[str, str]:
+    """Which layers hold in a sandboxed process on this machine (seccomp, landlock, netns), asked of one: the
+    kernel, evaluate and the preflight report it at start."""
+    import json
+
+    scratch = Path(tempfile.mkdtemp(prefix="aimokit-probe-"))
+    try:
+        proc = spawn(cfg, scratch, "\nprint('LAYERS ' + __import__('json').dumps(_layers))\n", 10)
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return {"seccomp": "unknown: the probe timed out", "landlock": "unknown", "netns": "unknown"}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    for line in out.decode(errors="replace").splitlines():
+        if line.startswith("LAYERS "):
+            return json.loads(line[len("LAYERS "):])
+    return {"seccomp": f"unknown: the probe said {out[-200:]!r}", "landlock": "unknown", "netns": "unknown"}
+
+
 def spawn(cfg: SandboxConfig, scratch: Path, tail: str, cpu_s: int, stdin: int = subprocess.DEVNULL) -> subprocess.Popen:
     """A guarded interpreter in `scratch` running `tail` after the limits and the audit hook are in place."""
     boot = _GUARD.format(cfg={
@@ -244,7 +291,11 @@ def spawn(cfg: SandboxConfig, scratch: Path, tail: str, cpu_s: int, stdin: int =
         "cpu": cpu_s,
         "fsize": int(cfg.max_file_bytes),
         "read_paths": [str(Path(p).resolve()) for p in cfg.read_paths],
-    }) + tail
+        "kernel_layers": cfg.kernel_layers,
+        "missing_layer": cfg.missing_layer,
+        # tests simulate a kernel without a layer (AIMOKIT_SANDBOX_UNAVAILABLE=landlock,seccomp)
+        "unavailable": [x for x in os.environ.get("AIMOKIT_SANDBOX_UNAVAILABLE", "").split(",") if x],
+    }).replace("#@LAYERS@\n", _layers_source()) + tail
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(scratch),

@@ -28,7 +28,7 @@ from .engine import Engine, GenRequest, GenResult
 from .errors import AimokitError
 from .problems import Problem
 from .protocols import get_protocol
-from .sandbox import ExecResult, run_code
+from .sandbox import ExecResult, probe_layers, run_code
 from .sessions import SessionPool
 
 log = logging.getLogger(__name__)
@@ -416,6 +416,18 @@ class Solver:
         self.pool = ThreadPoolExecutor(max_workers=sandbox.workers, thread_name_prefix="sandbox")
         self.sessions = SessionPool(sandbox, 0) if sandbox.sessions and self.protocol.name != "cot" else None
         self.current: tuple[_Run, float] | None = None  # the solve in progress and its start
+        # Which kernel-enforced layers hold for model code here, asked of one sandboxed process, said at start.
+        self.sandbox_layers = probe_layers(sandbox) if self.protocol.name != "cot" else {}
+        if self.sandbox_layers:
+            said = ", ".join(f"{k} {v}" for k, v in self.sandbox_layers.items())
+            missing = [k for k in ("seccomp", "landlock") if not self.sandbox_layers[k].startswith(("on", "abi"))]
+            if missing and sandbox.missing_layer == "refuse":
+                log.error("sandbox layers: %s; model code will not run (sandbox.missing_layer = 'refuse')", said)
+            elif missing:
+                log.warning("sandbox layers: %s; model code runs without %s (sandbox.missing_layer = 'run')",
+                            said, " and ".join(missing))
+            else:
+                log.info("sandbox layers: %s", said)
         mathparse.shared_worker().start()  # sympy's import is paid now, not by the first boxed answer
 
     def solve(
