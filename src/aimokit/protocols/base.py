@@ -46,6 +46,7 @@ class ToolProtocol:
 
         self.cfg = cfg if cfg is not None else SamplingConfig(protocol=self.name)
         self.anywhere = self.cfg.answer_region == "anywhere"
+        self._checks: dict[bool, Callable[[str], bool]] = {}  # answer_check's callables, by reasoning state
 
     # -- the format: each protocol's own ------------------------------------
     def prompt(self, engine: Any, problem: str, cfg: "SamplingConfig", comp: "CompetitionConfig") -> str:
@@ -89,11 +90,10 @@ class ToolProtocol:
         """`answer_complete` for the next round of a sample whose text so far is `text` after `prompt`: the
         engine passes it the round's own text. One callable per reasoning state (inside a block or not), so
         requests that share it batch together."""
-        checks = self.__dict__.setdefault("_checks", {})
         opened = in_thinking(text, prompt)
-        if opened not in checks:
-            checks[opened] = functools.partial(_complete, self, "<think>" if opened else "")
-        return checks[opened]
+        if opened not in self._checks:
+            self._checks[opened] = functools.partial(_complete, self, "<think>" if opened else "")
+        return self._checks[opened]
 
 
     def reads(self, name: str) -> bool:
