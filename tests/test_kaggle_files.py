@@ -79,3 +79,28 @@ def test_notebook_is_valid_and_its_setup_cell_finds_inputs_as_kaggle_mounts_them
     env["AIMOKIT_INPUT"] = str(tmp_path / "empty")
     out = subprocess.run([sys.executable, "-c", nb.cells[1].source], capture_output=True, text=True, env=env)
     assert out.returncode != 0 and "source dataset not attached" in out.stderr
+
+
+SECRET_SHAPES = {  # each planted where the name filter cannot see it: in a file that looks like code or config
+    "kernels/extra.py": 'TOKEN = "KGAT_3f9a1c0b7d2e4f6a8b9c0d1e2f3a4b5c"\n',
+    "configs/ci.yaml": "env:\n  KAGGLE_KEY: 3f9a1c0b7d2e4f6a8b9c0d1e2f3a4b5c\n",
+    "configs/user.yml": "kaggle_username: alice\n",
+    "notes/upper.txt": "key 3F9A1C0B7D2E4F6A8B9C0D1E2F3A4B5C here\n",
+    "scripts/env.sh": "export KAGGLE_USERNAME=alice\n",
+    "src/settings.json": '{"KAGGLE_KEY" : "x"}\n',
+    "deploy/id": "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    "big/blob.txt": "x" * (3 << 20) + " KGAT_3f9a1c0b7d2e4f6a8b9c0d1e2f3a4b5c\n",  # past the first MiB
+}
+
+
+@pytest.mark.parametrize("rel", sorted(SECRET_SHAPES))
+def test_every_token_shape_is_refused_wherever_it_appears(tmp_path, rel):
+    from aimokit.kaggle.bundle import secret_shape
+
+    src = tmp_path / "tree"
+    (src / rel).parent.mkdir(parents=True)
+    (src / rel).write_text(SECRET_SHAPES[rel])
+    (src / "ok.py").write_text("SHA256 = '446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d'\n")
+    copied = copy_tree(src, tmp_path / "out")
+    assert [p.name for p in copied] == ["ok.py"], secret_shape(src / rel)  # a sha256 (64 hex) is no API key
+    assert secret_shape(src / rel) is not None

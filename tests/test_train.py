@@ -65,7 +65,7 @@ def test_dpo_marker_reaches_vllm_inference_on_held_out_problems(tmp_path):
     model = str(embedded_default_model())
     tok = AutoTokenizer.from_pretrained(model)
     solver, comp = SamplingConfig(prompt="cot"), CompetitionConfig()
-    df = synthetic_responses(lambda t: tok.apply_chat_template(messages(t, solver, comp), tokenize=False,
+    df = synthetic_responses(lambda t: tok.apply_chat_template(messages(t, solver, comp, "cot"), tokenize=False,
                                                                add_generation_prompt=True), n=32)
     df.write_parquet(tmp_path / "responses.parquet")
     stats = build_dpo_data(DPODataConfig(responses=[str(tmp_path / "responses.parquet")], out=str(tmp_path / "data"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,11 +24,13 @@ from ..config import KernelConfig, read_toml, to_toml
 from ..errors import AimokitError
 from ..io import fresh_dir
 from .config import ShipConfig
-from .bundle import copy_tree, is_secret
+from .bundle import copy_tree, is_secret, secret_shape
 from .metadata import DatasetSpec, KernelSpec
 from .inputs import InputError, check_inputs, mounts, required_paths
 from .wheelhouse import WheelhouseError, build_wheelhouse, read_image_list
 from .notebook import ADAPTERS_MARKER, SOURCE_MARKER, WHEELS_MARKER, make_notebook, write_notebook
+
+log = logging.getLogger(__name__)
 
 
 class BuildError(AimokitError, ValueError):
@@ -74,13 +77,18 @@ def _dataset_dir(root: Path, out: Path, name: str, ref: str, title: str, license
 
 def build_source(root: Path, cfg: ShipConfig, out: Path) -> Path:
     d, folder = _dataset_dir(root, out, "source", cfg.ref(cfg.source_slug), cfg.source_title, cfg.license)
+    skipped: list[str] = []
     for rel in folder.include:
         src = root / rel
         if src.is_dir():
-            copy_tree(src, d / rel)
+            copy_tree(src, d / rel, skipped)
         elif not is_secret(src):
             (d / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, d / rel)
+        else:
+            skipped.append(str(src))
+    for path in skipped:  # never silently: a file left out is named, with what it looked like
+        log.warning("source dataset: %s left out: it holds %s", path, secret_shape(Path(path)))
     (d / SOURCE_MARKER).write_text("aimokit source dataset\n")
     shipped = cfg.adapters_to_ship(root)
     for k in cfg.kernels:  # each kernel's KernelConfig, validated, under a name the notebook finds
