@@ -88,3 +88,24 @@ def test_the_notebook_setup_cell_fails_fast_with_a_listing_when_an_input_is_miss
         f.write(b"X")
     proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode != 0 and "not tiktoken's" in proc.stderr and "rebuild" in proc.stderr
+
+
+def test_a_vllm_kernel_without_vllm_fails_in_the_first_cell_with_the_reason(tmp_path):
+    """`push --no-wheels` means the image has vLLM: the first cell checks, instead of hours of fallback."""
+    import shutil
+
+    bare = shutil.which("python3")
+    probe = subprocess.run([bare, "-c", "import importlib.util as u; print(u.find_spec('vllm') is None)"],
+                           capture_output=True, text=True)
+    if probe.stdout.strip() != "True":
+        pytest.fail(f"{bare} has vLLM: this test needs an interpreter without it")
+    built = build_all(ROOT, _ship(tmp_path, dataset_sources=["deepseek-math"]), tmp_path / "build", wheels=False)
+    setup = "".join(json.loads(next(built["kernels"][0].glob("*.ipynb")).read_text())["cells"][1]["source"])
+    inp = tmp_path / "input"
+    shutil.copytree(built["datasets"]["source"], inp / "aimokit-source")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMOKIT_")}
+    env["AIMOKIT_INPUT"] = str(inp)
+    proc = subprocess.run([bare, "-c", setup], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode != 0 and "runs vLLM" in proc.stderr and "no wheels dataset is attached" in proc.stderr
+    proc = subprocess.run([sys.executable, "-c", setup], capture_output=True, text=True, env=env, timeout=60)
+    assert "runs vLLM" not in proc.stderr  # where vLLM is installed the check passes (later checks may not)

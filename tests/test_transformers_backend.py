@@ -50,7 +50,7 @@ def test_solver_runs_on_the_transformers_backend(engine, fast_cfg):
     solver.close()
 
 
-def test_transformers_is_the_fallback_when_vllm_cannot_be_imported(monkeypatch, tmp_path):
+def test_vllm_missing_is_an_error_unless_a_fallback_is_set_and_then_it_is_recorded(monkeypatch, tmp_path, caplog):
     import sys
 
     import aimokit.engine as eng
@@ -64,5 +64,14 @@ def test_transformers_is_the_fallback_when_vllm_cannot_be_imported(monkeypatch, 
     (tmp_path / "config.json").write_text("{}")
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
     monkeypatch.setattr(eng, "backend_class", lambda name: {"transformers": Stub}[name])  # vllm: KeyError
-    engine = eng.create_engine(EngineConfig(backend="vllm", model=str(tmp_path)))
+    import pytest
+
+    from aimokit.engine import EngineError
+
+    with pytest.raises(EngineError, match="vLLM cannot be imported.*engine.fallback = 'transformers'"):
+        eng.create_engine(EngineConfig(backend="vllm", model=str(tmp_path)))  # no silent fallback
+    assert started == []
+    with caplog.at_level("WARNING"):
+        engine = eng.create_engine(EngineConfig(backend="vllm", model=str(tmp_path), fallback="transformers"))
     assert isinstance(engine, Stub) and started == [str(tmp_path)]
+    assert "FALLBACK" in caplog.text and engine.fell_back.startswith("vllm not importable")

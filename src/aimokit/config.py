@@ -131,7 +131,11 @@ class CompetitionConfig:
 class EngineConfig:
     """Which model runs, on which backend, with which adapter."""
 
-    backend: str = setting("vllm", help="'vllm', or 'transformers' (also the fallback where vLLM is missing).")
+    backend: str = setting("vllm", help="'vllm', or 'transformers'.")
+    fallback: str = setting("", help="The backend to fall back to when the configured one cannot be imported: "
+                                     "empty for none (an error that names the fix: five hours of transformers on "
+                                     "a GPU answer far fewer problems than vLLM), or 'transformers'. A fallback "
+                                     "is logged and recorded in kernel_summary.json.")
     model: str = setting("", help="The model directory; empty: the embedded default. Relative in a config file: to that file.")
     lora: str = setting("", help="A PEFT LoRA adapter directory; empty: none. Relative in a config file: to that file. A ship config ships the adapters its kernels name here.")
     max_lora_rank: int = setting(0, help="vLLM's max_lora_rank; 0: the adapter's own rank, and never less than it. "
@@ -157,6 +161,8 @@ class EngineConfig:
             raise ConfigError(f"engine.start_timeout_s = {self.start_timeout_s}: it must be > 0 (seconds)")
         if self.backend not in ("vllm", "transformers"):
             raise ConfigError(f"engine.backend={self.backend!r}: use 'vllm' or 'transformers'")
+        if self.fallback not in ("", "transformers"):
+            raise ConfigError(f"engine.fallback={self.fallback!r}: use '' (none) or 'transformers'")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError("engine.gpu_memory_utilization must be in (0, 1]")
         if self.tensor_parallel_size < 1:

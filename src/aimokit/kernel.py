@@ -327,6 +327,8 @@ class Kernel:
             "engine_starts": self.engine_starts,
             "tokens": self.budget.tokens,
             "generation_s": round(self.budget.gen_seconds, 2),
+            "engine_backend": getattr(self.engine, "name", None),
+            "engine_fallback": getattr(self.engine, "fell_back", "") or None,
             "protocol": self._protocol_summary(),
             "sandbox_layers": self.solver.sandbox_layers if self.solver is not None else None,
             "events": self.events,

@@ -42,18 +42,23 @@ def create_engine(cfg: EngineConfig) -> Engine:
         from ..adapters import validate_adapter
 
         validate_adapter(cfg.lora, model_dir)
-    backend = cfg.backend
+    backend, fell_back = cfg.backend, ""
     if backend == "vllm":
         try:
             import vllm  # noqa: F401
         except ImportError as e:
-            # A kernel whose wheelhouse did not install still answers, slowly.
-            log.warning("vLLM is not importable (%s); falling back to the transformers backend", e)
-            backend = "transformers"
+            if not cfg.fallback:
+                raise EngineError(f"engine.backend = 'vllm' but vLLM cannot be imported ({e}): install the wheels "
+                                  "dataset (the notebook's first cell does, with --no-index), or set "
+                                  "engine.fallback = 'transformers' to run that slowly instead") from e
+            fell_back = f"vllm not importable ({e}); engine.fallback = {cfg.fallback!r}"
+            log.warning("FALLBACK: %s: the %s backend runs instead, far slower", fell_back, cfg.fallback)
+            backend = cfg.fallback
     t = time.monotonic()
     try:
         engine = backend_class(backend)(cfg, model_dir)
     except Exception as e:
         raise EngineError(f"could not start the {backend} engine on {model_dir}: {e}") from e
     log.info("engine %s ready in %.1fs", backend, time.monotonic() - t)
+    engine.fell_back = fell_back  # the kernel's summary records it
     return engine

@@ -166,7 +166,8 @@ def build_kernels(root: Path, cfg: ShipConfig, out: Path, datasets: list[str]) -
         except InputError as e:
             raise BuildError(str(e)) from None
         nb = make_notebook(root / k.file, k.title, config_name=f"{k.name}.toml", required=required_paths(shipped),
-                           needs_vocab=shipped.solver.protocol == "harmony")
+                           needs_vocab=shipped.solver.protocol == "harmony",
+                           needs_vllm=shipped.engine.backend == "vllm" and not shipped.engine.fallback)
         write_notebook(nb, d / code_file)
         (d / "kernel-metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
         dirs.append(d)

@@ -35,6 +35,14 @@ whl = sorted(glob.glob(os.path.join(wheels, "*.whl"))) if wheels else []
 if whl:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
                     "--find-links", wheels, *whl], check=True)
+# A config that runs vLLM with no fallback must find it now (wheels installed above, or the image's own with
+# --no-wheels), not as five hours of a slower backend: the first cell fails with the reason.
+if {needs_vllm!r}:
+    import importlib.util
+    if importlib.util.find_spec("vllm") is None:
+        raise RuntimeError("the kernel's config runs vLLM (engine.backend = 'vllm', no engine.fallback) but vllm is "
+                           + ("not installed: the wheels dataset installed without it" if whl else
+                              "not in this image and no wheels dataset is attached (push without --no-wheels)"))
 os.environ["AIMOKIT_SRC"] = os.path.join(source, "src")
 adapters = find({adapters_marker!r})
 if adapters:
@@ -70,7 +78,8 @@ if missing:
 
 
 def make_notebook(kernel_file: Path, title: str, config_name: str = "kernel.toml",
-                  required: list[str] | None = None, needs_vocab: bool = False) -> nbformat.NotebookNode:
+                  required: list[str] | None = None, needs_vocab: bool = False,
+                  needs_vllm: bool = False) -> nbformat.NotebookNode:
     nb = new_notebook()
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     nb.metadata["language_info"] = {"name": "python"}
@@ -79,7 +88,8 @@ def make_notebook(kernel_file: Path, title: str, config_name: str = "kernel.toml
         new_code_cell(SETUP_CELL.format(source_marker=SOURCE_MARKER, wheels_marker=WHEELS_MARKER,
                                         adapters_marker=ADAPTERS_MARKER, config_name=config_name,
                                         required=list(required or []), vocab_file=vocab.FILE,
-                                        vocab_sha256=vocab.SHA256, needs_vocab=needs_vocab)),
+                                        vocab_sha256=vocab.SHA256, needs_vocab=needs_vocab,
+                                        needs_vllm=needs_vllm)),
         new_code_cell(kernel_file.read_text()),
     ]
     for i, cell in enumerate(nb.cells):  # fixed ids: the same source gives the same notebook, byte for byte
