@@ -109,3 +109,19 @@ def test_a_vllm_kernel_without_vllm_fails_in_the_first_cell_with_the_reason(tmp_
     assert proc.returncode != 0 and "runs vLLM" in proc.stderr and "no wheels dataset is attached" in proc.stderr
     proc = subprocess.run([sys.executable, "-c", setup], capture_output=True, text=True, env=env, timeout=60)
     assert "runs vLLM" not in proc.stderr  # where vLLM is installed the check passes (later checks may not)
+
+
+def test_source_rules_are_the_clients_and_kaggles_not_stricter():
+    from aimokit.kaggle.metadata import check_ref
+
+    assert check_ref("someone/qwen3", "dataset source") == ("someone", "qwen3")  # 5 characters: Kaggle takes it
+    assert check_ref("someone/abc/3", "dataset source") == ("someone", "abc")  # a pinned version
+    assert check_ref("alice/solve", "kernel") == ("alice", "solve")
+    with pytest.raises(MetadataError, match="3 to 50"):
+        check_ref("someone/ab", "dataset source")
+    with pytest.raises(MetadataError, match="must be a number"):
+        check_ref("someone/abc/latest", "dataset source")
+    with pytest.raises(MetadataError, match="6 to 50"):
+        check_ref("alice/qwen3", "dataset")  # one we create: the client's own 6-50
+    with pytest.raises(InputError, match="version 'latest' must be a number"):
+        model_mount("openai/gpt-oss-120b/transformers/default/latest")

@@ -426,3 +426,20 @@ def test_probe_image_dry_run_sends_nothing(kaggle, tmp_path, adapter, wheelhouse
     assert proc.returncode == 0, proc.stderr
     assert "kernel alice/aimokit-probe-nvidiah100: probe_image.py on NvidiaH100, internet off" in proc.stdout
     assert kaggle.calls == []
+
+
+def test_invalid_sources_are_warnings_on_a_version_that_was_pushed_and_runs(kaggle, tmp_path, adapter, wheelhouse):
+    """The client prints invalid_*_sources after "successfully pushed": the version runs. It is recorded (a rerun
+    starts no second run) and each source is a warning; an `error` is the refusal."""
+    kaggle.kernel_reply = {"invalidDatasetSources": ["alice/no-such-model"]}
+    env = _setup(tmp_path, adapter, wheelhouse)
+    proc = _cli(tmp_path, env, "push", "--no-wheels")
+    assert proc.returncode == 0, proc.stderr
+    assert "runs without its dataset_sources alice/no-such-model" in proc.stderr + proc.stdout
+    state = json.loads((tmp_path / "build" / "push-state.json").read_text())
+    assert state["version:alice/aimokit-submission"] == "1"
+    again = _cli(tmp_path, env, "push", "--no-wheels")
+    assert again.returncode == 0 and len(kaggle.kernels["alice/aimokit-submission"]) == 1  # not pushed again
+    kaggle.kernel_reply = {"error": "Notebook not found"}
+    refused = _cli(tmp_path, env, "push", "--no-wheels", "--force-kernels")
+    assert refused.returncode != 0 and "Kaggle refused kernel" in refused.stderr

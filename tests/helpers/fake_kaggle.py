@@ -38,6 +38,7 @@ class FakeKaggle:
     applied_shape: str = ""  # the machine shape GetKernel reports ("" : the one pushed)
     licenses: tuple = ("CC0-1.0", "apache-2.0", "CC-BY-4.0", "other")  # a few the client documents
     dead_sessions: set = field(default_factory=set)  # upload tokens whose session failed: resume answers 404
+    kernel_reply: dict = field(default_factory=dict)  # extra fields of SaveKernel's answer (invalid*Sources...)
     bytes_in: dict = field(default_factory=dict)  # file name -> bytes received for it, over all sessions
     _polls: dict[str, int] = field(default_factory=dict)
     _hidden: dict[str, int] = field(default_factory=dict)
@@ -236,7 +237,8 @@ def _handler(state: FakeKaggle):
                 state.kernels.setdefault(ref, []).append(req)
                 n = len(state.kernels[ref])
             if reply:
-                self._send(200, {"ref": ref, "url": f"http://localhost/code/{ref}", "versionNumber": n})
+                self._send(200, {"ref": ref, "url": f"http://localhost/code/{ref}", "versionNumber": n,
+                                 **state.kernel_reply})
 
         def _GetKernel(self, req):
             ref = f"{req['userName']}/{req['kernelSlug']}"

@@ -33,6 +33,9 @@ def model_mount(ref: str) -> str:
     if len(parts) != 5 or not all(parts):
         raise InputError(f"model source {ref!r} must be 'owner/model/framework/variation/version' "
                          "(as the model's page on Kaggle shows it, e.g. 'google/gemma/pytorch/7b/1')")
+    if not parts[4].isdigit():  # the client's int(): checked here, before any dataset is uploaded
+        raise InputError(f"model source {ref!r}: its version {parts[4]!r} must be a number (the model page's "
+                         "version, e.g. 'openai/gpt-oss-120b/transformers/default/2')")
     return "/".join(parts[1:])
 
 

@@ -36,9 +36,18 @@ class MetadataError(AimokitError, ValueError):
     """Metadata that Kaggle would reject."""
 
 
+# Slug lengths: the client refuses to create a dataset whose slug is outside 6-50 (kaggle 2.2.4
+# `dataset_create_new`); an attached dataset is anyone's, and Kaggle's documented rule is 3-50; a kernel's 5-50.
+SLUG_LENGTHS = {"dataset": (6, 50), "dataset source": (3, 50), "kernel": (5, 50)}
+
+
 def check_ref(ref: str, what: str) -> tuple[str, str]:
-    """`owner/slug` with Kaggle's slug rules; returns (owner, slug)."""
+    """`owner/slug` with Kaggle's slug rules (a source may name a version: `owner/slug/N`); returns (owner, slug)."""
     parts = ref.split("/")
+    if what == "dataset source" and len(parts) == 3 and all(parts):
+        if not parts[2].isdigit():
+            raise MetadataError(f"{what} {ref!r}: a version after the slug must be a number ('<user>/<slug>/<N>')")
+        parts = parts[:2]
     if len(parts) != 2 or not all(parts):
         raise MetadataError(f"{what} id {ref!r} must be '<user>/<slug>'")
     owner, slug = parts
@@ -46,8 +55,9 @@ def check_ref(ref: str, what: str) -> tuple[str, str]:
         raise MetadataError(
             f"{what} slug {slug!r} must be lowercase letters, digits and single hyphens; try {slugify(slug)!r}"
         )
-    if not 6 <= len(slug) <= 50:
-        raise MetadataError(f"{what} slug {slug!r} must be 6 to 50 characters long (it has {len(slug)})")
+    lo, hi = SLUG_LENGTHS[what]
+    if not lo <= len(slug) <= hi:
+        raise MetadataError(f"{what} slug {slug!r} must be {lo} to {hi} characters long (it has {len(slug)})")
     return owner, slug
 
 

@@ -356,8 +356,12 @@ def kernel_version(api: Any, ref: str, opts: PushOptions) -> int | None:
     return int(getattr(resp.metadata, "current_version_number", 0) or 0)
 
 
-def push_kernel(api: Any, folder: Path, opts: PushOptions) -> tuple[str, int | None]:
-    """Push one kernel folder; returns its url and the version number Kaggle gave it (submit needs it).
+def push_kernel(api: Any, folder: Path, opts: PushOptions) -> tuple[str, int | None, list[str]]:
+    """Push one kernel folder; returns its url, the version number Kaggle gave it (submit needs it) and warnings.
+
+    An answer with `error` is a refusal. `invalid_*_sources` are not: the client prints them after a version
+    that was pushed and is running, without the sources it names (kaggle 2.2.4 `kernels_push_cli`); the
+    version is recorded, so a rerun does not start a second run, and each is a warning that names the source.
 
     Each push queues a GPU run. A SaveKernel that timed out or got a 5xx may still have landed, so the
     kernel's version number is read before any retry: if it went up, that version is the push.
@@ -377,15 +381,18 @@ def push_kernel(api: Any, folder: Path, opts: PushOptions) -> tuple[str, int | N
 
     resp, version = call(once, f"push of kernel {folder.name}", opts, landed=landed)
     if resp is None:  # an abandoned attempt landed
-        return f"https://www.kaggle.com/code/{ref}", version
-    problems = [getattr(resp, "error", None)] + [
-        f"{name}: {', '.join(bad)}" for name in ("invalid_dataset_sources", "invalid_competition_sources",
-                                                  "invalid_kernel_sources", "invalid_model_sources")
-        if (bad := getattr(resp, name, None))]
-    problems = [p for p in problems if p]
-    if problems:
-        raise PushError(f"Kaggle refused kernel {folder.name}: {'; '.join(problems)}")
-    return str(getattr(resp, "url", "") or getattr(resp, "ref", "")), version
+        return f"https://www.kaggle.com/code/{ref}", version, []
+    if getattr(resp, "error", None):
+        raise PushError(f"Kaggle refused kernel {folder.name}: {resp.error}")
+    warnings = [f"kernel {ref} version {version} was pushed and runs without its {name[len('invalid_'):]} "
+                f"{', '.join(bad)}: Kaggle could not attach them (check each slug, and that these credentials can "
+                "read it), then push again"
+                for name in ("invalid_dataset_sources", "invalid_competition_sources", "invalid_kernel_sources",
+                             "invalid_model_sources", "invalid_tags")
+                if (bad := getattr(resp, name, None))]
+    for w in warnings:
+        log.warning("%s", w)
+    return str(getattr(resp, "url", "") or getattr(resp, "ref", "")), version, warnings
 
 
 def check_kernel_settings(api: Any, folder: Path, opts: PushOptions) -> list[str]:
@@ -435,8 +442,9 @@ def push_all(api: Any, datasets: dict[str, Path], refs: dict[str, str], kernels:
             if state.get(key) == digest and not report.pushed and not force_kernels:
                 report.skipped.append(key)
                 continue
-            url, version = push_kernel(api, folder, opts)
+            url, version, warnings = push_kernel(api, folder, opts)
             report.kernels.append(url)
+            report.warnings += warnings
             state[key] = digest
             if version:
                 state[f"version:{key[len('kernel:'):]}"] = str(version)
