@@ -443,3 +443,23 @@ def test_invalid_sources_are_warnings_on_a_version_that_was_pushed_and_runs(kagg
     kaggle.kernel_reply = {"error": "Notebook not found"}
     refused = _cli(tmp_path, env, "push", "--no-wheels", "--force-kernels")
     assert refused.returncode != 0 and "Kaggle refused kernel" in refused.stderr
+
+
+@pytest.mark.parametrize("name,body", [
+    ("kernel_summary.json", b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ExpiredToken</Code></Error>"),
+    ("results.jsonl", b'{"id": "a"}\n{"id": '),  # cut mid-line
+    ("notes.txt", b"\xff\xfe\x00garbage"),
+    ("summary.json", b"not json at all"),
+    ("anything.bin", b"<!DOCTYPE html><html>Access denied</html>"),
+])
+def test_every_fetched_output_file_is_checked_not_only_the_binary_formats(tmp_path, name, body):
+    from aimokit.kaggle.push import PushError, check_output_file
+
+    path = tmp_path / name
+    path.write_bytes(body)
+    with pytest.raises(PushError, match=f"fetched {name} is"):
+        check_output_file(path)
+    assert not path.exists()
+    good = tmp_path / "kernel_summary.json"
+    good.write_text('{"problems": 50}')
+    check_output_file(good)  # a real file passes

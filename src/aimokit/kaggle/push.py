@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import logging
 import random
 import shutil
@@ -479,20 +480,37 @@ def kernel_status(api: Any, ref: str, opts: PushOptions) -> dict[str, str]:
 
 # What a file the kernel wrote must start with; the client saves whatever the signed URL returns, an
 # expired link's error page included.
-_MAGIC = {".parquet": b"PAR1", ".zip": b"PK", ".gz": b"\x1f\x8b"}
+_MAGIC = {".parquet": b"PAR1", ".zip": b"PK", ".gz": b"\x1f\x8b", ".png": b"\x89PNG", ".pdf": b"%PDF"}
+_TEXT = {".json", ".jsonl", ".csv", ".txt", ".md", ".toml", ".ipynb", ".html"}
+_ERROR_PAGE = re.compile(rb"^\s*(?:<\?xml[^>]*>\s*<Error>|<!DOCTYPE html|<html)", re.IGNORECASE)
 
 
 def check_output_file(path: Path) -> None:
-    """A fetched output file that is empty or not what its name says is an error, never a result."""
-    data = path.read_bytes()[:64] if path.is_file() else b""
-    if not data:
-        path.unlink(missing_ok=True)
-        raise PushError(f"fetched {path.name} is empty or missing; run `build.py output` again")
+    """A fetched output file that is empty, an error page, or not what its name says is an error, never a
+    result: every file, not only the binary formats (JSON must parse, text must be text)."""
+    data = path.read_bytes() if path.is_file() else b""
+    why = ""
     magic = _MAGIC.get(path.suffix)
-    if magic and not data.startswith(magic):
-        path.unlink()  # never left where a result is expected
-        raise PushError(f"fetched {path.name} is not a {path.suffix[1:]} file (it starts {data[:24]!r}: an error "
-                        "page from an expired download link?); run `build.py output` again")
+    if not data:
+        why = "is empty or missing"
+    elif magic and not data.startswith(magic):
+        why = f"is not a {path.suffix[1:]} file (it starts {data[:24]!r})"
+    elif path.suffix != ".html" and _ERROR_PAGE.match(data[:256]):
+        why = f"is an error page, not the kernel's file (it starts {data[:40]!r})"
+    elif path.suffix in _TEXT:
+        try:
+            text = data.decode("utf-8")
+            if path.suffix in (".json", ".ipynb"):
+                json.loads(text)
+            elif path.suffix == ".jsonl":
+                for line in text.splitlines():
+                    if line.strip():
+                        json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            why = f"is not valid {path.suffix[1:]} ({str(e)[:80]})"
+    if why:
+        path.unlink(missing_ok=True)  # never left where a result is expected
+        raise PushError(f"fetched {path.name} {why}: an expired download link's answer? run `build.py output` again")
 
 
 def kernel_output(api: Any, ref: str, path: Path, opts: PushOptions) -> list[str]:
