@@ -70,8 +70,9 @@ def test_the_notebook_setup_cell_fails_fast_with_a_listing_when_an_input_is_miss
     t = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", setup], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode != 0 and time.monotonic() - t < 60
-    assert "inputs missing" in proc.stderr and "deepseek-math" in proc.stderr
-    assert "aimokit-source/" in proc.stdout and "ai-mathematical-olympiad-progress-prize-3/" in proc.stdout
+    assert "inputs missing" in proc.stderr and "kaggle:datasets/alice/deepseek-math" in proc.stderr
+    assert "aimokit-source/" in proc.stderr and "ai-mathematical-olympiad-progress-prize-3/" in proc.stderr  # listed
+    assert "wheels" not in proc.stdout  # nothing installed before the inputs were checked
     (inp / "deepseek-math" / "deepseek-math-7b-rl").mkdir(parents=True)
     proc = subprocess.run([sys.executable, "-c", setup], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -103,6 +104,8 @@ def test_a_vllm_kernel_without_vllm_fails_in_the_first_cell_with_the_reason(tmp_
     setup = "".join(json.loads(next(built["kernels"][0].glob("*.ipynb")).read_text())["cells"][1]["source"])
     inp = tmp_path / "input"
     shutil.copytree(built["datasets"]["source"], inp / "aimokit-source")
+    (inp / "ai-mathematical-olympiad-progress-prize-3").mkdir()
+    (inp / "deepseek-math" / "deepseek-math-7b-rl").mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIMOKIT_")}
     env["AIMOKIT_INPUT"] = str(inp)
     proc = subprocess.run([bare, "-c", setup], capture_output=True, text=True, env=env, timeout=60)
@@ -125,3 +128,39 @@ def test_source_rules_are_the_clients_and_kaggles_not_stricter():
         check_ref("alice/qwen3", "dataset")  # one we create: the client's own 6-50
     with pytest.raises(InputError, match="version 'latest' must be a number"):
         model_mount("openai/gpt-oss-120b/transformers/default/latest")
+
+
+LAYOUTS = {  # where each input is mounted: Kaggle's 2026 tree, the flat one, and one the kit does not know
+    "2026": ("competitions/ai-mathematical-olympiad-progress-prize-3", "datasets/alice/deepseek-math",
+             "the datasets/ layout"),
+    "flat": ("ai-mathematical-olympiad-progress-prize-3", "deepseek-math", "the flat layout"),
+    "other": ("mirror/ai-mathematical-olympiad-progress-prize-3", "mnt/x/deepseek-math", "a search of"),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_the_first_cell_finds_each_input_by_its_source_under_every_layout_and_says_where(tmp_path, layout):
+    import shutil
+
+    built = build_all(ROOT, _ship(tmp_path, dataset_sources=["deepseek-math"]), tmp_path / "build", wheels=False)
+    shipped = (built["datasets"]["source"] / "submission.toml").read_text()
+    assert 'model = "kaggle:datasets/alice/deepseek-math/deepseek-math-7b-rl"' in shipped  # named by its source
+    setup = "".join(json.loads(next(built["kernels"][0].glob("*.ipynb")).read_text())["cells"][1]["source"])
+    comp, data, how = LAYOUTS[layout]
+    inp = tmp_path / "input"
+    shutil.copytree(built["datasets"]["source"], inp / "datasets" / "alice" / "aimokit-source")
+    (inp / comp).mkdir(parents=True)
+    (inp / data / "deepseek-math-7b-rl").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMOKIT_")}
+    env["AIMOKIT_INPUT"] = str(inp)
+    proc = subprocess.run([sys.executable, "-c", setup], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("input kaggle:datasets/alice/deepseek-math"))
+    assert str(inp / data / "deepseek-math-7b-rl") in line and how in line
+    # and the kernel resolves the same config the same way where it runs
+    from aimokit.config import KernelConfig, expand_paths
+
+    cfg = expand_paths(KernelConfig.load(inp / "datasets" / "alice" / "aimokit-source" / "submission.toml"),
+                       {"AIMOKIT_INPUT": str(inp)})
+    assert cfg.engine.model == str(inp / data / "deepseek-math-7b-rl")
+    assert cfg.competition.data_dir == str(inp / comp)

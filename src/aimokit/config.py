@@ -109,7 +109,7 @@ class CompetitionConfig:
     interface: str = setting("kaggle_evaluation", help="'kaggle_evaluation' (AIMO-2/3) or 'aimo' (AIMO-1).")
     server_module: str = setting("kaggle_evaluation.aimo_2_inference_server", help="The competition's inference-server module (shipped with its data).")
     server_class: str = setting("AIMO2InferenceServer", help="The server class in server_module; it is given the predict function.")
-    data_dir: str = setting("/kaggle/input/ai-mathematical-olympiad-progress-prize-2", help="Where the competition's own files (test.csv, kaggle_evaluation/) live on Kaggle.")
+    data_dir: str = setting("kaggle:competitions/ai-mathematical-olympiad-progress-prize-2", help="Where the competition's own files (test.csv, kaggle_evaluation/) live on Kaggle: a path, or the competition named by its source (kaggle:competitions/<slug>), found under whichever layout Kaggle mounts it (aimokit.mounts).")
     fallback_answer: int = setting(0, help="The answer given when nothing better is known (never left blank).")
 
     def __post_init__(self) -> None:
@@ -364,7 +364,8 @@ class KernelConfig(Job):
 def file_relative(value: Any, folder: Path) -> Any:
     """A relative path named in a config file, made absolute against the file's folder; anything else as it is
     ($-paths the kernel expands, absolute paths, empty strings, and non-strings the type check will report)."""
-    if not isinstance(value, str) or not value or value.startswith("$") or Path(value).is_absolute():
+    if (not isinstance(value, str) or not value or value.startswith(("$", "kaggle:"))
+            or Path(value).is_absolute()):
         return value
     return str((folder / value).resolve())
 
@@ -467,6 +468,18 @@ def expand_paths(cfg: KernelConfig, env: dict[str, str] | None = None) -> Kernel
     for dotted in PATH_FIELDS:
         section, key = dotted.split(".")
         value = getattr(getattr(cfg, section), key)
+        if value.startswith("kaggle:"):  # an input named by its source: found under whichever layout holds it
+            from . import mounts
+
+            try:
+                changes[dotted], how = mounts.resolve(value, env["AIMOKIT_INPUT"])
+            except mounts.MountError as e:
+                if dotted == "competition.data_dir":  # needed only on Kaggle's path, which names it if missing
+                    continue
+                raise ConfigError(f"{dotted}: {e}") from None
+            except ValueError as e:
+                raise ConfigError(f"{dotted}: {e}") from None
+            continue
         if "$" not in value:
             continue
         expanded = _expand(value, env)

@@ -26,7 +26,7 @@ from ..io import fresh_dir
 from .config import ShipConfig
 from .bundle import copy_tree, is_secret, secret_shape
 from .metadata import DatasetSpec, KernelSpec
-from .inputs import InputError, check_inputs, mounts, required_paths
+from .inputs import InputError, by_source, check_inputs, mounts, required_paths
 from .wheelhouse import WheelhouseError, build_wheelhouse, read_image_list
 from .notebook import ADAPTERS_MARKER, SOURCE_MARKER, WHEELS_MARKER, make_notebook, write_notebook
 
@@ -160,11 +160,16 @@ def build_kernels(root: Path, cfg: ShipConfig, out: Path, datasets: list[str]) -
             docker_image_pinning_type=k.docker_image_pinning_type,
         )
         meta = spec.metadata()
-        shipped = KernelConfig.load(out / "datasets" / "source" / f"{k.name}.toml")  # as the kernel will read it
+        shipped_path = out / "datasets" / "source" / f"{k.name}.toml"
+        shipped = KernelConfig.load(shipped_path)  # as the kernel will read it
+        attached = mounts(sources, k.competition, k.model_sources)
         try:
-            check_inputs(shipped, mounts(sources, k.competition, k.model_sources), f"kernel {k.name} ({k.config})")
+            check_inputs(shipped, attached, f"kernel {k.name} ({k.config})")
         except InputError as e:
             raise BuildError(str(e)) from None
+        # each input named by its source, so the kernel finds it under whichever layout Kaggle mounts
+        shipped = by_source(shipped, attached)
+        shipped_path.write_text(to_toml(shipped))
         nb = make_notebook(root / k.file, k.title, config_name=f"{k.name}.toml", required=required_paths(shipped),
                            needs_vocab=shipped.solver.protocol == "harmony",
                            needs_vllm=shipped.engine.backend == "vllm" and not shipped.engine.fallback)

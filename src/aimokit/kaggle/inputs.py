@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .. import mounts as layouts
 from ..config import PATH_FIELDS, KernelConfig
 from ..errors import AimokitError
 
@@ -49,14 +50,43 @@ def mounts(dataset_refs: list[str], competition: str, model_sources: list[str]) 
     return out
 
 
+_KIND = {"dataset": "datasets", "competition": "competitions", "model": "models"}
+
+
+def as_source(rel: str, available: dict[str, str]) -> str | None:
+    """`<mount>/<path>` (a `$AIMOKIT_INPUT/...` path) as the `kaggle:` name of the source mounted there."""
+    for mount, src in sorted(available.items(), key=lambda kv: -len(kv[0])):
+        if rel == mount or rel.startswith(mount + "/"):
+            kind, ref = src.split(" ", 1)
+            inside = rel[len(mount):].lstrip("/")
+            return f"{layouts.PREFIX}{_KIND[kind]}/{ref}" + (f"/{inside}" if inside else "")
+    return None
+
+
+def by_source(cfg: KernelConfig, available: dict[str, str]) -> KernelConfig:
+    """The config with every `$AIMOKIT_INPUT/<mount>/...` path named by the source attached at that mount
+    (`kaggle:datasets/<owner>/<slug>/...`), so the kernel finds it under whichever layout Kaggle mounts."""
+    changes = {}
+    for dotted in PATH_FIELDS:
+        section, key = dotted.split(".")
+        m = _INPUT.match(getattr(getattr(cfg, section), key))
+        if m and (named := as_source(m.group(1).rstrip("/"), available)):
+            changes[dotted] = named
+    return cfg.override(changes) if changes else cfg
+
+
 def input_paths(cfg: KernelConfig) -> dict[str, str]:
     """{setting: path under the input root} for every `$AIMOKIT_INPUT/...` path the config names."""
     found: dict[str, str] = {}
     for dotted in PATH_FIELDS:
         section, key = dotted.split(".")
-        m = _INPUT.match(getattr(getattr(cfg, section), key))
+        value = getattr(getattr(cfg, section), key)
+        m = _INPUT.match(value)
         if m:
             found[dotted] = m.group(1).rstrip("/")
+        elif (named := layouts.parse(value)) is not None:  # kaggle:<kind>/<source>/...: the flat mount point
+            kind, ref, rest = named
+            found[dotted] = "/".join(layouts.flat_tail(kind, ref) + ([rest] if rest else []))
     for key, value in cfg.engine.extra.items():  # a tokenizer or a vocabulary file passed to vLLM
         if isinstance(value, str) and _INPUT.match(value):
             found[f"engine.extra.{key}"] = _INPUT.match(value).group(1).rstrip("/")
@@ -87,6 +117,6 @@ def required_paths(cfg: KernelConfig) -> list[str]:
     for dotted in PATH_FIELDS:
         section, key = dotted.split(".")
         value: Any = getattr(getattr(cfg, section), key)
-        if isinstance(value, str) and value.startswith("$") and dotted != "run.output_dir":
+        if isinstance(value, str) and value.startswith(("$", layouts.PREFIX)) and dotted != "run.output_dir":
             out.append(value)
     return out

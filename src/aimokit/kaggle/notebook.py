@@ -30,6 +30,33 @@ def find(marker):
 source = find({source_marker!r})
 if source is None:
     raise SystemExit("aimokit source dataset not attached: add it to the notebook's inputs")
+adapters = find({adapters_marker!r})
+if adapters:
+    os.environ["AIMOKIT_ADAPTERS"] = adapters  # engine.lora = "$AIMOKIT_ADAPTERS/<name>"
+# Every input the config names, found by its source under whichever layout Kaggle mounts (aimokit/mounts.py,
+# loaded by path: nothing is installed yet), and said where; a missing one fails now, in seconds, with a
+# listing of /kaggle/input, not as five hours of fallback answers.
+import importlib.util
+REQUIRED = {required!r}
+if any(want.startswith("kaggle:") for want in REQUIRED):
+    _spec = importlib.util.spec_from_file_location("aimokit_mounts", os.path.join(source, "src", "aimokit", "mounts.py"))
+    mounts = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(mounts)
+missing = []
+for want in REQUIRED:
+    try:
+        if want.startswith("kaggle:"):
+            path, how = mounts.resolve(want, INPUT)
+        else:
+            path, how = os.path.expandvars(want), "as written"
+            if "$" in path or not os.path.exists(path):
+                raise LookupError(f"{{want}}: {{path}} does not exist")
+        print("input", want, "->", path, f"({{how}})")
+    except LookupError as e:  # mounts.MountError is one
+        missing.append(str(e))
+if missing:
+    raise RuntimeError("inputs missing:\\n" + "\\n".join(missing) + "\\nAttach the source that provides each one "
+                       "(the ship config's [[kernels]] entry), then push again.")
 wheels = find({wheels_marker!r})
 whl = sorted(glob.glob(os.path.join(wheels, "*.whl"))) if wheels else []
 if whl:
@@ -44,9 +71,6 @@ if {needs_vllm!r}:
                            + ("not installed: the wheels dataset installed without it" if whl else
                               "not in this image and no wheels dataset is attached (push without --no-wheels)"))
 os.environ["AIMOKIT_SRC"] = os.path.join(source, "src")
-adapters = find({adapters_marker!r})
-if adapters:
-    os.environ["AIMOKIT_ADAPTERS"] = adapters  # engine.lora = "$AIMOKIT_ADAPTERS/<name>"
 os.environ.setdefault("AIMOKIT_CONFIG", os.path.join(source, {config_name!r}))
 # gpt-oss's vocabulary, for openai-harmony offline (the wheels dataset carries it), checked before it is used
 NEEDS_VOCAB = {needs_vocab!r}  # the config speaks harmony
@@ -64,16 +88,6 @@ elif NEEDS_VOCAB and "TIKTOKEN_ENCODINGS_BASE" not in os.environ:
           "load offline, so harmony renders as text (solver.harmony_renderer = 'auto'; the log says so). "
           "Attach the wheels dataset, which carries the file.")
 print("aimokit source:", source, "| wheels:", wheels, "| adapters:", adapters, "| config:", os.environ["AIMOKIT_CONFIG"])
-# Every input the config names must be here: a missing model fails now, not as five hours of fallback answers.
-missing = [p for p in (os.path.expandvars(r) for r in {required!r}) if "$" in p or not os.path.exists(p)]
-if missing:
-    for d, dirs, files in os.walk(INPUT):
-        depth = d[len(INPUT):].count(os.sep)
-        if depth >= 3:
-            dirs[:] = []
-        print("  " * depth + os.path.basename(d) + "/", len(files), "files")
-    raise RuntimeError(f"inputs missing: {{missing}}; /kaggle/input holds what is listed above. "
-                       "Attach the source that provides each one (configs/ship.toml [[kernels]]).")
 '''
 
 
