@@ -417,7 +417,10 @@ def test_probe_image_pushes_a_probe_kernel_and_output_records_its_image_list(kag
 
     kaggle.outputs = {"image.txt": b"<html>error</html>", "image-probe.json": b"{}"}
     out = _cli(tmp_path, env, "output", "--probe", "--path", str(tmp_path / "probe-out2"), "--into", str(into))
-    assert out.returncode == 2 and "damaged" in out.stderr  # a page that is not an image list is refused
+    assert out.returncode == 2 and "is an error page" in out.stderr  # refused as it is fetched
+    kaggle.outputs = {"image.txt": b"not a list of packages\n", "image-probe.json": b"{}"}
+    out = _cli(tmp_path, env, "output", "--probe", "--path", str(tmp_path / "probe-out3"), "--into", str(into))
+    assert out.returncode == 2 and "damaged" in out.stderr  # text that is no image list: refused by the probe
 
 
 def test_probe_image_dry_run_sends_nothing(kaggle, tmp_path, adapter, wheelhouse):

@@ -28,7 +28,14 @@ SEARCH_DEPTH = 7  # /kaggle/input/models/<owner>/<model>/<framework>/<variation>
 SEARCH_ENTRIES = 20_000  # folders looked at, at most: the search is bounded whatever the tree holds
 
 
-class MountError(LookupError):
+try:
+    from .errors import AimokitError as _Base
+except ImportError:  # loaded by path in the notebook's first cell, where the kit is not importable yet
+    class _Base(Exception):  # type: ignore[no-redef]
+        pass
+
+
+class MountError(_Base, LookupError):
     """An input no layout and no search found; the message lists what the input root holds."""
 
 
