@@ -39,7 +39,8 @@ def test_evaluation_stores_every_response_and_reports(fast_cfg, tmp_path):
     assert df.height == 12 and sorted(df.columns) == sorted([
         "problem_id", "sample", "prompt", "response", "answer", "gold", "correct", "boxed", "tokens", "code_runs",
         "code_errors", "aborted", "seconds", "finished_at", "entropy_mean", "entropy_median", "entropy_tail",
-        "tool_spans"])
+        "tool_spans", "answer_at", "tool_refusals"])
+    assert set(df["answer_at"].to_list()) <= {"answer", "printed", ""}  # where each answer was read
     assert df["tool_spans"].list.len().sum() == df["code_runs"].sum() == 0  # no code here (the SFT tests run some)
     assert df["entropy_mean"].null_count() == 12  # no logprobs asked for: null, and replay says so
     stored = pl.read_parquet(tmp_path / "ev" / "responses.parquet")
