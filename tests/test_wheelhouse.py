@@ -187,3 +187,23 @@ def test_markers_are_evaluated_for_the_target_python_not_this_one(tmp_path):
     cfg = WheelsConfig(requirements=["app==1.0"], python_version=target, find_links=[str(idx)], no_index=True)
     m = build_wheelhouse(cfg, {}, tmp_path / "wh")
     assert m["shipped"] == ["app==1.0", "onlytarget==1.0"]
+
+
+def test_the_resolve_report_is_the_same_byte_for_byte_whatever_temporary_folder_built_it(tmp_path):
+    """Two builds of the same inputs used two temporary folders: the shipped report must not differ, or every
+    push re-uploads the wheelhouse and starts a GPU run."""
+    import json
+
+    from aimokit.kaggle.wheelhouse import trim_report
+
+    def report(work):
+        return {"pip_version": "25.0", "install": [
+            {"metadata": {"name": "vllm", "version": "0.26.0"}, "requested": True,
+             "download_info": {"url": "https://files.example/vllm-0.26.0.whl"}},
+            {"metadata": {"name": "Torch", "version": "2.11.0+image"},
+             "download_info": {"url": (work / "image-stubs" / "torch-2.11.0+image-py3-none-any.whl").as_uri()}}]}
+
+    a, b = tmp_path / "aimokit-wheelhouse-x1", tmp_path / "aimokit-wheelhouse-y2"
+    ra, rb = trim_report(report(a), a), trim_report(report(b), b)
+    assert json.dumps(ra) == json.dumps(rb) and str(tmp_path) not in json.dumps(ra)
+    assert ra["install"][0]["download_info"]["url"] == "image-stub:torch-2.11.0+image-py3-none-any.whl"

@@ -29,6 +29,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 from ..errors import AimokitError
 from .config import WheelsConfig
@@ -203,14 +204,24 @@ def _exact_pins_on_image(log: str, names: set[str]) -> dict[str, str]:
     return out
 
 
-def trim_report(report: dict) -> dict:
-    """pip's resolver report, cut to what says why each wheel ships: name, version, requirements, source."""
+def trim_report(report: dict, work: Path | None = None) -> dict:
+    """pip's resolver report, cut to what says why each wheel ships: name, version, requirements, source.
+
+    Byte for byte the same for the same inputs: the image's stub wheels live in a temporary folder, whose
+    path is replaced by a fixed name, and entries are sorted, so a rebuild hashes the same and pushes nothing."""
     keep = ("name", "version", "requires_dist", "requires_python")
+
+    def url(item: dict) -> str:
+        u = item.get("download_info", {}).get("url", "")
+        if work is not None and u.startswith(Path(work).resolve().as_uri()):
+            return "image-stub:" + unquote(u.rsplit("/", 1)[-1])  # the image's own package, not a download
+        return u
+
+    install = [{"metadata": {k: item["metadata"][k] for k in keep if k in item["metadata"]},
+                "requested": item.get("requested", False), "download_info": {"url": url(item)}}
+               for item in report["install"]]
     return {"pip_version": report.get("pip_version"),
-            "install": [{"metadata": {k: item["metadata"][k] for k in keep if k in item["metadata"]},
-                         "requested": item.get("requested", False),
-                         "download_info": {"url": item.get("download_info", {}).get("url", "")}}
-                        for item in report["install"]]}
+            "install": sorted(install, key=lambda i: (canonical(i["metadata"]["name"]), i["metadata"]["version"]))}
 
 
 def pins_from_report(report: dict) -> list[Pin]:
@@ -274,7 +285,7 @@ def build_wheelhouse(cfg: WheelsConfig, image: dict[str, str], dest: Path, image
     with tempfile.TemporaryDirectory(prefix="aimokit-wheelhouse-") as tmp:
         work = Path(tmp)
         pins = resolve(cfg.requirements, image, cfg, work, stand_in)
-        report = trim_report(json.loads((work / "resolve-report.json").read_text()))
+        report = trim_report(json.loads((work / "resolve-report.json").read_text()), work)
         wheels = download(pins, dest, cfg)
         how = verify(cfg.requirements, dest, image, cfg, work, stand_in)
     manifest = {
