@@ -186,6 +186,9 @@ def test_no_credentials_fail_before_anything_is_built_or_sent(kaggle, tmp_path, 
     assert proc.returncode == 2
     assert "no Kaggle credentials found, so nothing was uploaded" in proc.stderr and "kaggle.json" in proc.stderr
     assert kaggle.calls == [] and not (tmp_path / "build").exists()
+    # one story: the kit's message names what client 2.x takes; the client's import-time help is not printed over it
+    assert "kaggle auth login" in proc.stderr and "access_token" in proc.stderr and "KAGGLE_KEY" in proc.stderr
+    assert proc.stderr.count("kaggle auth login") == 1 and "kaggle auth login" not in proc.stdout
 
 
 def test_credentials_for_another_user_are_refused_up_front(kaggle, tmp_path, adapter, wheelhouse):

@@ -67,18 +67,21 @@ def authenticated_api() -> Any:
     applies (KAGGLE_API_TOKEN, ~/.kaggle/access_token, KAGGLE_USERNAME/KAGGLE_KEY,
     $KAGGLE_CONFIG_DIR or ~/.kaggle/kaggle.json).
     """
-    from kaggle.api.kaggle_api_extended import KaggleApi
-
-    api = KaggleApi()
     quiet = io.StringIO()
     try:
+        # `import kaggle` itself authenticates and prints the client's own help when it finds nothing: one
+        # story about credentials is told, the one below, so the import is silenced with the check
         with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            from kaggle.api.kaggle_api_extended import KaggleApi
+
+            api = KaggleApi()
             api.authenticate()
     except SystemExit:
         raise PushError(
-            "no Kaggle credentials found, so nothing was uploaded: put kaggle.json (from kaggle.com > Settings > "
-            "API > Create New Token) in ~/.kaggle/ or $KAGGLE_CONFIG_DIR with mode 600, or set KAGGLE_API_TOKEN, "
-            "or KAGGLE_USERNAME and KAGGLE_KEY"
+            "no Kaggle credentials found, so nothing was uploaded. The kaggle client 2.x accepts, in its order: "
+            "an access token (run `kaggle auth login`, or create one at kaggle.com > Settings > API and save it "
+            "to ~/.kaggle/access_token or set KAGGLE_API_TOKEN), or a legacy API key (kaggle.json in ~/.kaggle/ or "
+            "$KAGGLE_CONFIG_DIR with mode 600, or KAGGLE_USERNAME and KAGGLE_KEY)"
         ) from None
     return api
 
