@@ -58,6 +58,10 @@ def main():
         "cwd": work,
         "kaggle_input": layout(os.environ.get("AIMOKIT_INPUT", "/kaggle/input")),
         "packages": len([l for l in freeze.splitlines() if "==" in l]),
+        # where it ran: Kaggle's machines set KAGGLE_* variables (names kept, values never: some are tokens)
+        "kaggle": bool(os.environ.get("KAGGLE_KERNEL_RUN_TYPE")),
+        "kaggle_env": sorted(k for k in os.environ if k.startswith("KAGGLE_")),
+        "image_build": {k: os.environ[k] for k in ("BUILD_DATE", "GIT_COMMIT") if k in os.environ},
     }
     with open("image.txt", "w") as f:
         f.write(f"# pip list --format=freeze on Python {probe['python']}, {probe['nvidia_smi'] or 'no GPU'}\n")

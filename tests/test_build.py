@@ -170,3 +170,18 @@ def test_a_harmony_recipe_ships_gpt_oss_vocabulary_and_its_notebook_checks_it(tm
     built = build_all(ROOT, gpt_oss, tmp_path / "b3", wheels=False)
     setup = "".join(json.loads(next(built["kernels"][0].glob("*.ipynb")).read_text())["cells"][1]["source"])
     assert vocab.SHA256 in setup and "NEEDS_VOCAB = True" in setup  # checked, and missed aloud under harmony
+
+
+def test_the_wheelhouse_is_built_for_the_measured_image_not_an_assumed_one(tmp_path, caplog, monkeypatch):
+    import logging
+
+    from aimokit.kaggle import build as build_mod
+
+    monkeypatch.setattr(build_mod, "build_wheelhouse", lambda *a, **k: {})
+    cfg = _cfg(tmp_path)  # datasets/wheels/image-lent-h100.txt: measured on the lent GPU machine, not on Kaggle
+    with caplog.at_level(logging.WARNING):
+        build_mod.build_wheels(ROOT, cfg, tmp_path / "b")
+    assert "recorded off Kaggle" in caplog.text
+    wrong = replace(cfg, wheels=replace(cfg.wheels, python_version="3.11"))
+    with pytest.raises(BuildError, match="python_version = '3.11' but the probed image runs Python 3.12.3"):
+        build_mod.build_wheels(ROOT, wrong, tmp_path / "c")

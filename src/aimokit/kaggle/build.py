@@ -126,10 +126,34 @@ def build_adapters(root: Path, cfg: ShipConfig, out: Path) -> Path | None:
     return d
 
 
+def check_image_facts(root: Path, cfg: ShipConfig) -> None:
+    """The wheelhouse is resolved for the image the probe measured, not an assumed one: a Python that differs
+    from the probe's is an error; an image list no Kaggle probe recorded is said aloud."""
+    w = cfg.wheels
+    if not w.image:
+        return
+    facts_path = (root / w.image).with_suffix(".probe.json")
+    if not facts_path.is_file():
+        log.warning("wheels: %s has no %s beside it: the image was not measured (run `build.py probe-image`)",
+                    w.image, facts_path.name)
+        return
+    facts = json.loads(facts_path.read_text())
+    probed = ".".join(str(facts.get("python", "")).split(".")[:2])
+    if probed and probed != w.python_version:
+        raise BuildError(f"wheels: [wheels] python_version = {w.python_version!r} but the probed image runs Python "
+                         f"{facts['python']} ({facts_path.name}): set python_version = {probed!r}, or probe the image "
+                         "the kernel runs on")
+    if not facts.get("kaggle"):
+        log.warning("wheels: the image list %s was recorded off Kaggle (%s), not by a Kaggle probe: the kernel's "
+                    "image may differ; run `build.py probe-image` on the kernel's machine shape and name its list",
+                    w.image, facts.get("nvidia_smi") or facts.get("executable", "an unknown machine"))
+
+
 def build_wheels(root: Path, cfg: ShipConfig, out: Path) -> Path:
     """The requirements' full closure for the image, less what the image has (see wheelhouse)."""
     w = cfg.wheels
     d, _ = _dataset_dir(root, out, "wheels", cfg.ref(w.slug), w.title, cfg.license)
+    check_image_facts(root, cfg)
     try:
         image = read_image_list(root / w.image) if w.image else {}
         image_path = (root / w.image).resolve()
