@@ -72,7 +72,7 @@ def _ship(tmp_path, adapter, wheelhouse, user: str, attempts: int, push: dict) -
     cfg = ShipConfig.load(ROOT / "configs" / "ship.toml", {
         "user": user, "wheels.requirements": ["tinypkg==0.1"], "wheels.find_links": [str(wheelhouse)],
         "wheels.no_index": True, "push.attempts": attempts, "push.backoff_s": 0.05, "push.poll_s": 0.05,
-        "push.call_timeout_s": 3.0, **{f"push.{k}": v for k, v in push.items()}})
+        "push.call_timeout_s": 3.0, "push.landed_grace_s": 4.0, **{f"push.{k}": v for k, v in push.items()}})
     kernel = tmp_path / "kernel.toml"
     kernel.write_text(to_toml(KernelConfig.load(cfg.kernels[0].config, {"engine.lora": str(adapter)})))
     return replace(cfg, kernels=[replace(cfg.kernels[0], config=str(kernel))]).to_dict()
@@ -469,3 +469,25 @@ def test_every_fetched_output_file_is_checked_not_only_the_binary_formats(tmp_pa
     good = tmp_path / "kernel_summary.json"
     good.write_text('{"problems": 50}')
     check_output_file(good)  # a real file passes
+
+
+def test_a_slow_savekernel_that_lands_after_the_retry_would_have_gone_is_not_sent_twice(kaggle, tmp_path, adapter,
+                                                                                          wheelhouse):
+    """The first SaveKernel lands only after the client's timeout and after the "did it land?" check would run:
+    the abandoned request is waited for, so one GPU run is queued, not two."""
+    kaggle.faults, kaggle.hang_s = {"SaveKernel": ["slow"]}, 4.5  # call_timeout_s is 3 s here, the grace 4 s
+    env = _setup(tmp_path, adapter, wheelhouse)
+    proc = _cli(tmp_path, env, "push", "--no-wheels")
+    assert proc.returncode == 0, proc.stderr
+    assert len(kaggle.kernels["alice/aimokit-submission"]) == 1 and kaggle.calls.count("SaveKernel") == 1
+    assert "reached Kaggle after all" in proc.stderr
+
+
+def test_a_dataset_create_in_its_404_window_is_not_created_again(kaggle, tmp_path, adapter, wheelhouse):
+    """A create that timed out and landed answers 404 for a while: that is not "not there"."""
+    kaggle.faults, kaggle.hang_s, kaggle.hidden_after_create = {"CreateDataset": ["late"]}, 4.0, 3
+    env = _setup(tmp_path, adapter, wheelhouse)
+    proc = _cli(tmp_path, env, "push", "--no-wheels")
+    assert proc.returncode == 0, proc.stderr
+    # the client re-sent the dropped create itself and Kaggle called the title taken: that is our own dataset
+    assert len(kaggle.datasets["alice/aimokit-source"]) == 1 and "reached Kaggle after all" in proc.stderr

@@ -60,8 +60,16 @@ def append_line(path: Path, line: str) -> None:
         os.fsync(f.fileno())
 
 
+class Abandoned(TimeoutError):
+    """fn did not return in time; it still runs in `thread` (a request in flight may still take effect)."""
+
+    def __init__(self, message: str, thread: threading.Thread):
+        super().__init__(message)
+        self.thread = thread
+
+
 def run_with_timeout(fn: Callable[[], T], timeout_s: float, what: str) -> T:
-    """fn(), or TimeoutError after timeout_s; fn's own exception is raised here."""
+    """fn(), or Abandoned (a TimeoutError) after timeout_s; fn's own exception is raised here."""
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -74,7 +82,7 @@ def run_with_timeout(fn: Callable[[], T], timeout_s: float, what: str) -> T:
     t.start()
     t.join(timeout_s)
     if t.is_alive():
-        raise TimeoutError(f"{what}: no answer in {timeout_s:.0f} s")
+        raise Abandoned(f"{what}: no answer in {timeout_s:.0f} s", t)
     if "error" in box:
         raise box["error"]
     return box["value"]

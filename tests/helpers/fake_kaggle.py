@@ -95,6 +95,10 @@ def _handler(state: FakeKaggle):
                 time.sleep(state.hang_s)
                 self.close_connection = True
                 return True
+            if fault == "slow":  # the request takes effect only after the client gave up, and is answered then
+                time.sleep(state.hang_s)
+                getattr(self, f"_{name}")(self._request)
+                return True
             if fault == "late":  # the request takes effect, but the answer comes after the client gave up
                 getattr(self, f"_{name}")(self._request, reply=False)
                 time.sleep(state.hang_s)
@@ -210,8 +214,11 @@ def _handler(state: FakeKaggle):
             state._hidden[ref] = state.hidden_after_create
             state._stale[ref] = state.stale_versions
 
-        def _CreateDataset(self, req):
+        def _CreateDataset(self, req, reply=True):
             ref = f"{req['ownerSlug']}/{req['slug']}"
+            if ref in state.datasets:  # as Kaggle answers a second create of the same dataset
+                self._send(200, {"error": "The requested title is already in use by a dataset"})
+                return
             if req.get("licenseName") not in state.licenses:  # refused with a 200 and an error, as Kaggle does
                 self._send(200, {"error": f"The license '{req.get('licenseName')}' is invalid"})
                 return
@@ -219,7 +226,8 @@ def _handler(state: FakeKaggle):
                 state.datasets[ref] = [{"title": req.get("title"), "license": req.get("licenseName"),
                                         "private": req.get("isPrivate"), "files": self._files(req)}]
                 self._created(ref)
-            self._send(200, {"ref": ref, "url": f"http://localhost/datasets/{ref}", "status": "ok"})
+            if reply:
+                self._send(200, {"ref": ref, "url": f"http://localhost/datasets/{ref}", "status": "ok"})
 
         def _CreateDatasetVersion(self, req):
             ref = f"{req['ownerSlug']}/{req['datasetSlug']}"

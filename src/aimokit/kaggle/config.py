@@ -30,6 +30,10 @@ class PushOptions:
     upload_timeout_s: float = setting(4 * 3600.0, help="One dataset's uploads, at most (a wheelhouse is gigabytes).")
     ready_timeout_s: float = setting(1800.0, help="How long to wait for Kaggle to process a dataset version.")
     poll_s: float = setting(10.0, help="Seconds between readiness and status polls.")
+    landed_grace_s: float = setting(120.0, help="Before a timed-out push is sent again, how long to wait for the "
+                                               "abandoned request to finish (it may still land: a second kernel "
+                                               "push is a second GPU run) and for a new dataset to stop answering "
+                                               "404 (a second create says 'title already in use').")
     public: bool = setting(False, help="Create datasets public (kernels follow their own is_private).")
 
     def __post_init__(self) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from ..errors import AimokitError
-from ..io import atomic_write, run_with_timeout
+from ..io import Abandoned, atomic_write, run_with_timeout
 from .build import content_hash
 from .config import PushOptions
 
@@ -110,12 +110,13 @@ def retriable(exc: BaseException) -> bool:
 
 def call(fn: Callable[[], T], what: str, opts: PushOptions, timeout_s: float | None = None,
          sleep: Callable[[float], None] = time.sleep, attempts: int | None = None,
-         landed: Callable[[], T | None] | None = None) -> T:
+         landed: Callable[[bool], T | None] | None = None) -> T:
     """fn with bounded retries and exponential backoff; the last error propagates.
 
     `attempts=1` for calls that must not be repeated blindly (a submission: a repeat costs a daily slot).
-    `landed`, asked before each retry, returns the result of an earlier attempt that reached Kaggle after
-    all (a timed-out request is abandoned, not cancelled, and may still finish): then nothing is resent.
+    `landed(unknown)`, asked before each retry, returns the result of an earlier attempt that reached Kaggle
+    after all (a timed-out request is abandoned, not cancelled, and may still finish): then nothing is resent.
+    `unknown` is True when no answer came, so the attempt may have landed and not be visible yet.
     """
     delay = opts.backoff_s
     attempts = attempts or opts.attempts
@@ -129,7 +130,16 @@ def call(fn: Callable[[], T], what: str, opts: PushOptions, timeout_s: float | N
                         attempts - 1, delay)
             sleep(delay * (1 + 0.25 * random.random()))
             delay *= 2
-            if landed is not None and (done := landed()) is not None:
+            if landed is not None and isinstance(e, Abandoned):
+                # the timed-out request is still in flight and may yet land: let it finish (or give up on it)
+                # before asking whether it did, so a slow first request is never followed by a second one
+                e.thread.join(opts.landed_grace_s)
+                if e.thread.is_alive():
+                    log.warning("%s: the abandoned request is still running after %.0f s; sending again",
+                                what, opts.landed_grace_s)
+            # an answer that never came (a timeout, a dropped connection) leaves the outcome unknown
+            unknown = isinstance(e, Abandoned) or _status_code(e) is None
+            if landed is not None and (done := landed(unknown)) is not None:
                 log.warning("%s: the earlier attempt reached Kaggle after all; not sending it again", what)
                 return done
     raise AssertionError("unreachable")
@@ -320,11 +330,23 @@ def push_dataset(api: Any, folder: Path, ref: str, opts: PushOptions, report: Pu
 
         def once() -> None:
             files.clear()
-            _send_dataset(api, staged, ref, before is not None, opts, files)
+            try:
+                _send_dataset(api, staged, ref, before is not None, opts, files)
+            except PushError as e:
+                # the client retries a dropped create itself, and the first one may have landed: Kaggle then
+                # calls the title taken. If the dataset shows up (through its 404 window), that create was ours.
+                if before is None and "already in use" in str(e) and landed(True):
+                    log.warning("dataset %s: an earlier create reached Kaggle after all; not creating it again", ref)
+                    return
+                raise
 
-        def landed() -> bool | None:  # an abandoned create that finished: do not make another version
-            now = dataset_version(api, ref, opts)
-            return True if now and now[1] > after else None
+        def landed(unknown: bool = False) -> bool | None:  # an abandoned create that finished: no second one
+            deadline = time.monotonic() + (opts.landed_grace_s if before is None and unknown else 0.0)
+            while True:
+                now = dataset_version(api, ref, opts)
+                if now is not None or time.monotonic() >= deadline:
+                    return True if now and now[1] > after else None
+                time.sleep(opts.poll_s)  # a dataset just created can answer 404 for a while: not "not there"
 
         call(once, f"push of dataset {ref}", opts, timeout_s=opts.upload_timeout_s, landed=landed)
         report.pushed.append(ref)
@@ -374,7 +396,7 @@ def push_kernel(api: Any, folder: Path, opts: PushOptions) -> tuple[str, int | N
     ref = meta["id"]
     before = kernel_version(api, ref, opts) or 0
 
-    def landed() -> tuple[Any, int] | None:
+    def landed(unknown: bool = False) -> tuple[Any, int] | None:
         now = kernel_version(api, ref, opts) or 0
         return (None, now) if now > before else None
 
