@@ -20,6 +20,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from .errors import AimokitError
+
 T = TypeVar("T")
 
 
@@ -60,7 +62,7 @@ def append_line(path: Path, line: str) -> None:
         os.fsync(f.fileno())
 
 
-class Abandoned(TimeoutError):
+class Abandoned(AimokitError, TimeoutError):
     """fn did not return in time; it still runs in `thread` (a request in flight may still take effect)."""
 
     def __init__(self, message: str, thread: threading.Thread):
