@@ -28,6 +28,7 @@ from .engine import Engine, GenRequest, GenResult
 from .errors import AimokitError
 from .problems import Problem
 from .protocols import get_protocol
+from .protocols.base import answer_at, joined
 from .sandbox import ExecResult, probe_layers, run_code
 from .sessions import SessionPool
 
@@ -388,10 +389,10 @@ class _Run:
 
     def _read_answer(self, smp: Sample, deadline: float | None) -> None:
         """The sample's answer, read where the protocol's answer region is, and where it was found."""
-        protocol, prompt = self.s.protocol, self.prompts[smp.problem]
-        ex = extract_answer(protocol.answer_text(smp.text, prompt), smp.code_outputs, self.s.comp, deadline)
+        region = self.s.protocol.region(smp.text, self.prompts[smp.problem])  # read once: the text is untrusted
+        ex = extract_answer(joined(region), smp.code_outputs, self.s.comp, deadline)
         smp.answer, smp.boxed = ex.answer, ex.boxed
-        smp.answer_at = protocol.answer_at(smp.text, prompt) if ex.boxed else ("printed" if ex.answer is not None else "")
+        smp.answer_at = answer_at(region) if ex.boxed else ("printed" if ex.answer is not None else "")
 
 
 class Solver:

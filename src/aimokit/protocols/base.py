@@ -99,18 +99,31 @@ class ToolProtocol:
     def reads(self, name: str) -> bool:
         return self.anywhere or name in self.answer_segments
 
+    def region(self, text: str, prompt: str) -> list[Segment]:
+        """The segments of a sample's text its answer is read from (see the module docstring)."""
+        return [(name, body) for name, body in self.segments(text, prompt) if self.reads(name)]
+
     def answer_text(self, text: str, prompt: str) -> str:
-        """The part of a sample's text its answer is read from (see the module docstring)."""
-        return "\n".join(body for name, body in self.segments(text, prompt) if self.reads(name))
+        """The part of a sample's text its answer is read from, as one text."""
+        return joined(self.region(text, prompt))
 
     def answer_at(self, text: str, prompt: str) -> str:
         """The name of the segment the answer's \\boxed{} was read from; "" when the region boxes nothing."""
-        from ..answers import last_boxed
+        return answer_at(self.region(text, prompt))
 
-        for name, body in reversed(self.segments(text, prompt)):
-            if self.reads(name) and last_boxed(body) is not None:
-                return name
-        return ""
+
+def joined(region: list[Segment]) -> str:
+    return "\n".join(body for _, body in region)
+
+
+def answer_at(region: list[Segment]) -> str:
+    """The name of the region's segment the answer's \\boxed{} was read from; "" when it boxes nothing."""
+    from ..answers import last_boxed
+
+    for name, body in reversed(region):
+        if last_boxed(body) is not None:
+            return name
+    return ""
 
 
 def _complete(protocol: ToolProtocol, prompt: str, text: str) -> bool:
