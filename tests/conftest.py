@@ -7,6 +7,21 @@ from layout import COMPETITION_MODULES, lay_out_competition
 from aimokit.config import KernelConfig
 
 
+@pytest.fixture(scope="session", autouse=True)
+def wheel_cache_dir(tmp_path_factory):
+    """Builds under test keep downloaded wheels in a folder of the run's own, never the user's ~/.cache."""
+    import os
+
+    path = tmp_path_factory.mktemp("wheel-cache")
+    old = os.environ.get("AIMOKIT_WHEEL_CACHE")
+    os.environ["AIMOKIT_WHEEL_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("AIMOKIT_WHEEL_CACHE", None)
+    else:
+        os.environ["AIMOKIT_WHEEL_CACHE"] = old
+
+
 @pytest.fixture
 def scripted():
     return ScriptedEngine

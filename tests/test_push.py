@@ -491,3 +491,59 @@ def test_a_dataset_create_in_its_404_window_is_not_created_again(kaggle, tmp_pat
     assert proc.returncode == 0, proc.stderr
     # the client re-sent the dropped create itself and Kaggle called the title taken: that is our own dataset
     assert len(kaggle.datasets["alice/aimokit-source"]) == 1 and "reached Kaggle after all" in proc.stderr
+
+
+def _with_image(tmp_path, env) -> Path:
+    """The ship config's wheelhouse resolved over an image list that its closure touches: what the fake-server
+    tests missed while their image list was empty."""
+    from wheels import zip_wheel
+
+    idx = tmp_path / "idx"
+    zip_wheel(idx, "tinyapp", "1.0", ("imgpkg>=1",))
+    zip_wheel(idx, "imgpkg", "1.0")
+    image = tmp_path / "image.txt"
+    image.write_text("imgpkg==1.0\nnumpy==2.0.0\n")
+    ship = tmp_path / "ship.toml"
+    _write_ship(tmp_path, merge_dotted(tomllib.loads(ship.read_text()), {
+        "wheels.requirements": ["tinyapp==1.0"], "wheels.find_links": [str(idx)], "wheels.image": str(image)}))
+    return image
+
+
+def test_two_builds_over_an_image_list_hash_the_same_and_a_push_after_a_rebuild_sends_nothing(
+        kaggle, tmp_path, adapter, wheelhouse):
+    from aimokit.kaggle.build import content_hash
+
+    env = _setup(tmp_path, adapter, wheelhouse)
+    _with_image(tmp_path, env)
+    hashes = []
+    for _ in range(2):
+        proc = _cli(tmp_path, env, "build")
+        assert proc.returncode == 0, proc.stderr
+        built = tmp_path / "build" / "datasets"
+        hashes.append({d.name: content_hash(d) for d in built.iterdir()})
+    report = (tmp_path / "build" / "datasets" / "wheels" / "resolve-report.json").read_text()
+    assert "image-stub:imgpkg" in report and str(tmp_path / "tmp") not in report  # the image took part
+    assert hashes[0] == hashes[1]
+    assert {p.stat().st_mtime for p in (tmp_path / "build" / "datasets").rglob("*")} == {315532800}
+
+    proc = _cli(tmp_path, env, "push")
+    assert proc.returncode == 0, proc.stderr
+    before = list(kaggle.calls)
+    proc = _cli(tmp_path, env, "push")  # builds again, then finds nothing to send
+    assert proc.returncode == 0, proc.stderr
+    assert kaggle.calls == before, "a push after a rebuild with no change must send nothing"
+
+
+def test_an_interrupted_push_resumes_its_uploads_on_the_rerun_after_a_rebuild(kaggle, tmp_path, adapter, wheelhouse):
+    """The client's resume record compares each file's mtime: a rebuild must not make a sent file look new."""
+    kaggle.faults = {"CreateDataset": [500]}  # every file of the source is up, then its create fails
+    env = _setup(tmp_path, adapter, wheelhouse, attempts=1)
+    proc = _cli(tmp_path, env, "push", "--no-wheels")
+    assert proc.returncode != 0
+    sent = dict(kaggle.bytes_in)
+    assert sent.get("submission.toml")
+    proc = _cli(tmp_path, env, "push", "--no-wheels")  # the rerun builds the folders again
+    assert proc.returncode == 0, proc.stderr
+    files = kaggle.datasets["alice/aimokit-source"][0]["files"]
+    for name in ("submission.toml", "src.zip"):
+        assert kaggle.bytes_in[name] == sent[name] == len(files[name]), name  # sent once, resumed after

@@ -1,39 +1,17 @@
 """The wheelhouse resolver against a local index of tiny wheels (nothing is downloaded)."""
 
-import base64
-import hashlib
 import json
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
+
+from wheels import zip_wheel as tiny_wheel
 
 from aimokit.kaggle.config import WheelsConfig
 from aimokit.kaggle.wheelhouse import WheelhouseError, build_wheelhouse, pins_from_report, read_image_list
 
 HOST = f"{sys.version_info.major}.{sys.version_info.minor}"
-
-
-def tiny_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
-    """A real, installable wheel: one module, and its dependencies as Requires-Dist."""
-    folder.mkdir(parents=True, exist_ok=True)
-    info = f"{name}-{version}.dist-info"
-    files = {f"{name}/__init__.py": f"VERSION = {version!r}\n",
-             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-                                 + "".join(f"Requires-Dist: {r}\n" for r in requires),
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-
-    def digest(c):
-        return base64.urlsafe_b64encode(hashlib.sha256(c.encode()).digest()).rstrip(b"=").decode()
-
-    path = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as z:
-        for p, c in files.items():
-            z.writestr(p, c)
-        z.writestr(f"{info}/RECORD", "".join(f"{p},sha256={digest(c)},{len(c)}\n" for p, c in files.items())
-                   + f"{info}/RECORD,,\n")
-    return path
 
 
 @pytest.fixture
@@ -59,6 +37,49 @@ def test_a_dependency_chain_is_closed_and_installs_with_no_index(index, tmp_path
         "appa-1.0-py3-none-any.whl", "bepp-1.2-py3-none-any.whl", "cinn-2.0-py3-none-any.whl"]
     assert "installed with --no-index into an empty folder" in m["verified"]
     assert json.loads((tmp_path / "wh" / "wheelhouse.json").read_text()) == m
+
+
+def test_a_rebuild_copies_wheels_from_the_cache_keyed_by_name_and_hash_with_fixed_mtimes(index, tmp_path,
+                                                                                       monkeypatch, caplog):
+    """The second build downloads nothing, ships the same bytes at the same mtimes; a damaged cache entry is
+    noticed by its hash and fetched again."""
+    from aimokit.kaggle import wheel_cache, wheelhouse
+
+    cache = tmp_path / "cache"
+    cfg = _cfg(index, cache_dir=str(cache))
+    build_wheelhouse(cfg, {}, tmp_path / "a")
+    entry = next(cache.glob("appa/*/appa-1.0-py3-none-any.whl"))
+    assert entry.parent.name == wheel_cache.sha256_of(entry)  # keyed by name, then sha256
+
+    def no_download(*a, **k):
+        raise AssertionError("a cached wheel was downloaded again")
+
+    monkeypatch.setattr(wheelhouse, "download", no_download)
+    build_wheelhouse(cfg, {}, tmp_path / "b")
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for name in files:
+        a, b = tmp_path / "a" / name, tmp_path / "b" / name
+        assert a.read_bytes() == b.read_bytes(), name
+        assert a.stat().st_mtime == b.stat().st_mtime == wheel_cache.FIXED_MTIME, name
+
+    monkeypatch.undo()
+    entry.write_bytes(b"damaged")
+    build_wheelhouse(cfg, {}, tmp_path / "c")
+    assert (tmp_path / "c" / entry.name).read_bytes() == (tmp_path / "a" / entry.name).read_bytes()
+    assert "does not match its sha256" in caplog.text
+
+
+def test_a_download_that_differs_from_what_the_resolver_reported_is_refused(index, tmp_path, monkeypatch):
+    from aimokit.kaggle import wheelhouse
+
+    def other_file(pins, dest, cfg):
+        dest.mkdir(parents=True, exist_ok=True)
+        return [tiny_wheel(dest, p.name, p.version, ("zzz",)) for p in pins]  # same names, other bytes
+
+    monkeypatch.setattr(wheelhouse, "download", other_file)
+    with pytest.raises(WheelhouseError, match="the index changed during the build"):
+        build_wheelhouse(_cfg(index, cache_dir=str(tmp_path / "cache")), {}, tmp_path / "wh")
 
 
 def test_a_package_the_image_has_is_left_out(index, tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from .config import ShipConfig
 from .bundle import copy_tree, is_secret, secret_shape
 from .metadata import DatasetSpec, KernelSpec
 from .inputs import InputError, by_source, check_inputs, mounts, required_paths
+from .wheel_cache import FIXED_MTIME
 from .wheelhouse import WheelhouseError, build_wheelhouse, read_image_list
 from .notebook import ADAPTERS_MARKER, SOURCE_MARKER, WHEELS_MARKER, make_notebook, write_notebook
 
@@ -212,6 +214,13 @@ def check_sizes(folder: Path, limit: int) -> None:
             )
 
 
+def stamp(folder: Path) -> None:
+    """Every file and folder of a built dataset at one fixed mtime: the client's upload-resume record compares
+    mtimes, so a rebuild of the same content must look the same to it, or a rerun re-sends gigabytes."""
+    for p in [*folder.rglob("*"), folder]:
+        os.utime(p, (FIXED_MTIME, FIXED_MTIME), follow_symlinks=False)
+
+
 def content_hash(folder: Path) -> str:
     """A digest of a dataset's files (metadata excluded): unchanged content is not pushed again."""
     h = hashlib.sha256()
@@ -237,7 +246,9 @@ def build_all(root: Path, cfg: ShipConfig, out: Path, wheels: bool = True) -> di
     refs = [cfg.ref(slugs[name]) for name in built["datasets"]]
     for d in built["datasets"].values():
         check_sizes(d, cfg.max_file_bytes)
-    built["kernels"] = build_kernels(root, cfg, out, refs)
+    built["kernels"] = build_kernels(root, cfg, out, refs)  # last writer of the source's kernel configs
+    for d in [*built["datasets"].values(), *built["kernels"]]:
+        stamp(d)
     return built
 
 

@@ -56,6 +56,9 @@ class WheelsConfig:
              "not read manylinux2014 (some wheels, cuda-tile's, carry only that) into manylinux_2_17.")
     find_links: list[str] = setting(default_factory=list, help="Extra folders of wheels for pip (--find-links).")
     no_index: bool = setting(False, help="Resolve from find_links only, not the package index.")
+    cache_dir: str = setting("", help="Where downloaded wheels are kept, keyed by name and sha256, so a rebuild "
+                                      "copies them instead of downloading again. Empty: $AIMOKIT_WHEEL_CACHE, else "
+                                      "$XDG_CACHE_HOME/aimokit/wheels, else ~/.cache/aimokit/wheels.")
     image: str = setting("", help="The target image's packages (`pip list --format=freeze`, as `build.py "
                                   "probe-image` records it): what the image has at a compatible version is not "
                                   "shipped. Empty: no image list, the whole closure ships.")

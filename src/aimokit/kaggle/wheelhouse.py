@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from ..errors import AimokitError
+from . import wheel_cache
 from .config import WheelsConfig
 
 IMAGE_TAG = "image"  # the local version label the stubs carry
@@ -104,9 +106,16 @@ def image_stubs(image: dict[str, str], replace: list[str], folder: Path,
 
 @dataclass(frozen=True)
 class Pin:
+    """One wheel to ship, as pip's resolver reported it: its sha256 keys the wheel cache (wheel_cache)."""
+
     name: str
     version: str
     url: str = ""
+    sha256: str = ""
+
+    @property
+    def filename(self) -> str:
+        return unquote(self.url.rsplit("/", 1)[-1]) if self.url else ""
 
 
 def _target_args(cfg: WheelsConfig) -> list[str]:
@@ -231,7 +240,11 @@ def pins_from_report(report: dict) -> list[Pin]:
         meta = item["metadata"]
         if meta["version"].endswith("+" + IMAGE_TAG):
             continue
-        pins.append(Pin(canonical(meta["name"]), meta["version"], item.get("download_info", {}).get("url", "")))
+        info = item.get("download_info", {})
+        archive = info.get("archive_info", {})
+        digest = archive.get("hashes", {}).get("sha256") or archive.get("hash", "").removeprefix("sha256=")
+        pins.append(Pin(canonical(meta["name"]), meta["version"], info.get("url", ""),
+                        digest if re.fullmatch(r"[0-9a-f]{64}", digest or "") else ""))
     return sorted(pins, key=lambda p: p.name)
 
 
@@ -286,7 +299,7 @@ def build_wheelhouse(cfg: WheelsConfig, image: dict[str, str], dest: Path, image
         work = Path(tmp)
         pins = resolve(cfg.requirements, image, cfg, work, stand_in)
         report = trim_report(json.loads((work / "resolve-report.json").read_text()), work)
-        wheels = download(pins, dest, cfg)
+        wheels, _ = wheel_cache.fetch(pins, dest, cfg, download)  # from the cache where it has them
         how = verify(cfg.requirements, dest, image, cfg, work, stand_in)
     manifest = {
         "requirements": cfg.requirements,
@@ -301,4 +314,6 @@ def build_wheelhouse(cfg: WheelsConfig, image: dict[str, str], dest: Path, image
     }
     (dest / "wheelhouse.json").write_text(json.dumps(manifest, indent=2) + "\n")
     (dest / "resolve-report.json").write_text(json.dumps(report, indent=1) + "\n")  # why each wheel ships
+    for f in ("wheelhouse.json", "resolve-report.json"):
+        os.utime(dest / f, (wheel_cache.FIXED_MTIME, wheel_cache.FIXED_MTIME))
     return manifest
