@@ -247,11 +247,14 @@ def cmd_output(args: argparse.Namespace) -> int:
     cfg = ShipConfig.load(args.ship)
     ref = _status_ref(cfg, args)
     path = Path(args.path or ROOT / "runs" / "kaggle" / ref.split("/")[1])
-    files = kernel_output(authenticated_api(), ref, path, cfg.push)
+    api = authenticated_api()
+    files = kernel_output(api, ref, path, cfg.push)
     if args.probe:
         from aimokit.kaggle.probe import save_probe_output
+        from aimokit.kaggle.push import kernel_settings
 
-        _, summary = save_probe_output(path, Path(args.into), _kernel_entry(cfg, args.kernel))
+        image = str(kernel_settings(api, ref, cfg.push).get("docker_image") or "")  # what Kaggle ran it on
+        _, summary = save_probe_output(path, Path(args.into), _kernel_entry(cfg, args.kernel), image)
         print(summary)
         return 0
     print("\n".join(files) if files else f"{ref} has no output yet")

@@ -9,6 +9,7 @@ nothing but the standard library, and runs anywhere as a plain script too.
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -21,8 +22,9 @@ def run(cmd):
         return f"unavailable: {e}"
 
 
-def layout(root, depth=3):
-    """The folder tree under /kaggle/input to `depth` levels, files counted, not listed."""
+def layout(root, depth=7, limit=5000):
+    """The folder tree under /kaggle/input to `depth` levels (a model's version folder is 6 deep), files
+    counted, not listed: what `build.py preflight` resolves the kernel's inputs against."""
     out = {}
     if not os.path.isdir(root):
         return out
@@ -32,6 +34,8 @@ def layout(root, depth=3):
         if level >= depth:
             dirs[:] = []
         out[os.path.relpath(d, root)] = len(files)
+        if len(out) >= limit:
+            break
     return out
 
 
@@ -54,6 +58,8 @@ def main():
         "executable": sys.executable,
         "cuda": cuda,
         "nvidia_smi": run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"]),
+        # the newest CUDA the driver runs, as nvidia-smi's banner says it ("CUDA Version: 13.0")
+        "driver_cuda": (re.findall(r"CUDA Version:\s*([\d.]+)", run(["nvidia-smi"])) or [""])[0],
         "disk_free_gb": round(usage.free / 1e9, 1),
         "cwd": work,
         "kaggle_input": layout(os.environ.get("AIMOKIT_INPUT", "/kaggle/input")),

@@ -162,7 +162,7 @@ def test_a_harmony_recipe_ships_gpt_oss_vocabulary_and_its_notebook_checks_it(tm
     from aimokit import vocab
     from aimokit.kaggle import build as build_mod
 
-    monkeypatch.setattr(build_mod, "build_wheelhouse", lambda *a, **k: {})  # the wheels themselves: elsewhere
+    monkeypatch.setattr(build_mod, "build_wheelhouse", lambda *a, **k: {"shipped": []})  # the wheels themselves: elsewhere
     gpt_oss = ShipConfig.load(ROOT / "configs" / "ship-gpt-oss.toml", {"user": "alice"})
     d = build_mod.build_wheels(ROOT, gpt_oss, tmp_path / "build")
     assert hashlib.sha256((d / vocab.FILE).read_bytes()).hexdigest() == vocab.SHA256
@@ -177,7 +177,7 @@ def test_the_wheelhouse_is_built_for_the_measured_image_not_an_assumed_one(tmp_p
 
     from aimokit.kaggle import build as build_mod
 
-    monkeypatch.setattr(build_mod, "build_wheelhouse", lambda *a, **k: {})
+    monkeypatch.setattr(build_mod, "build_wheelhouse", lambda *a, **k: {"shipped": []})
     cfg = _cfg(tmp_path)  # datasets/wheels/image-lent-h100.txt: measured on the lent GPU machine, not on Kaggle
     with caplog.at_level(logging.WARNING):
         build_mod.build_wheels(ROOT, cfg, tmp_path / "b")

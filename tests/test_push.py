@@ -416,7 +416,16 @@ def test_probe_image_pushes_a_probe_kernel_and_output_records_its_image_list(kag
     assert out.returncode == 0, out.stderr
     assert "2 packages on Python 3.12.3" in out.stdout
     assert (into / "image-nvidiah100.txt").read_text().endswith("numpy==2.5.2\n")
-    assert json.loads((into / "image-nvidiah100.probe.json").read_text())["python"] == "3.12.3"
+    recorded = json.loads((into / "image-nvidiah100.probe.json").read_text())
+    assert recorded["python"] == "3.12.3" and recorded["docker_image"] == kaggle.ran_on  # as Kaggle reports it
+
+    # the submission kernel is pinned to the image the probe ran on, whenever it is created
+    ship = tmp_path / "ship.toml"
+    _write_ship(tmp_path, merge_dotted(tomllib.loads(ship.read_text()), {
+        "wheels.image": str(into / "image-nvidiah100.txt"), "wheels.requirements": []}))
+    proc = _cli(tmp_path, env, "push", "--no-wheels")
+    assert proc.returncode == 0, proc.stderr
+    assert kaggle.kernels["alice/aimokit-submission"][-1]["dockerImage"] == kaggle.ran_on
 
     kaggle.outputs = {"image.txt": b"<html>error</html>", "image-probe.json": b"{}"}
     out = _cli(tmp_path, env, "output", "--probe", "--path", str(tmp_path / "probe-out2"), "--into", str(into))

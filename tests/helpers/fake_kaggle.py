@@ -36,6 +36,7 @@ class FakeKaggle:
     hidden_after_create: int = 0  # status calls answering 404 right after a create or version, as Kaggle's can
     stale_versions: int = 0  # GetDataset calls still reporting the previous version number after a version
     applied_shape: str = ""  # the machine shape GetKernel reports ("" : the one pushed)
+    ran_on: str = "gcr.io/kaggle-gpu-images/python@sha256:" + "5e" * 32  # the image GetKernel reports a run used
     licenses: tuple = ("CC0-1.0", "apache-2.0", "CC-BY-4.0", "other")  # a few the client documents
     dead_sessions: set = field(default_factory=set)  # upload tokens whose session failed: resume answers 404
     kernel_reply: dict = field(default_factory=dict)  # extra fields of SaveKernel's answer (invalid*Sources...)
@@ -259,6 +260,7 @@ def _handler(state: FakeKaggle):
                     "datasetDataSources": last.get("datasetDataSources", []),
                     "competitionDataSources": last.get("competitionDataSources", []),
                     "machineShape": state.applied_shape or last.get("machineShape"),
+                    "dockerImage": last.get("dockerImage") or state.ran_on,
                     "currentVersionNumber": len(state.kernels[ref])}
             blob = {"source": last.get("text", ""), "language": "python", "kernelType": last.get("kernelType"),
                     "slug": ref.split("/")[1]}

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import vocab
+from . import image_facts
 from ..adapters import validate_adapter
 from ..config import KernelConfig, read_toml, to_toml
 from ..errors import AimokitError
 from ..io import fresh_dir
-from .config import ShipConfig
+from .config import KernelEntry, ShipConfig
 from .bundle import copy_tree, is_secret, secret_shape
 from .metadata import DatasetSpec, KernelSpec
 from .inputs import InputError, by_source, check_inputs, mounts, required_paths
@@ -128,41 +129,48 @@ def build_adapters(root: Path, cfg: ShipConfig, out: Path) -> Path | None:
     return d
 
 
-def check_image_facts(root: Path, cfg: ShipConfig) -> None:
-    """The wheelhouse is resolved for the image the probe measured, not an assumed one: a Python that differs
-    from the probe's is an error; an image list no Kaggle probe recorded is said aloud."""
+def check_image_facts(root: Path, cfg: ShipConfig) -> dict | None:
+    """The wheelhouse is resolved for the image the probe measured, not an assumed one: a Python or platform
+    that differs from the probe's is an error; an image list no Kaggle probe recorded is said aloud.
+    Returns the probe's facts (None when the image was not probed)."""
     w = cfg.wheels
     if not w.image:
-        return
-    facts_path = (root / w.image).with_suffix(".probe.json")
-    if not facts_path.is_file():
+        return None
+    try:
+        facts_path, facts = image_facts.probe_facts(root, w.image)
+    except ValueError as e:
+        raise BuildError(f"wheels: {e}") from None
+    if facts is None:
         log.warning("wheels: %s has no %s beside it: the image was not measured (run `build.py probe-image`)",
                     w.image, facts_path.name)
-        return
-    facts = json.loads(facts_path.read_text())
-    probed = ".".join(str(facts.get("python", "")).split(".")[:2])
-    if probed and probed != w.python_version:
-        raise BuildError(f"wheels: [wheels] python_version = {w.python_version!r} but the probed image runs Python "
-                         f"{facts['python']} ({facts_path.name}): set python_version = {probed!r}, or probe the image "
-                         "the kernel runs on")
+        return None
+    for check in (image_facts.check_python(w.python_version, facts), image_facts.check_platform(w.platforms, facts)):
+        if check[0] == "fail":
+            raise BuildError(f"wheels: {check[1]} ({facts_path.name})")
     if not facts.get("kaggle"):
         log.warning("wheels: the image list %s was recorded off Kaggle (%s), not by a Kaggle probe: the kernel's "
                     "image may differ; run `build.py probe-image` on the kernel's machine shape and name its list",
                     w.image, facts.get("nvidia_smi") or facts.get("executable", "an unknown machine"))
+    return facts
 
 
 def build_wheels(root: Path, cfg: ShipConfig, out: Path) -> Path:
     """The requirements' full closure for the image, less what the image has (see wheelhouse)."""
     w = cfg.wheels
     d, _ = _dataset_dir(root, out, "wheels", cfg.ref(w.slug), w.title, cfg.license)
-    check_image_facts(root, cfg)
+    facts = check_image_facts(root, cfg)
     try:
         image = read_image_list(root / w.image) if w.image else {}
         image_path = (root / w.image).resolve()
         shown = str(image_path.relative_to(root.resolve())) if image_path.is_relative_to(root.resolve()) else image_path.name
-        build_wheelhouse(w, image, d, shown if w.image else "")  # no local path of the builder's in the dataset
+        manifest = build_wheelhouse(w, image, d, shown if w.image else "")  # no local path of the builder's in it
     except WheelhouseError as e:
         raise BuildError(f"wheels dataset: {e}") from None
+    status, why = image_facts.check_cuda(manifest["shipped"], facts)
+    if status == "fail":
+        raise BuildError(f"wheels dataset: {why}")
+    if status == "warn":
+        log.warning("wheels: %s", why)
     if any(cfg.kernel_config(k, root).solver.protocol == "harmony" for k in cfg.kernels):
         try:  # gpt-oss's vocabulary, for openai-harmony offline (the notebook checks its hash and points at it)
             vocab.ship(d)
@@ -170,6 +178,22 @@ def build_wheels(root: Path, cfg: ShipConfig, out: Path) -> Path:
             raise BuildError(f"wheels dataset: {e}") from None
     (d / WHEELS_MARKER).write_text("\n".join(w.requirements) + "\n")
     return d
+
+
+def kernel_image(root: Path, cfg: ShipConfig, k: KernelEntry) -> str:
+    """The Docker image a kernel is pinned to: its own `docker_image`, else the one Kaggle ran the probe on,
+    so the kernel runs on the image the wheelhouse was resolved against, however much later it is created."""
+    if k.docker_image:
+        return k.docker_image
+    if not cfg.wheels.image:
+        return ""
+    try:
+        image = image_facts.probed_docker_image(image_facts.probe_facts(root, cfg.wheels.image)[1])
+    except ValueError:
+        return ""  # check_image_facts has said why
+    if image:
+        log.info("kernel %s: pinned to the probed image %s", k.name, image)
+    return image
 
 
 def build_kernels(root: Path, cfg: ShipConfig, out: Path, datasets: list[str]) -> list[Path]:
@@ -183,7 +207,7 @@ def build_kernels(root: Path, cfg: ShipConfig, out: Path, datasets: list[str]) -
             id=cfg.ref(k.slug), title=k.title, code_file=code_file, is_private=k.is_private,
             dataset_sources=sources, competition_sources=[k.competition] if k.competition else [],
             model_sources=k.model_sources, machine_shape=k.machine_shape,
-            docker_image_pinning_type=k.docker_image_pinning_type,
+            docker_image_pinning_type=k.docker_image_pinning_type, docker_image=kernel_image(root, cfg, k),
         )
         meta = spec.metadata()
         shipped_path = out / "datasets" / "source" / f"{k.name}.toml"

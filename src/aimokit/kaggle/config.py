@@ -100,6 +100,10 @@ class KernelEntry:
         default_factory=list, help="Kaggle Models ('<owner>/<model>/<framework>/<variation>/<version>', mounted at "
                                    "/kaggle/input/<model>/...).")
     is_private: bool = setting(True, help="Keep the kernel private.")
+    docker_image: str = setting("", help="The Docker image the kernel runs on, as Kaggle names it "
+                                        "(gcr.io/kaggle-gpu-images/python@sha256:...). Empty: the image Kaggle ran "
+                                        "the probe on, when `build.py output --probe` recorded one beside the "
+                                        "[wheels] image list; else none (docker_image_pinning_type decides).")
     docker_image_pinning_type: str = setting(
         "original", help="'original' keeps the Docker image of the kernel's first run, so a Kaggle image update "
                          "cannot break the offline install of a wheelhouse built against the probed image; "

@@ -112,6 +112,7 @@ class KernelSpec:
     kernel_sources: list[str] = field(default_factory=list)
     machine_shape: str = ""  # the accelerator; empty lets Kaggle choose (it may pick a P100)
     docker_image_pinning_type: str = ""  # "original": the image of the kernel's first run; "" or "latest"
+    docker_image: str = ""  # a Kaggle-provided image, as Kaggle names it (gcr.io/kaggle-gpu-images/python@sha256:...)
 
     def metadata(self) -> dict[str, Any]:
         _, slug = check_ref(self.id, "kernel")
@@ -158,4 +159,11 @@ class KernelSpec:
                 raise MetadataError(f"docker_image_pinning_type {self.docker_image_pinning_type!r} must be one of "
                                     f"{', '.join(PINNING_TYPES)}")
             meta["docker_image_pinning_type"] = self.docker_image_pinning_type
+        if self.docker_image:
+            from .image_facts import IMAGE_RE
+
+            if not IMAGE_RE.fullmatch(self.docker_image):
+                raise MetadataError(f"docker_image {self.docker_image!r} is not an image name; Kaggle takes one of "
+                                    "its own, e.g. gcr.io/kaggle-gpu-images/python@sha256:<64 hex digits>")
+            meta["docker_image"] = self.docker_image
         return meta

@@ -14,7 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from ..io import fresh_dir
+from ..io import atomic_write, fresh_dir
 from .build import BuildError
 from .config import KernelEntry, ShipConfig
 from .metadata import KernelSpec
@@ -45,8 +45,11 @@ def build_probe(root: Path, cfg: ShipConfig, entry: KernelEntry, out: Path) -> P
     return d
 
 
-def save_probe_output(fetched: Path, dest: Path, entry: KernelEntry) -> tuple[list[Path], str]:
-    """Copy the probe's image list and JSON into `dest` (datasets/wheels/), checked first; returns them and a summary."""
+def save_probe_output(fetched: Path, dest: Path, entry: KernelEntry, docker_image: str = "") -> tuple[list[Path], str]:
+    """Copy the probe's image list and JSON into `dest` (datasets/wheels/), checked first; returns them and a summary.
+
+    `docker_image` is the image Kaggle reports the probe ran on (its kernel settings): recorded in the JSON as
+    `docker_image`, it is what the submission kernel is pinned to (build.kernel_image)."""
     listing, probe = fetched / "image.txt", fetched / "image-probe.json"
     if not listing.is_file() or not probe.is_file():
         raise BuildError(f"the probe's output in {fetched} lacks image.txt or image-probe.json; has the probe "
@@ -59,6 +62,9 @@ def save_probe_output(fetched: Path, dest: Path, entry: KernelEntry) -> tuple[li
     dest.mkdir(parents=True, exist_ok=True)
     saved = [dest / f"image-{shape_name(entry)}.txt", dest / f"image-{shape_name(entry)}.probe.json"]
     shutil.copy(listing, saved[0])
-    shutil.copy(probe, saved[1])
+    if docker_image:
+        facts["docker_image"] = docker_image
+    atomic_write(saved[1], json.dumps(facts, indent=2) + "\n")
     return saved, (f"{len(packages)} packages on Python {facts.get('python')} "
-                   f"({facts.get('nvidia_smi') or 'no GPU'}); point [wheels] image at {saved[0]}")
+                   f"({facts.get('nvidia_smi') or 'no GPU'}), image {docker_image or 'not reported by Kaggle'}; "
+                   f"point [wheels] image at {saved[0]}")

@@ -421,19 +421,24 @@ def push_kernel(api: Any, folder: Path, opts: PushOptions) -> tuple[str, int | N
     return str(getattr(resp, "url", "") or getattr(resp, "ref", "")), version, warnings
 
 
+def kernel_settings(api: Any, ref: str, opts: PushOptions) -> dict[str, Any]:
+    """A kernel's settings as Kaggle holds them (kernels_pull's kernel-metadata.json): machine shape, internet,
+    and the Docker image its last run used."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        call(lambda: api.kernels_pull(ref, tmp, metadata=True, quiet=True), f"settings of {ref}", opts)
+        return json.loads((Path(tmp) / "kernel-metadata.json").read_text())
+
+
 def check_kernel_settings(api: Any, folder: Path, opts: PushOptions) -> list[str]:
     """Read the pushed kernel's settings back from Kaggle (kernels_pull) and name what differs from the request.
 
     Kaggle can run a kernel on another accelerator than asked (a shape not offered to the account), or
     with internet on; either breaks a submission. Returns warnings, also logged.
     """
-    import tempfile
-
     asked = json.loads((folder / "kernel-metadata.json").read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        call(lambda: api.kernels_pull(asked["id"], tmp, metadata=True, quiet=True), f"settings of {asked['id']}",
-             opts)
-        got = json.loads((Path(tmp) / "kernel-metadata.json").read_text())
+    got = kernel_settings(api, asked["id"], opts)
     warnings = []
     if bool(got.get("enable_internet")) != bool(asked.get("enable_internet")):
         warnings.append(f"kernel {asked['id']}: Kaggle has internet {'on' if got.get('enable_internet') else 'off'}, "
