@@ -4,6 +4,7 @@
     python build.py build [--ship TOML] [--out DIR] [--no-wheels]
     python build.py push [--ship TOML] [--out DIR] [--no-wheels] [--dry-run] [--message NOTE]
     python build.py push ... [--submit] [--force-kernels]   then: submit [-m MSG] [--version N], submissions
+    python build.py preflight [--ship TOML] [--no-wheels] [--competition-data DIR] [--engine-summary FILE] [--model-dir DIR]
     python build.py probe-image [--ship TOML] [--kernel NAME] [--dry-run]
     python build.py status [--ship TOML] [--kernel NAME] [--probe]
     python build.py output [--ship TOML] [--kernel NAME] [--path DIR] [--probe [--into DIR]]
@@ -112,13 +113,44 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ship_overrides(args: argparse.Namespace) -> dict:
+    """--set section.key=value, and the preflight flags, as overrides of the ship config."""
+    overrides = _parse_sets(getattr(args, "set", []) or [])
+    for flag in ("competition_data", "engine_summary", "model_dir"):
+        if getattr(args, flag, None):
+            overrides[f"preflight.{flag}"] = str(Path(getattr(args, flag)).resolve())
+    return overrides
+
+
+def _preflight(cfg, built) -> bool:
+    """Print the preflight table; False when a row failed (nothing may be sent then)."""
+    from aimokit.kaggle.preflight import failed, preflight, table
+
+    checks = preflight(ROOT, cfg, built)
+    print(table(checks))
+    bad = failed(checks)
+    if bad:
+        print(f"preflight: {len(bad)} check(s) failed ({', '.join(c.what for c in bad)}); nothing was sent",
+              file=sys.stderr)
+    return not bad
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from aimokit.kaggle.build import build_all
+    from aimokit.kaggle.config import ShipConfig
+
+    cfg = ShipConfig.load(args.ship, _ship_overrides(args))
+    built = build_all(ROOT, cfg, Path(args.out), wheels=not args.no_wheels)
+    return 0 if _preflight(cfg, built) else 2
+
+
 def cmd_push(args: argparse.Namespace) -> int:
     from aimokit.kaggle.build import build_all
     from aimokit.kaggle.config import ShipConfig
     from aimokit.kaggle.push import authenticated_api, check_user, describe_plan, push_all
 
     out = Path(args.out)
-    cfg = ShipConfig.load(args.ship)
+    cfg = ShipConfig.load(args.ship, _ship_overrides(args))
     if args.message:
         cfg = replace(cfg, push=replace(cfg.push, version_note=args.message))
     api = None
@@ -126,6 +158,8 @@ def cmd_push(args: argparse.Namespace) -> int:
         api = authenticated_api()
         check_user(api, cfg.user)
     built = build_all(ROOT, cfg, out, wheels=not args.no_wheels)
+    if not _preflight(cfg, built):  # before any upload: a failed row would cost a GPU run to find
+        return 2
     slugs = cfg.dataset_slugs()
     refs = {name: cfg.ref(slugs[name]) for name in built["datasets"]}
     if args.dry_run:
@@ -384,6 +418,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--submit", action="store_true", help="wait for each pushed kernel to complete, then submit it")
     p.add_argument("--wait-s", type=float, default=9 * 3600, help="how long --submit waits for a run")
     p.set_defaults(func=cmd_push)
+    pf = sub.add_parser("preflight", help="build, then check everything that can be checked before a push "
+                                          "(inputs, wheels against the image, vocabulary, weights, gateway, start)")
+    pf.add_argument("--ship", default=str(ROOT / "configs" / "ship.toml"))
+    pf.add_argument("--out", default=str(ROOT / "build"))
+    pf.add_argument("--no-wheels", action="store_true", help="leave the wheelhouse out (the image has it)")
+    pf.set_defaults(func=cmd_preflight)
+    for q in (p, pf):
+        q.add_argument("--competition-data", default=None,
+                       help="the competition's data folder: run each kernel under its real kaggle_evaluation")
+        q.add_argument("--engine-summary", default=None, help="kernel_summary.json of a run on the machine shape")
+        q.add_argument("--model-dir", default=None, help="a local copy of the attached model, to check its weights")
+        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a ship config value, e.g. preflight.serve_limit_s=900")
     sb = sub.add_parser("submit", help="submit a pushed kernel version to its competition")
     sb.add_argument("--ship", default=str(ROOT / "configs" / "ship.toml"))
     sb.add_argument("--out", default=str(ROOT / "build"), help="where push-state.json records pushed versions")

@@ -556,3 +556,17 @@ def test_an_interrupted_push_resumes_its_uploads_on_the_rerun_after_a_rebuild(ka
     files = kaggle.datasets["alice/aimokit-source"][0]["files"]
     for name in ("submission.toml", "src.zip"):
         assert kaggle.bytes_in[name] == sent[name] == len(files[name]), name  # sent once, resumed after
+
+
+def test_push_runs_the_preflight_first_and_a_failed_row_sends_nothing(kaggle, tmp_path, adapter, wheelhouse):
+    env = _setup(tmp_path, adapter, wheelhouse)
+    summary = tmp_path / "kernel_summary.json"
+    summary.write_text(json.dumps({"engine_start_s": 1200.0}))  # past the gateway's 15-minute start limit
+    proc = _cli(tmp_path, env, "push", "--no-wheels", "--engine-summary", str(summary))
+    assert proc.returncode == 2
+    assert "engine start" in proc.stdout and "1200 s measured" in proc.stdout and "nothing was sent" in proc.stderr
+    assert not any(c in kaggle.calls for c in ("CreateDataset", "SaveKernel", "StartBlobUpload"))
+    summary.write_text(json.dumps({"engine_start_s": 130.0}))
+    proc = _cli(tmp_path, env, "push", "--no-wheels", "--engine-summary", str(summary))
+    assert proc.returncode == 0, proc.stderr
+    assert "SaveKernel" in kaggle.calls

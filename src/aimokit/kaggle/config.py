@@ -42,6 +42,25 @@ class PushOptions:
 
 
 @dataclass(frozen=True)
+class PreflightConfig:
+    """`build.py preflight` (and the first step of every push): what is checked before anything is sent."""
+
+    competition_data: str = setting("", help="A local copy of the competition's data folder (test.csv and its "
+                                             "kaggle_evaluation package): given, each kernel file is run under that "
+                                             "real package with the embedded default model, as a contract check.")
+    gateway_time_s: float = setting(600.0, help="The contract run's time limit (competition.time_limit_s for it).")
+    engine_summary: str = setting("", help="kernel_summary.json of a run on the kernel's machine shape (a GPU "
+                                           "rehearsal): its engine_start_s is held against serve_limit_s.")
+    serve_limit_s: float = setting(900.0, help="How soon serve() must answer the gateway (STARTUP_LIMIT_SECONDS).")
+    model_dir: str = setting("", help="A local copy of the attached model: its files and sizes are checked "
+                                      "against its index and config.json before a GPU run finds them wrong.")
+
+    def __post_init__(self) -> None:
+        if self.gateway_time_s <= 0 or self.serve_limit_s <= 0:
+            raise ConfigError("preflight: gateway_time_s and serve_limit_s must be positive")
+
+
+@dataclass(frozen=True)
 class WheelsConfig:
     """The offline wheelhouse: what the Kaggle image lacks, resolved by pip for the image."""
 
@@ -126,6 +145,7 @@ class ShipConfig(Job):
     max_file_bytes: int = setting(100 * 1024**3, help="Refuse any single file larger than this before uploading (a "
                                                       "setting, so it can follow Kaggle's current dataset limits).")
     push: PushOptions = setting(default_factory=PushOptions, help="How the push talks to Kaggle.")
+    preflight: PreflightConfig = setting(default_factory=PreflightConfig, help="What is checked before a push.")
 
     def __post_init__(self) -> None:
         from .metadata import MetadataError, check_license
@@ -155,6 +175,10 @@ class ShipConfig(Job):
             data["wheels"] = w
         if isinstance(data.get("adapters"), dict) and "base_model" in data["adapters"]:
             data["adapters"] = {**data["adapters"], "base_model": file_relative(data["adapters"]["base_model"], folder)}
+        if isinstance(data.get("preflight"), dict):
+            data["preflight"] = {k: file_relative(v, folder) if k in ("competition_data", "engine_summary",
+                                                                      "model_dir") and v else v
+                                 for k, v in data["preflight"].items()}
         kernels = data.get("kernels", [{}])
         if isinstance(kernels, list):
             data["kernels"] = [{**k, **{f: file_relative(k[f], folder) for f in ("file", "config") if f in k}}
