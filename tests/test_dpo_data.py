@@ -114,7 +114,7 @@ def test_reference_solutions_stand_in_where_no_sample_is_right(tmp_path):
     assert "<|channel|>analysis<|message|>worked 2<|end|>" in chosen and "<|channel|>final" in chosen
     text = get_protocol("harmony").answer_text(chosen, "")
     assert "worked" not in text and extract_answer(text, [], CompetitionConfig()).answer == 2
-    with pytest.raises(ConfigError, match="protocol = 'qwen': choose one of"):
+    with pytest.raises(ConfigError, match="protocol = 'qwen': use one of cot, fenced, harmony, hermes"):
         DPODataConfig(responses=[str(path)], protocol="qwen")
 
 

@@ -13,7 +13,8 @@ import pytest
 
 import openai_harmony as h
 from aimokit.config import CompetitionConfig, ConfigError, KernelConfig, SamplingConfig
-from aimokit.protocols import PROTOCOLS, get_protocol
+from aimokit.protocols import get_protocol
+from aimokit.registry import PROTOCOLS
 from aimokit.protocols.harmony_render import PYTHON_TOOL_DESCRIPTION, ReferenceRenderer, TextRenderer, renderer
 from layout import ROOT
 
@@ -24,7 +25,7 @@ REFERENCED = {"harmony", "hermes", "cot", "fenced"}  # each has its reference te
 
 
 def test_every_registered_protocol_has_a_reference():
-    assert set(PROTOCOLS) == REFERENCED, "a new protocol needs a reference-renderer test in this file"
+    assert set(PROTOCOLS.names()) == REFERENCED, "a new protocol needs a reference-renderer test in this file"
 
 
 # -- harmony: openai-harmony is the reference ---------------------------------------------------------
@@ -142,7 +143,7 @@ def test_each_protocol_asks_for_the_format_it_runs():
 
     engine = ScriptedEngine(lambda p, r: None)
     texts = {name: get_protocol(name).prompt(engine, "What is 6 * 7?", SamplingConfig(protocol=name), AIMO3)
-             for name in PROTOCOLS}
+             for name in PROTOCOLS.names()}
     assert "```python" in texts["fenced"] and "```output" in texts["fenced"]
     for name in ("harmony", "hermes"):
         assert "```" not in texts[name] and "python tool" in texts[name]

@@ -58,17 +58,22 @@ def test_vllm_missing_is_an_error_unless_a_fallback_is_set_and_then_it_is_record
     started = []
 
     class Stub:
+        library = "json"  # imports anywhere
+
         def __init__(self, cfg, model_dir):
             started.append(model_dir)
 
+    class NeedsVLLM(Stub):
+        library = "vllm"
+
     (tmp_path / "config.json").write_text("{}")
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
-    monkeypatch.setattr(eng, "backend_class", lambda name: {"transformers": Stub}[name])  # vllm: KeyError
+    monkeypatch.setattr(eng, "backend_class", lambda name: {"transformers": Stub, "vllm": NeedsVLLM}[name])
     import pytest
 
     from aimokit.engine import EngineError
 
-    with pytest.raises(EngineError, match="vLLM cannot be imported.*engine.fallback = 'transformers'"):
+    with pytest.raises(EngineError, match="'vllm' but vllm cannot be imported.*set engine.fallback"):
         eng.create_engine(EngineConfig(backend="vllm", model=str(tmp_path)))  # no silent fallback
     assert started == []
     with caplog.at_level("WARNING"):

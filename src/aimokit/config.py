@@ -96,6 +96,9 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint).replace("typing.", "")
 
 
+ANSWER_REGIONS = ("answer", "anywhere")  # solver.answer_region: the protocol's answer segments, or all it wrote
+
+
 @dataclass(frozen=True)
 class CompetitionConfig:
     """The rules of one competition: answer range, modulo, limit, interface."""
@@ -131,7 +134,8 @@ class CompetitionConfig:
 class EngineConfig:
     """Which model runs, on which backend, with which adapter."""
 
-    backend: str = setting("vllm", help="'vllm', or 'transformers'.")
+    backend: str = setting("vllm", help="The engine backend: a name registered in aimokit.registry.BACKENDS "
+                                        "('vllm', 'transformers').")
     fallback: str = setting("", help="The backend to fall back to when the configured one cannot be imported: "
                                      "empty for none (an error that names the fix: five hours of transformers on "
                                      "a GPU answer far fewer problems than vLLM), or 'transformers'. A fallback "
@@ -159,10 +163,16 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if self.start_timeout_s <= 0:
             raise ConfigError(f"engine.start_timeout_s = {self.start_timeout_s}: it must be > 0 (seconds)")
-        if self.backend not in ("vllm", "transformers"):
-            raise ConfigError(f"engine.backend={self.backend!r}: use 'vllm' or 'transformers'")
-        if self.fallback not in ("", "transformers"):
-            raise ConfigError(f"engine.fallback={self.fallback!r}: use '' (none) or 'transformers'")
+        from . import registry
+
+        try:
+            registry.BACKENDS.get(self.backend, "engine.backend")
+            if self.fallback:
+                registry.BACKENDS.get(self.fallback, "engine.fallback")
+        except registry.RegistryError as e:
+            raise ConfigError(str(e)) from None
+        if self.fallback == self.backend:
+            raise ConfigError(f"engine.fallback = {self.fallback!r} is the backend itself: use '' (none) or another")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError("engine.gpu_memory_utilization must be in (0, 1]")
         if self.tensor_parallel_size < 1:
@@ -268,30 +278,26 @@ class SamplingConfig:
     sync_tool_rounds: bool = setting(False, help="Tool results re-enter generation only when no sample is generating, in a fixed order, so that two runs with the same seeds batch the same way and write the same text (measured on an H100: 57% identical responses without it). Costs throughput: samples wait for the round.")
 
     def __post_init__(self) -> None:
-        from .protocols.base import PROTOCOLS
-
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"solver.protocol = {self.protocol!r}: use one of {', '.join(sorted(PROTOCOLS))}")
-        from .votes import POLICIES
-
-        from .prompts import check_template
-        from .protocols.base import REGIONS
+        from . import registry
         from .protocols.harmony_render import RENDERERS
 
-        why = check_template(self.prompt, self.protocol)
+        try:
+            protocol = registry.PROTOCOLS.get(self.protocol, "solver.protocol")
+            policy = registry.POLICIES.get(self.vote, "solver.vote")
+        except registry.RegistryError as e:
+            raise ConfigError(str(e)) from None
+        why = protocol.check_prompt(self.prompt)
         if why:
             raise ConfigError(why)
-        if self.answer_region not in REGIONS:
-            raise ConfigError(f"solver.answer_region = {self.answer_region!r}: use one of {', '.join(REGIONS)}")
+        if self.answer_region not in ANSWER_REGIONS:
+            raise ConfigError(f"solver.answer_region = {self.answer_region!r}: use one of {', '.join(ANSWER_REGIONS)}")
         if self.harmony_renderer not in RENDERERS:
             raise ConfigError(f"solver.harmony_renderer = {self.harmony_renderer!r}: use one of {', '.join(RENDERERS)}")
         if self.max_repeat_calls < 2:
             raise ConfigError("solver.max_repeat_calls must be >= 2 (a call and its first repeat may both run)")
         if self.reasoning_effort not in ("low", "medium", "high"):
             raise ConfigError(f"solver.reasoning_effort = {self.reasoning_effort!r}: use low, medium or high")
-        if self.vote not in POLICIES:
-            raise ConfigError(f"solver.vote = {self.vote!r}: use one of {', '.join(POLICIES)}")
-        if self.vote in ("entropy", "combined") and self.top_logprobs < 1:
+        if policy.needs_entropy and self.top_logprobs < 1:
             raise ConfigError(f"solver.vote = {self.vote!r} weighs answers by token entropy: set solver.top_logprobs "
                               ">= 1 (5 is what AIMO-3's winners used)")
         if self.top_logprobs < 0 or self.entropy_floor <= 0 or self.entropy_tail < 1:

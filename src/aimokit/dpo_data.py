@@ -61,11 +61,12 @@ class DPODataConfig(Job):
             raise ConfigError("val_fraction must be in [0, 1)")
         if self.prefer_shorter < 0:
             raise ConfigError("prefer_shorter must be >= 0 (0: off; 0.5: the longer is at least 1.5x as long)")
-        from .protocols.base import PROTOCOLS
+        from . import registry
 
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"protocol = {self.protocol!r}: choose one of {sorted(PROTOCOLS)} "
-                              "(the kernel config's solver.protocol)")
+        try:
+            registry.PROTOCOLS.get(self.protocol, "protocol")
+        except registry.RegistryError as e:
+            raise ConfigError(f"{e}: the kernel config's solver.protocol") from None
 
 
 def read_responses(paths: list[str]) -> pl.LazyFrame:

@@ -1,7 +1,7 @@
 """Prompt templates: what the model is asked, in the words of the protocol it speaks.
 
 Each protocol names its own template (`ToolProtocol.default_prompt`); a recipe may pick another with
-`solver.prompt`, but only one whose instructions fit its protocol (`FOR_PROTOCOLS`): asking a harmony model
+`solver.prompt`, but only one whose instructions fit its protocol (`ToolProtocol.fits_prompts`): asking a harmony model
 to write ```python fences that nothing runs is the mismatch this guards against. Every template states the
 answer's range and modulo: AIMO-3's 2nd place found stating them its biggest single gain.
 """
@@ -32,24 +32,9 @@ TEMPLATES: dict[str, str] = {
         "Reason step by step. " + _ANSWER
     ),
 }
-# The protocols each template's instructions fit; None: any (cot asks for no code at all).
-FOR_PROTOCOLS: dict[str, tuple[str, ...] | None] = {"tir": ("fenced",), "tool": ("harmony", "hermes"), "cot": None}
 
 CODE_OPEN = "```python"
 OUTPUT_OPEN = "```output"
-
-
-def check_template(name: str, protocol: str) -> str | None:
-    """Why `name` cannot be `protocol`'s prompt, or None when it can ("" is the protocol's own)."""
-    if not name:
-        return None
-    if name not in TEMPLATES:
-        return f"solver.prompt = {name!r}: use one of {', '.join(sorted(TEMPLATES))}, or leave it empty for the protocol's own"
-    fits = FOR_PROTOCOLS[name]
-    if fits is not None and protocol not in fits:
-        return (f"solver.prompt = {name!r} asks for a format the {protocol} protocol does not run (it fits "
-                f"{', '.join(fits)}): leave solver.prompt empty for the {protocol} protocol's own instructions")
-    return None
 
 
 def user_message(problem: str, solver: "SamplingConfig", comp: "CompetitionConfig", default: str) -> str:

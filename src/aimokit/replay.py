@@ -22,7 +22,8 @@ import polars as pl
 from .config import CompetitionConfig, SamplingConfig
 from .errors import AimokitError
 from .metrics import wilson
-from .votes import POLICIES, Vote, decided, winner
+from .registry import POLICIES
+from .votes import Vote, decided, winner
 
 REQUIRED = ("problem_id", "sample", "answer", "gold", "tokens")
 EARLY_STOPS: dict[str, dict[str, Any] | None] = {
@@ -113,8 +114,8 @@ def replay(df: pl.DataFrame, base: SamplingConfig | None = None) -> dict[str, An
     has_entropy = "entropy_mean" in df.columns and df["entropy_mean"].drop_nulls().len() > 0
     total_tokens = sum(t for _, rows in problems.values() for _, t in rows)
     rows, skipped = [], []
-    for vote in POLICIES:
-        if vote in ("entropy", "combined") and not has_entropy:
+    for vote in POLICIES.names():
+        if POLICIES.get(vote).needs_entropy and not has_entropy:
             skipped.append(f"{vote}: the file has no entropy statistics (evaluate with solver.top_logprobs >= 1)")
             continue
         for name, stop in EARLY_STOPS.items():

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from .config import SamplingConfig
+from .registry import POLICIES
 
-POLICIES = ("count", "weighted", "entropy", "combined")
 NO_ENTROPY = 1.0  # what a vote without entropy statistics counts as under the entropy policies
 
 
@@ -48,24 +49,47 @@ def vote_weight(boxed: bool, code_runs: int, code_errors: int, cfg: SamplingConf
     return base * (cfg.weight_code_error if code_errors else cfg.weight_code_clean)
 
 
-def weight(v: Vote, cfg: SamplingConfig) -> float:
-    """One vote's weight under an additive policy (count, weighted, entropy)."""
-    if cfg.vote == "count":
-        w = 1.0
-    elif cfg.vote == "weighted":
-        w = vote_weight(v.boxed, v.code_runs, v.code_errors, cfg)
-    else:
-        w = 1.0 / max(cfg.entropy_floor, NO_ENTROPY if v.entropy is None else v.entropy)
-    return w * v.scale
+@dataclass(frozen=True)
+class Policy:
+    """A vote policy: each answer's score from the votes (registered under `name` in registry.POLICIES)."""
+
+    name: str
+    scores: Callable[[list[Vote], SamplingConfig], dict[int, float]]
+    needs_entropy: bool = False  # it reads token entropy: the engine must return logprobs (solver.top_logprobs)
 
 
-def scores(votes: list[Vote], cfg: SamplingConfig) -> dict[int, float]:
-    """Each answer's score under the configured policy."""
-    if cfg.vote != "combined":
-        totals: dict[int, float] = defaultdict(float)
-        for v in votes:
-            totals[v.answer] += weight(v, cfg)
-        return dict(totals)
+def policy(name: str, needs_entropy: bool = False) -> Callable:
+    """Register a scoring function as the vote policy `name`."""
+    def add(fn: Callable[[list[Vote], SamplingConfig], dict[int, float]]) -> Callable:
+        POLICIES.register(name)(Policy(name, fn, needs_entropy))
+        return fn
+    return add
+
+
+def _additive(votes: list[Vote], w: Callable[[Vote], float]) -> dict[int, float]:
+    totals: dict[int, float] = defaultdict(float)
+    for v in votes:
+        totals[v.answer] += w(v) * v.scale
+    return dict(totals)
+
+
+@policy("count")
+def _count(votes: list[Vote], cfg: SamplingConfig) -> dict[int, float]:
+    return _additive(votes, lambda v: 1.0)
+
+
+@policy("weighted")
+def _weighted(votes: list[Vote], cfg: SamplingConfig) -> dict[int, float]:
+    return _additive(votes, lambda v: vote_weight(v.boxed, v.code_runs, v.code_errors, cfg))
+
+
+@policy("entropy", needs_entropy=True)
+def _entropy(votes: list[Vote], cfg: SamplingConfig) -> dict[int, float]:
+    return _additive(votes, lambda v: 1.0 / max(cfg.entropy_floor, NO_ENTROPY if v.entropy is None else v.entropy))
+
+
+@policy("combined", needs_entropy=True)
+def _combined(votes: list[Vote], cfg: SamplingConfig) -> dict[int, float]:
     n = sum(v.scale for v in votes)
     by: dict[int, list[Vote]] = defaultdict(list)
     for v in votes:
@@ -77,6 +101,11 @@ def scores(votes: list[Vote], cfg: SamplingConfig) -> dict[int, float]:
         out[answer] = (cfg.vote_share * share + cfg.vote_confidence * conf
                        + (cfg.vote_consensus if share >= 0.5 else 0.0))
     return out
+
+
+def scores(votes: list[Vote], cfg: SamplingConfig) -> dict[int, float]:
+    """Each answer's score under the configured policy."""
+    return POLICIES.get(cfg.vote, "solver.vote").scores(votes, cfg)
 
 
 def winner(votes: list[Vote], cfg: SamplingConfig, fallback: int) -> int:
@@ -105,7 +134,7 @@ def decided(votes: list[Vote], pending: int, cfg: SamplingConfig) -> bool:
         return True
     leader = winner(votes, cfg, votes[0].answer)
     strongest = max((Vote(0, True, runs, errors, 0.0) for runs, errors in ((1, 0), (1, 1), (0, 0))),
-                    key=lambda v: weight(v, cfg))  # the most one vote can weigh
+                    key=lambda v: scores([v], cfg)[0])  # the most one vote can weigh
     challengers = {a for a in counts if a != leader} | {min(counts) - 1}  # every rival, and a new answer
     for c in challengers:
         extra = [replace(strongest, answer=c)] * pending

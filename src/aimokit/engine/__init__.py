@@ -6,7 +6,8 @@ into the running batch as soon as its code has run, without waiting for the
 slowest sample of a round. Every backend therefore runs the one loop in
 `loop` (fed by a `Driver`) and supplies only submit / abort / step:
 `vllm` (with its two internals in `vllm_internals`) and `hf`. A new backend
-is one new module here and one line in `BACKENDS`.
+is one new module here whose engine class registers itself (`@BACKENDS.register()`,
+aimokit.registry) and names the library it needs (`library`).
 """
 
 from __future__ import annotations
@@ -23,14 +24,21 @@ log = logging.getLogger(__name__)
 __all__ = ["Driver", "Engine", "EngineError", "GenRequest", "GenResult", "ListDriver", "QueuedEngine",
            "SteppedEngine", "create_engine", "generate"]
 
-BACKENDS = {"vllm": "aimokit.engine.vllm:VLLMEngine", "transformers": "aimokit.engine.hf:TransformersEngine"}
-
-
 def backend_class(name: str) -> type:
+    from ..registry import BACKENDS
+
+    return BACKENDS.get(name, "engine.backend")
+
+
+def _importable(cls: type) -> str:
+    """'' when the backend's library imports, else why not."""
     import importlib
 
-    module, cls = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    try:
+        importlib.import_module(getattr(cls, "library", "") or "builtins")
+        return ""
+    except ImportError as e:
+        return str(e)
 
 
 def create_engine(cfg: EngineConfig) -> Engine:
@@ -43,17 +51,15 @@ def create_engine(cfg: EngineConfig) -> Engine:
 
         validate_adapter(cfg.lora, model_dir)
     backend, fell_back = cfg.backend, ""
-    if backend == "vllm":
-        try:
-            import vllm  # noqa: F401
-        except ImportError as e:
-            if not cfg.fallback:
-                raise EngineError(f"engine.backend = 'vllm' but vLLM cannot be imported ({e}): install the wheels "
-                                  "dataset (the notebook's first cell does, with --no-index), or set "
-                                  "engine.fallback = 'transformers' to run that slowly instead") from e
-            fell_back = f"vllm not importable ({e}); engine.fallback = {cfg.fallback!r}"
-            log.warning("FALLBACK: %s: the %s backend runs instead, far slower", fell_back, cfg.fallback)
-            backend = cfg.fallback
+    why = _importable(backend_class(backend))
+    if why:
+        if not cfg.fallback:
+            raise EngineError(f"engine.backend = {backend!r} but {backend_class(backend).library} cannot be imported "
+                              f"({why}): install the wheels dataset (the notebook's first cell does, with "
+                              "--no-index), or set engine.fallback to a backend that runs here (slowly)")
+        fell_back = f"{backend} not importable ({why}); engine.fallback = {cfg.fallback!r}"
+        log.warning("FALLBACK: %s: the %s backend runs instead, far slower", fell_back, cfg.fallback)
+        backend = cfg.fallback
     t = time.monotonic()
     try:
         engine = backend_class(backend)(cfg, model_dir)

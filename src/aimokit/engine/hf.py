@@ -11,13 +11,16 @@ import time
 from typing import Callable
 
 from ..config import EngineConfig
+from ..registry import BACKENDS
 from .chat import apply_chat_template
 from .loop import QueuedEngine
 from .types import GenRequest, GenResult
 
 
+@BACKENDS.register()
 class TransformersEngine(QueuedEngine):
     name = "transformers"
+    library = "transformers"
     step_honours_deadline = True
 
     def __init__(self, cfg: EngineConfig, model_dir: str, batch_size: int = 8,

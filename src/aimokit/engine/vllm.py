@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Hashable
 
 from ..config import EngineConfig
+from ..registry import BACKENDS
 from . import vllm_internals
 from .chat import apply_chat_template
 from .loop import SteppedEngine
@@ -52,8 +53,10 @@ def _entropies(completion: Any) -> list[float]:
     return [entropy_of(lp.logprob for lp in pos.values()) for pos in (completion.logprobs or [])]
 
 
+@BACKENDS.register()
 class VLLMEngine(SteppedEngine):
     name = "vllm"
+    library = "vllm"  # what must import for this backend to start (create_engine checks it first)
 
     def __init__(self, cfg: EngineConfig, model_dir: str, clock: Callable[[], float] | None = None):
         super().__init__(clock or time.monotonic)

@@ -13,16 +13,26 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
 
+from ..errors import AimokitError
 from .config import WheelsConfig
 
 log = logging.getLogger(__name__)
 
 FIXED_MTIME = 315532800  # 1980-01-01 00:00 UTC, zip's epoch: every built file carries it
+
+
+class WheelCacheError(AimokitError, ValueError):
+    """A wheel could not be had as the resolver reported it; the message names the fix."""
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def cache_root(cfg: WheelsConfig) -> Path:
@@ -82,8 +92,6 @@ def fetch(pins: list, dest: Path, cfg: WheelsConfig,
     A downloaded wheel whose sha256 differs from the one the resolver reported is refused: the index
     changed between resolve and download, and the report would no longer say what ships.
     """
-    from .wheelhouse import WheelhouseError, canonical
-
     cache = cache_root(cfg)
     dest.mkdir(parents=True, exist_ok=True)
     found = {p.name: cached(cache, p.name, p.filename, p.sha256) for p in pins}
@@ -93,16 +101,16 @@ def fetch(pins: list, dest: Path, cfg: WheelsConfig,
         with tempfile.TemporaryDirectory(prefix=".incoming-", dir=cache) as tmp:
             by_name = {p.name: p for p in need}
             for wheel in download(need, Path(tmp), cfg):
-                pin = by_name.get(canonical(wheel.name.split("-")[0]))
+                pin = by_name.get(_canonical(wheel.name.split("-")[0]))
                 if pin is None:
                     continue
                 if pin.sha256 and sha256_of(wheel) != pin.sha256:
-                    raise WheelhouseError(f"{wheel.name} downloaded with sha256 {sha256_of(wheel)}, but the resolver "
+                    raise WheelCacheError(f"{wheel.name} downloaded with sha256 {sha256_of(wheel)}, but the resolver "
                                           f"reported {pin.sha256}: the index changed during the build; run it again")
                 found[pin.name] = put(cache, pin.name, wheel)
     missing = sorted(n for n, path in found.items() if path is None)
     if missing:
-        raise WheelhouseError(f"no wheel was downloaded for {missing}")
+        raise WheelCacheError(f"no wheel was downloaded for {missing}")
     wheels = []
     for p in pins:
         src = found[p.name]

@@ -299,7 +299,10 @@ def build_wheelhouse(cfg: WheelsConfig, image: dict[str, str], dest: Path, image
         work = Path(tmp)
         pins = resolve(cfg.requirements, image, cfg, work, stand_in)
         report = trim_report(json.loads((work / "resolve-report.json").read_text()), work)
-        wheels, _ = wheel_cache.fetch(pins, dest, cfg, download)  # from the cache where it has them
+        try:
+            wheels, _ = wheel_cache.fetch(pins, dest, cfg, download)  # from the cache where it has them
+        except wheel_cache.WheelCacheError as e:
+            raise WheelhouseError(str(e)) from None
         how = verify(cfg.requirements, dest, image, cfg, work, stand_in)
     manifest = {
         "requirements": cfg.requirements,

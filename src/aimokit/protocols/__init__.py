@@ -1,5 +1,8 @@
-"""Tool-call protocols: how a conversation is rendered to the engine and how its output is read (see base)."""
+"""Tool-call protocols: how a conversation is rendered to the engine and how its output is read (see base).
 
-from .base import PROTOCOLS, ToolProtocol, get_protocol
+Each module here that defines a protocol registers it (aimokit.registry.PROTOCOLS); nothing lists them.
+"""
 
-__all__ = ["PROTOCOLS", "ToolProtocol", "get_protocol"]
+from .base import ToolProtocol, get_protocol
+
+__all__ = ["ToolProtocol", "get_protocol"]

@@ -3,7 +3,8 @@
 The solver loop, the budget and the votes never look inside the text; they ask the sample's protocol:
 the prompt (in the protocol's own instructions), the strings that end a round, the code of a tool call the
 round ended with (if any), the text that hands the tool's result back, where the answer is read, and when
-it is complete. A new protocol is one module in this package and one line in `PROTOCOLS`.
+it is complete. A new protocol is one module in this package that registers itself
+(`@PROTOCOLS.register()`, aimokit.registry); the contract tests pick it up.
 
 Where answers are read: each protocol splits a sample's text into the segments the model wrote itself
 (tool calls, tool results and code left out) and names each one (`segments`). The answer region is one
@@ -16,19 +17,10 @@ and SFT/DPO checks all read through here, so they read the same region.
 from __future__ import annotations
 
 import functools
-import importlib
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from ..config import CompetitionConfig, SamplingConfig
-
-PROTOCOLS = {
-    "fenced": "aimokit.protocols.fenced:Fenced",  # ```python / ```output (DeepSeekMath, Numina, Qwen2.5-Math)
-    "cot": "aimokit.protocols.cot:ChainOfThought",  # no tools (R1-distill style)
-    "hermes": "aimokit.protocols.hermes:Hermes",  # <tool_call> / <tool_response> (Qwen3, Qwen2.5)
-    "harmony": "aimokit.protocols.harmony:Harmony",  # channels and to=python calls (gpt-oss)
-}
-REGIONS = ("answer", "anywhere")  # solver.answer_region
 
 Segment = tuple[str, str]  # (name, text)
 
@@ -39,7 +31,24 @@ class ToolProtocol:
     name: str = ""
     keeps_special_tokens: bool = False  # the engine must leave special tokens in the text (harmony reads so)
     default_prompt: str = ""  # the prompts.TEMPLATES entry whose instructions fit this protocol
+    fits_prompts: tuple[str, ...] = ("cot",)  # the templates a user may choose instead (solver.prompt)
     answer_segments: frozenset[str] = frozenset({"answer"})  # the segment names the default region reads
+
+    @classmethod
+    def check_prompt(cls, prompt: str) -> str | None:
+        """Why `prompt` (solver.prompt) cannot be this protocol's, or None when it can ("": its own)."""
+        from ..prompts import TEMPLATES
+
+        if not prompt:
+            return None
+        if prompt not in TEMPLATES:
+            return (f"solver.prompt = {prompt!r}: use one of {', '.join(sorted(TEMPLATES))}, or leave it empty for "
+                    "the protocol's own")
+        if prompt not in {cls.default_prompt, *cls.fits_prompts}:
+            return (f"solver.prompt = {prompt!r} asks for a format the {cls.name} protocol does not run (it takes "
+                    f"{', '.join(sorted({cls.default_prompt, *cls.fits_prompts}))}): leave solver.prompt empty for "
+                    f"the {cls.name} protocol's own instructions")
+        return None
 
     def __init__(self, cfg: "SamplingConfig | None" = None):
         from ..config import SamplingConfig
@@ -132,11 +141,9 @@ def _complete(protocol: ToolProtocol, prompt: str, text: str) -> bool:
 
 def get_protocol(name: str, cfg: "SamplingConfig | None" = None) -> ToolProtocol:
     """The protocol `name`, reading answers as `cfg` says (its answer region; default settings without it)."""
-    try:
-        module, cls = PROTOCOLS[name].split(":")
-    except KeyError:
-        raise ValueError(f"unknown protocol {name!r}; choose one of {sorted(PROTOCOLS)}") from None
-    return getattr(importlib.import_module(module), cls)(cfg)
+    from ..registry import PROTOCOLS
+
+    return PROTOCOLS.get(name, "protocol")(cfg)
 
 
 def no_output(output: str) -> str:

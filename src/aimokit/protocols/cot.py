@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..prompts import messages
+from ..registry import PROTOCOLS
 from .base import Segment, ToolProtocol, closed_boxed, in_thinking, think_segments
 
 
+@PROTOCOLS.register()
 class ChainOfThought(ToolProtocol):
     name = "cot"
     default_prompt = "cot"
+    fits_prompts = ()
 
     def prompt(self, engine: Any, problem: str, cfg, comp) -> str:
         return engine.chat_prompt(messages(problem, cfg, comp, self.default_prompt))

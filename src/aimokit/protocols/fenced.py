@@ -11,12 +11,14 @@ import re
 from typing import Any
 
 from ..prompts import OUTPUT_OPEN, messages
+from ..registry import PROTOCOLS
 from .base import Segment, ToolProtocol, closed_boxed, in_thinking, no_output, think_segments
 
 CODE = re.compile(r"```python[ \t]*\n(.*?)```", re.DOTALL)
 FENCED = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)  # any fenced block (code, output), or one still open
 
 
+@PROTOCOLS.register()
 class Fenced(ToolProtocol):
     name = "fenced"
     default_prompt = "tir"

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..prompts import user_message
+from ..registry import PROTOCOLS
 from .base import Segment, ToolProtocol, boxed_after, closed_boxed, no_output
 from .harmony_read import CALL, CHANNEL, END, MESSAGE, RETURN, SPECIAL, START, read
 from .harmony_render import renderer
@@ -29,6 +30,7 @@ __all__ = ["Harmony", "SPECIAL"]
 INSTRUCTIONS = "Use the python tool to check your work. Put the final answer in \\boxed{}."
 
 
+@PROTOCOLS.register()
 class Harmony(ToolProtocol):
     name = "harmony"
     keeps_special_tokens = True

@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from ..prompts import messages
+from ..registry import PROTOCOLS
 from .base import Segment, ToolProtocol, closed_boxed, in_thinking, no_output, think_segments
 
 TOOL = {"type": "function", "function": {
@@ -35,6 +36,7 @@ TOOLS_TEXT = (
     '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>')
 
 
+@PROTOCOLS.register()
 class Hermes(ToolProtocol):
     name = "hermes"
     default_prompt = "tool"

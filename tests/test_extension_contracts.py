@@ -1,0 +1,111 @@
+"""A contract per extension point, run over every registered entry: a new protocol, vote policy or backend
+registers itself (aimokit.registry) and is picked up here, and must pass before it is done."""
+
+import importlib
+
+import pytest
+
+from aimokit.answers import last_boxed
+from aimokit.config import CompetitionConfig, ConfigError, EngineConfig, SamplingConfig
+from aimokit.prompts import TEMPLATES
+from aimokit.protocols import get_protocol
+from aimokit.registry import BACKENDS, POLICIES, PROTOCOLS, Registry, RegistryError
+from aimokit.votes import Vote, decided, scores, winner
+
+AIMO3 = CompetitionConfig(name="aimo3", answer_max=99999, modulo=0)
+
+
+def test_every_extension_point_has_entries_and_a_name_is_registered_once():
+    assert {"fenced", "cot", "hermes", "harmony"} <= set(PROTOCOLS.names())
+    assert {"count", "weighted", "entropy", "combined"} <= set(POLICIES.names())
+    assert {"vllm", "transformers"} <= set(BACKENDS.names())
+    r = Registry("thing", "aimokit.votes")
+    r.register("a")(object)
+    with pytest.raises(RegistryError, match="registered twice"):
+        r.register("a")(int)
+    with pytest.raises(RegistryError, match="thing.kind = 'b': use one of a"):
+        r.get("b", "thing.kind")
+
+
+# -- protocols ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", PROTOCOLS.names())
+def test_protocol_contract(name):
+    """Registered under its own name; its prompt is a known template that states the range; it reads back the
+    answer it writes, in its own region; a box outside that region (in a tool result) is no answer."""
+    from fakes import ScriptedEngine
+
+    cls = PROTOCOLS.get(name)
+    p = get_protocol(name, SamplingConfig(protocol=name))
+    assert p.name == name and cls.default_prompt in TEMPLATES
+    assert cls.check_prompt("") is None and cls.check_prompt(cls.default_prompt) is None
+    with pytest.raises(ConfigError):
+        SamplingConfig(protocol=name, prompt="no-such-template")
+    prompt = p.prompt(ScriptedEngine(lambda *a: None), "What is 6 * 7?", SamplingConfig(protocol=name), AIMO3)
+    assert "What is 6 * 7?" in prompt and "99999" in prompt
+    for thinks in (False, True):
+        text = p.written_solution(prompt, "6 * 7 = 42.", "42", thinks=thinks)
+        assert last_boxed(p.answer_text(text, prompt)) == "42", (thinks, text)
+        assert p.answer_complete(text, prompt)
+    assert all(isinstance(stop, str) and stop for stop in p.stop(SamplingConfig(protocol=name)))
+    assert p.pending_call("") is None
+
+
+# -- vote policies ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", POLICIES.names())
+def test_vote_policy_contract(name):
+    """Scores only answers voted for; a unanimous vote wins and is decided; ties go to the first answer voted;
+    more votes for an answer never lower its score; a policy that needs entropy says so to the config."""
+    policy = POLICIES.get(name)
+    cfg = SamplingConfig(vote=name, top_logprobs=5 if policy.needs_entropy else 0, early_stop=[])
+    if policy.needs_entropy:
+        with pytest.raises(ConfigError, match="top_logprobs"):
+            SamplingConfig(vote=name)
+    votes = [Vote(7, entropy=0.3), Vote(7, entropy=0.3), Vote(9, entropy=0.3)]
+    got = scores(votes, cfg)
+    assert set(got) == {7, 9} and got[7] > got[9]
+    assert scores([], cfg) == {} and winner([], cfg, fallback=5) == 5
+    assert winner([Vote(3, entropy=0.3), Vote(4, entropy=0.3)], cfg, fallback=0) == 3  # tie: first voted
+    assert scores(votes + [Vote(7, entropy=0.3)], cfg)[7] >= got[7]
+    assert decided([Vote(1, entropy=0.3)] * 4, pending=0, cfg=cfg)
+    assert not decided([Vote(1, entropy=0.3)], pending=3, cfg=cfg)  # three more could outvote it
+
+
+# -- engine backends -------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", BACKENDS.names())
+def test_backend_contract_declarations(name):
+    """Registered under its name, it says which library it needs (create_engine checks that first, so a
+    missing one is an error or a logged fallback, never a crash mid-start) and runs the one engine loop."""
+    from aimokit.engine.loop import QueuedEngine, SteppedEngine
+
+    cls = BACKENDS.get(name)
+    assert cls.name == name and isinstance(cls.library, str) and cls.library
+    assert issubclass(cls, (QueuedEngine, SteppedEngine))
+    assert EngineConfig(backend=name).backend == name
+
+
+def _runs_here(name: str) -> bool:
+    try:
+        importlib.import_module(BACKENDS.get(name).library)
+        return True
+    except ImportError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in BACKENDS.names() if _runs_here(n)])
+def test_backend_contract_on_cpu(name, tmp_path):
+    """Each backend that runs here, on the embedded default model: max_tokens holds, a stop string cuts the
+    text at its first occurrence and is kept, every request is answered."""
+    from aimokit.engine import GenRequest, create_engine, generate
+
+    extra = {"dtype": "float32", "max_model_len": 512, "enforce_eager": True, "gpu_memory_utilization": 0.1,
+             "max_num_seqs": 4}
+    engine = create_engine(EngineConfig(backend=name, **extra))
+    try:
+        prompt = engine.chat_prompt([{"role": "user", "content": "Count from 1 to 20, separated by spaces."}])
+        short, stopped = generate(engine, [GenRequest(prompt, max_tokens=6, temperature=0.0),
+                                           GenRequest(prompt, max_tokens=64, temperature=0.0, stop=(" ",))])
+        assert short.n_tokens <= 6 and short.finish in ("length", "eos")
+        assert stopped.finish == "stop" and stopped.text.endswith(" ") and " " not in stopped.text[:-1]
+    finally:
+        engine.close()  # the Engine protocol has it
