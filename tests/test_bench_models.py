@@ -1,8 +1,6 @@
 """The GPU benchmarks' random models are real checkpoints of their families: built small on CPU here, they load
 in transformers with every tensor named and shaped as the family's loader expects (vLLM reads the same names)."""
 
-import sys
-
 import pytest
 
 from layout import ROOT
@@ -10,13 +8,13 @@ from layout import ROOT
 
 @pytest.fixture(scope="module")
 def common():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import common
+    """benchmarks/common.py, loaded by path: the benchmarks folder is not put on sys.path."""
+    import importlib.util
 
-        yield common
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("bench_common", ROOT / "benchmarks" / "common.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 TINY_MOE = dict(hidden_size=64, intermediate_size=64, num_local_experts=4, num_experts_per_tok=2,

@@ -140,5 +140,5 @@ def test_prefer_shorter_pairs_two_correct_answers_the_shorter_chosen(tmp_path, t
     with pytest.raises(DPODataError, match=r"prefer_shorter > 0"):
         make_pairs(DPODataConfig(responses=[str(tmp_path / "right.parquet")]))
     assert make_pairs(DPODataConfig(responses=[str(tmp_path / "right.parquet")], prefer_shorter=0.5)).collect().height == 3
-    with pytest.raises(Exception, match="prefer_shorter must be >= 0"):
+    with pytest.raises(ConfigError, match="prefer_shorter must be >= 0"):
         DPODataConfig(prefer_shorter=-1)

@@ -53,9 +53,9 @@ def _cfg(fast_cfg, data, comp="aimo3"):
                               "competition.server_class": cls})
 
 
-def test_the_stand_in_refuses_what_the_real_relay_refuses(competition, fast_cfg, scripted):
+def test_the_stand_in_refuses_what_the_real_relay_refuses(competition, fast_cfg, scripted, monkeypatch):
     data = competition(ROWS)
-    sys.path.insert(0, str(data))
+    monkeypatch.syspath_prepend(str(data))
     from kaggle_evaluation.aimo_3_inference_server import AIMO3InferenceServer
 
     kernel = Kernel(fast_cfg, engine_factory=lambda c: scripted(tir_respond))
@@ -68,7 +68,9 @@ def test_the_stand_in_refuses_what_the_real_relay_refuses(competition, fast_cfg,
     # A function with another name registers, but the gateway's call to `predict` finds no listener.
     def solve(*a):
         return 0
-    with pytest.raises(Exception, match="No listener for predict"):
+    from kaggle_evaluation.core.templates import GatewayRuntimeError
+
+    with pytest.raises(GatewayRuntimeError, match="SERVER_MISSING_ENDPOINT: No listener for predict"):
         AIMO3InferenceServer(solve).run_local_gateway((str(data / "test.csv"),))
 
 
@@ -100,11 +102,11 @@ def test_rerun_path_serves_until_the_gateway_is_done(competition, fast_cfg, scri
     assert len(kernel.results) == 3
 
 
-def test_reference_csv_passes_the_answer_column_and_it_is_graded(competition, fast_cfg, scripted):
+def test_reference_csv_passes_the_answer_column_and_it_is_graded(competition, fast_cfg, scripted, monkeypatch):
     data = competition([dict(r, answer=42 if r["id"] != "z" else 7) for r in ROWS], file="reference.csv")
     cfg = _cfg(fast_cfg, data)
     import importlib
-    sys.path.insert(0, str(data))
+    monkeypatch.syspath_prepend(str(data))
     server = importlib.import_module(SERVERS["aimo3"][0]).AIMO3InferenceServer
     kernel = Kernel(cfg, engine_factory=lambda c: scripted(tir_respond))
     server(make_predict(kernel)).run_local_gateway((str(data / "reference.csv"),))

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from aimokit.config import SandboxConfig
-from aimokit.sandbox import run_code, run_many
+from aimokit.sandbox import run_code
 from aimokit.sessions import Session
 
 CFG = SandboxConfig(timeout_s=3.0, memory_mb=512, max_output_chars=300, max_output_bytes=64 * 1024)
@@ -125,14 +125,6 @@ def test_scratch_directory_is_removed_and_runs_are_isolated():
     assert second.output == "False"
 
 
-def test_run_many_runs_in_parallel_in_order():
-    t = time.monotonic()
-    rs = run_many([(f"import time\ntime.sleep(1)\nprint({i})", "") for i in range(4)],
-                  SandboxConfig(timeout_s=5, workers=4))
-    assert [r.output for r in rs] == ["0", "1", "2", "3"]
-    assert time.monotonic() - t < 3.5
-
-
 def _plant_secret(tmp_path):
     home = tmp_path / "home"
     (home / ".kaggle").mkdir(parents=True)
@@ -182,10 +174,11 @@ def test_a_credential_is_refused_even_inside_an_allowed_folder(tmp_path, run):
 
 def test_python_libraries_and_scratch_stay_readable(run):
     r = run("import sympy, numpy, json, os\nopen('a.txt','w').write('x')\n"
-                 "print(open('a.txt').read(), os.listdir('.') == ['a.txt'] or sorted(os.listdir('.')))\n"
+                 "print(open('a.txt').read(), sorted(set(os.listdir('.')) - {'main.py'}))\n"
                  "print(len(open(json.__file__).read()) > 100)", CFG)
     assert r.ok, r.output
-    assert r.output.splitlines()[-1] == "True"
+    # the scratch folder holds what the code wrote (beside the code file itself); the libraries stay readable
+    assert r.output.splitlines() == ["x ['a.txt']", "True"]
 
 
 TAMPER = [  # model code that tries to switch the guard off from inside before reading

@@ -67,7 +67,9 @@ def test_a_tiny_model_of_the_family_runs_its_protocol_end_to_end(family, tmp_pat
         res = solver.solve([Problem("p", "What is 6 * 7?", 42)], samples=2, keep_responses=True)[0]
     finally:
         solver.close()
-    assert res.samples == 2 and res.tokens > 0 and 0 <= res.answer <= 999
+    assert res.samples == 2 and res.tokens > 0
+    voted = {r["answer"] for r in res.responses if r["answer"] is not None}
+    assert res.answer in (voted or {cfg.competition.fallback_answer})  # the vote's, or the fallback when none
     prompt_ids = engine.tokenizer.encode(seen[0][0].prompt, add_special_tokens=False)
     assert engine.tokenizer.convert_tokens_to_ids(special[0]) in prompt_ids  # the family's tokens, not text
     assert all(r.skip_special_tokens is (protocol != "harmony") for r, _ in seen)

@@ -44,9 +44,10 @@ def test_a_request_ends_as_soon_as_its_answer_closes(engine):
 def test_solver_runs_on_the_transformers_backend(engine, fast_cfg):
     cfg = fast_cfg.override({"solver.max_tokens_per_round": 24, "solver.max_tokens_total": 48})
     solver = Solver(engine, cfg.solver, cfg.sandbox, cfg.competition, max_model_len=2048)
-    res = solver.solve([Problem("t", "What is 2 + 3?", 5)], samples=2)[0]
+    res = solver.solve([Problem("t", "What is 2 + 3?", 5)], samples=2, keep_responses=True)[0]
     assert res.samples == 2 and res.tokens > 0
-    assert 0 <= res.answer <= 999
+    voted = {r["answer"] for r in res.responses if r["answer"] is not None}
+    assert res.answer in (voted or {cfg.competition.fallback_answer})  # the vote's, or the fallback when none
     solver.close()
 
 

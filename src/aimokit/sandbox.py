@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -402,13 +401,3 @@ def _shorten(text: str, limit: int) -> tuple[str, bool]:
     cut = len(text) - head - tail
     return f"{text[:head]}\n... [{cut} characters truncated] ...\n{text[-tail:]}", True
 
-
-def run_many(
-    blocks: list[tuple[str, str]], config: SandboxConfig | None = None
-) -> list[ExecResult]:
-    """Run (code, prelude) blocks in parallel; results in input order."""
-    cfg = config or SandboxConfig()
-    if not blocks:
-        return []
-    with ThreadPoolExecutor(max_workers=max(1, min(cfg.workers, len(blocks)))) as pool:
-        return list(pool.map(lambda b: run_code(b[0], cfg, prelude=b[1]), blocks))

@@ -143,8 +143,7 @@ class _Run:
     def _admit(self, problem: Problem, n: int) -> None:
         s, cfg, pi = self.s, self.s.cfg, len(self.problems)
         prompt = s.protocol.prompt(s.engine, problem.problem, cfg, s.comp)
-        encode = getattr(s.engine, "encode", None)
-        ids = encode(prompt) if encode else None
+        ids = s.engine.encode(prompt)  # the Engine protocol's: token ids, or None where the backend takes text
         self.problems.append(problem)
         self.prompts.append(prompt)
         self.prompt_ids.append(ids)
