@@ -69,10 +69,13 @@ class DPODataConfig(Job):
             raise ConfigError(f"{e}: the kernel config's solver.protocol") from None
 
 
-def read_responses(paths: list[str]) -> pl.LazyFrame:
-    from .evaluate import scan_responses
+NEED = ("problem_id", "prompt", "response", "correct")  # of the response record
 
-    return scan_responses(paths, DPODataError).drop("tool_spans")
+
+def read_responses(paths: list[str]) -> pl.LazyFrame:
+    from . import responses
+
+    return responses.scan(paths, NEED, DPODataError).select(NEED)
 
 
 def _with_solutions(lf: pl.LazyFrame, path: str, protocol_name: str) -> pl.LazyFrame:

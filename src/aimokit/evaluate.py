@@ -25,6 +25,7 @@ from typing import Any, Callable, ClassVar
 
 import polars as pl
 
+from . import responses
 from .answers import is_correct
 from .metrics import metrics
 from .config import ConfigError, Job, KernelConfig, setting
@@ -34,42 +35,8 @@ from .io import atomic_write
 
 log = logging.getLogger(__name__)
 
-RESPONSES = "responses.parquet"
-RESPONSE_SCHEMA = {
-    "problem_id": pl.String, "sample": pl.Int64, "prompt": pl.String, "response": pl.String,
-    "answer": pl.Int64, "gold": pl.Int64, "correct": pl.Boolean, "boxed": pl.Boolean, "tokens": pl.Int64,
-    "code_runs": pl.Int64, "code_errors": pl.Int64, "aborted": pl.Boolean, "seconds": pl.Float64,
-    # for `replay`: the order samples finished in, and the model's token entropy (null without logprobs)
-    "finished_at": pl.Int64, "entropy_mean": pl.Float64, "entropy_median": pl.Float64, "entropy_tail": pl.Float64,
-    # for `sft-data`: [start, end) of each tool result in `response`, text the model did not write (masked in SFT)
-    "tool_spans": pl.List(pl.List(pl.Int64)),
-    # where the answer was read: the protocol's segment (final, analysis, answer, thinking...), "printed" (the
-    # last integer code printed) or "" (none); and the calls answered "tool budget spent" instead of run
-    "answer_at": pl.String, "tool_refusals": pl.Int64,
-}
-
-
-def scan_responses(paths: list[str], error: type[Exception]) -> pl.LazyFrame:
-    """The responses files `evaluate` wrote, as one lazy frame of problem_id, prompt, response, correct and
-    tool_spans (null in files from before it was recorded). Training data builders read them through here;
-    a missing file or column raises `error` naming the fix."""
-    if not paths:
-        raise error("no responses file given; pass the responses.parquet written by `build.py evaluate`")
-    frames = []
-    for p in paths:
-        if not Path(p).is_file():
-            raise error(f"{p}: no such file; run `build.py evaluate` to produce it")
-        lf = pl.scan_parquet(p)
-        cols = lf.collect_schema().names()
-        missing = [c for c in ("problem_id", "prompt", "response", "correct") if c not in cols]
-        if missing:
-            raise error(f"{p}: missing column(s) {missing}; it has {cols}. "
-                        "Use the responses.parquet that `build.py evaluate` writes")
-        spans = pl.col("tool_spans") if "tool_spans" in cols else pl.lit(None)
-        frames.append(lf.select(pl.col("problem_id").cast(pl.String), pl.col("prompt").cast(pl.String),
-                                pl.col("response").cast(pl.String), pl.col("correct").cast(pl.Boolean),
-                                spans.cast(RESPONSE_SCHEMA["tool_spans"]).alias("tool_spans")))
-    return pl.concat(frames)
+RESPONSES = responses.FILE
+RESPONSE_SCHEMA = responses.SCHEMA  # the record's owner is aimokit.responses
 
 
 def unsolved(lf: pl.LazyFrame) -> pl.LazyFrame:
@@ -122,7 +89,7 @@ def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: Ev
                                "(add an 'answer' column)")
     out.mkdir(parents=True, exist_ok=True)
     path = out / RESPONSES
-    done = _with_schema(pl.read_parquet(path)) if path.exists() else pl.DataFrame(schema=RESPONSE_SCHEMA)
+    done = responses.read(path) if path.exists() else responses.empty()
     seen = set(done["problem_id"].to_list())
     todo = [p for p in problems if p.id not in seen]
     if seen:
@@ -264,10 +231,10 @@ def _gpus() -> int:
 def _merge(path: Path, shards: list[Path]) -> pl.DataFrame:
     """out/responses.parquet and every worker's file as one, each (problem, sample) once; written atomically."""
     files = [f for f in [path, *(s / RESPONSES for s in shards)] if f.exists()]
-    frames = [_with_schema(pl.read_parquet(f)) for f in files] or [pl.DataFrame(schema=RESPONSE_SCHEMA)]
+    frames = [responses.read(f) for f in files] or [responses.empty()]
     df = pl.concat(frames).unique(subset=["problem_id", "sample"], keep="first", maintain_order=True)
     if files:
-        atomic_write(path, df)
+        responses.write(path, df)
     return df
 
 
@@ -301,29 +268,13 @@ def _worker(shard: Path) -> None:
     run_evaluation(cfg, load_problems(ev.problems, cfg.competition), shard, ev, claim=claimer(shard.parent / CLAIMS))
 
 
-def _with_schema(df: pl.DataFrame) -> pl.DataFrame:
-    """A file from an older kit lacks the newer columns: they are null, so a resumed run appends cleanly."""
-    missing = [pl.lit(None, dtype).alias(c) for c, dtype in RESPONSE_SCHEMA.items() if c not in df.columns]
-    return df.with_columns(missing).select(list(RESPONSE_SCHEMA)).cast(RESPONSE_SCHEMA)
-
-
 def _append(frames: list[pl.DataFrame], results: list, path: Path) -> None:
-    rows = []
-    for r in results:
-        per = r.seconds / max(1, len(r.responses))  # the batch's wall time, shared by its samples
-        for x in r.responses:
-            correct = bool(is_correct(x["answer"], r.gold))  # the kernel's own equivalence (math-verify)
-            rows.append({"problem_id": r.id, "sample": x["sample"], "prompt": x["prompt"],
-                         "response": x["response"], "answer": x["answer"], "gold": r.gold, "correct": correct,
-                         "boxed": x["boxed"], "tokens": x["tokens"], "code_runs": x["code_runs"],
-                         "code_errors": x["code_errors"], "aborted": x["aborted"], "seconds": per,
-                         "finished_at": x["finished_at"], "entropy_mean": x["entropy_mean"],
-                         "entropy_median": x["entropy_median"], "entropy_tail": x["entropy_tail"],
-                         "tool_spans": x["tool_spans"], "answer_at": x["answer_at"],
-                         "tool_refusals": x["tool_refusals"]})
-    if rows:
-        frames.append(pl.DataFrame(rows, schema=RESPONSE_SCHEMA))
-        atomic_write(path, pl.concat(frames))
+    records = [row for r in results for row in responses.rows(
+        r.id, r.gold, r.seconds / max(1, len(r.responses)),  # the batch's wall time, shared by its samples
+        r.responses, is_correct)]  # graded by the kernel's own equivalence (math-verify)
+    if records:
+        frames.append(responses.frame(records))
+        responses.write(path, pl.concat(frames))
 
 
 # -- report -------------------------------------------------------------------

@@ -39,18 +39,9 @@ class ReplayError(AimokitError, ValueError):
 
 
 def read(paths: list[str]) -> pl.DataFrame:
-    frames = []
-    for p in paths:
-        if not Path(p).is_file():
-            raise ReplayError(f"{p}: no such file; `build.py evaluate` writes responses.parquet")
-        df = pl.read_parquet(p)
-        missing = [c for c in REQUIRED if c not in df.columns]
-        if missing:
-            raise ReplayError(f"{p}: missing column(s) {missing}; replay reads the responses.parquet of `build.py evaluate`")
-        frames.append(df)
-    if not frames:
-        raise ReplayError("no responses file given")
-    return pl.concat(frames, how="diagonal_relaxed")
+    from . import responses
+
+    return responses.scan(paths, REQUIRED, ReplayError).collect()
 
 
 def reread(df: pl.DataFrame, solver: SamplingConfig, comp: CompetitionConfig) -> pl.DataFrame:
@@ -60,7 +51,7 @@ def reread(df: pl.DataFrame, solver: SamplingConfig, comp: CompetitionConfig) ->
     from .answers import extract_answer
     from .protocols import get_protocol
 
-    if "response" not in df.columns:
+    if "response" not in df.columns or df["response"].null_count() == df.height:
         raise ReplayError("re-reading answers needs the response texts (a responses.parquet with `response`)")
     protocol = get_protocol(solver.protocol, solver)
     prompts = df["prompt"].to_list() if "prompt" in df.columns else [""] * df.height

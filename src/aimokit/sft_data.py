@@ -71,9 +71,10 @@ class SFTDataConfig(Job):
 
 
 def read_traces(paths: list[str]) -> pl.LazyFrame:
-    from .evaluate import scan_responses
+    from . import responses
 
-    return scan_responses(paths, SFTDataError)
+    return responses.scan(paths, ("problem_id", "prompt", "response", "correct"), SFTDataError).select(
+        "problem_id", "prompt", "response", "correct", "tool_spans")  # tool_spans: null in files from before it
 
 
 def reference_traces(cfg: SFTDataConfig, prompts: dict[str, str] | None) -> pl.DataFrame:

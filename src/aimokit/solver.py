@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Iterator
 
 from . import mathparse
 from .answers import extract_answer, is_correct
+from . import responses
 from .votes import Vote, decided, scores, winner
 from .config import CompetitionConfig, SandboxConfig, SamplingConfig
 from .engine import Engine, GenRequest, GenResult
@@ -540,25 +541,8 @@ class Solver:
             correct=is_correct(answer, p.answer),
         )
         if keep_responses:
-            res.responses = [
-                {
-                    "sample": x.index,
-                    "prompt": run.prompts[pi],
-                    "response": x.text,
-                    "answer": x.answer,
-                    "boxed": x.boxed,
-                    "answer_at": x.answer_at,
-                    "tool_refusals": x.refusals,
-                    "tokens": x.tokens,
-                    "code_runs": x.code_runs,
-                    "code_errors": x.code_errors,
-                    "aborted": x.aborted,
-                    "finished_at": x.finished_at,
-                    "tool_spans": x.tool_spans,
-                    **x.entropy_stats(self.cfg.entropy_tail),
-                }
-                for x in sorted(smps, key=lambda x: x.index)
-            ]
+            res.responses = [responses.sample_record(x, run.prompts[pi], self.cfg.entropy_tail)
+                             for x in sorted(smps, key=lambda x: x.index)]
         return res
 
     def close(self) -> None:
