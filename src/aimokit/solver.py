@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 from . import mathparse
 from .answers import is_correct
 from . import responses
-from .votes import decided, scores, winner
+from .votes import scores, winner
 from .config import CompetitionConfig, SandboxConfig, SamplingConfig
 from .engine import Engine
 from .errors import AimokitError
