@@ -9,7 +9,7 @@ from aimokit.answers import last_boxed
 from aimokit.config import CompetitionConfig, ConfigError, EngineConfig, SamplingConfig
 from aimokit.prompts import TEMPLATES
 from aimokit.protocols import get_protocol
-from aimokit.registry import BACKENDS, POLICIES, PROTOCOLS, Registry, RegistryError
+from aimokit.registry import BACKENDS, INTERFACES, POLICIES, PROTOCOLS, Registry, RegistryError
 from aimokit.votes import Vote, decided, scores, winner
 
 AIMO3 = CompetitionConfig(name="aimo3", answer_max=99999, modulo=0)
@@ -19,6 +19,7 @@ def test_every_extension_point_has_entries_and_a_name_is_registered_once():
     assert {"fenced", "cot", "hermes", "harmony"} <= set(PROTOCOLS.names())
     assert {"count", "weighted", "entropy", "combined"} <= set(POLICIES.names())
     assert {"vllm", "transformers"} <= set(BACKENDS.names())
+    assert {"kaggle_evaluation", "aimo"} <= set(INTERFACES.names())
     r = Registry("thing", "aimokit.votes")
     r.register("a")(object)
     with pytest.raises(RegistryError, match="registered twice"):
@@ -109,3 +110,18 @@ def test_backend_contract_on_cpu(name, tmp_path):
         assert stopped.finish == "stop" and stopped.text.endswith(" ") and " " not in stopped.text[:-1]
     finally:
         engine.close()  # the Engine protocol has it
+
+
+# -- competition interfaces ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", INTERFACES.names())
+def test_interface_contract(name):
+    """Registered under its name, it serves a kernel (`serve(comp, kernel, predict)`) and names the file its
+    competition writes; test_interfaces.py drives each one through its competition's stand-in."""
+    import inspect
+
+    cls = INTERFACES.get(name)
+    assert cls.name == name and cls.submission_file
+    assert list(inspect.signature(cls.serve).parameters) == ["comp", "kernel", "predict"]
+    assert CompetitionConfig(interface=name).interface == name
+    with pytest.raises(ConfigError, match="competition.interface = 'nope': use one of"):
+        CompetitionConfig(interface="nope")

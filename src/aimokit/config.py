@@ -34,7 +34,9 @@ class CompetitionConfig:
     modulo: int = setting(1000, help="AIMO-1/2 take answers mod 1000; 0 means no modulo (AIMO-3).")
     time_limit_s: float = setting(5 * 3600, help="The competition's run-time limit in seconds; the budget keeps the whole run under it.")
     expected_problems: int = setting(50, help="Problems the hidden set holds; the budget divides time by it when the server hands problems out one at a time and the total is not visible.")
-    interface: str = setting("kaggle_evaluation", help="'kaggle_evaluation' (AIMO-2/3) or 'aimo' (AIMO-1).")
+    interface: str = setting("kaggle_evaluation", help="How the competition reaches the kernel: a registered "
+                                                       "interface (aimokit.interfaces): 'kaggle_evaluation' "
+                                                       "(AIMO-2/3) or 'aimo' (AIMO-1).")
     server_module: str = setting("kaggle_evaluation.aimo_2_inference_server", help="The competition's inference-server module (shipped with its data).")
     server_class: str = setting("AIMO2InferenceServer", help="The server class in server_module; it is given the predict function.")
     data_dir: str = setting("kaggle:competitions/ai-mathematical-olympiad-progress-prize-2", help="Where the competition's own files (test.csv, kaggle_evaluation/) live on Kaggle: a path, or the competition named by its source (kaggle:competitions/<slug>), found under whichever layout Kaggle mounts it (aimokit.mounts).")
@@ -47,10 +49,12 @@ class CompetitionConfig:
             )
         if self.modulo < 0:
             raise ConfigError("competition.modulo must be positive, or 0 for no modulo")
-        if self.interface not in ("kaggle_evaluation", "aimo"):
-            raise ConfigError(
-                f"competition.interface={self.interface!r}: use 'kaggle_evaluation' or 'aimo'"
-            )
+        from . import registry
+
+        try:
+            registry.INTERFACES.get(self.interface, "competition.interface")
+        except registry.RegistryError as e:
+            raise ConfigError(str(e)) from None
         if not self.answer_min <= self.fallback_answer <= self.answer_max:
             raise ConfigError("competition.fallback_answer must lie in the answer range")
 

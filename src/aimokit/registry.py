@@ -75,3 +75,4 @@ class Registry:
 PROTOCOLS = Registry("protocol", "aimokit.protocols")
 BACKENDS = Registry("engine backend", "aimokit.engine")
 POLICIES = Registry("vote policy", "aimokit.votes")
+INTERFACES = Registry("competition interface", "aimokit.interfaces")

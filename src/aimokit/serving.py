@@ -14,7 +14,6 @@ answered, and the kernel summary is written on the way out.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
@@ -80,19 +79,6 @@ def _values(x: Any) -> list:
     return [x]
 
 
-def _import_competition_module(name: str, data_dir: str) -> Any:
-    """Import a module shipped with the competition data (not on PyPI)."""
-    if data_dir and data_dir not in sys.path and os.path.isdir(data_dir):
-        sys.path.insert(0, data_dir)
-    try:
-        return importlib.import_module(name)
-    except ImportError as e:
-        raise RuntimeError(
-            f"cannot import {name!r}: it ships with the competition data; attach the competition "
-            f"to the kernel (competition.data_dir={data_dir!r}) or set run.problems to use the local gateway"
-        ) from e
-
-
 def serve(cfg: KernelConfig, kernel: Kernel | None = None, problems: list[Problem] | None = None) -> Kernel:
     """Run the configured interface until the problems are exhausted (or the process is stopped)."""
     from .gateway import run_local_gateway
@@ -107,21 +93,11 @@ def serve(cfg: KernelConfig, kernel: Kernel | None = None, problems: list[Proble
             kernel.close()
         return kernel
 
+    from .registry import INTERFACES
+
     kernel = kernel or Kernel(cfg)
     try:
-        if comp.interface == "kaggle_evaluation":
-            module = _import_competition_module(comp.server_module, comp.data_dir)
-            server = getattr(module, comp.server_class)(make_predict(kernel))
-            if os.getenv("KAGGLE_IS_COMPETITION_RERUN"):
-                server.serve()  # blocks: the gateway runs elsewhere and calls predict
-            else:
-                server.run_local_gateway((str(Path(comp.data_dir) / "test.csv"),))
-        else:  # AIMO-1
-            aimo = _import_competition_module("aimo", comp.data_dir)
-            env = aimo.make_env()
-            for test, sample_submission in env.iter_test():
-                sample_submission["answer"] = kernel.predict(str(test["id"].iloc[0]), str(test["problem"].iloc[0]))
-                env.predict(sample_submission)
+        INTERFACES.get(comp.interface, "competition.interface").serve(comp, kernel, make_predict(kernel))
     finally:
         kernel.close()
     return kernel
