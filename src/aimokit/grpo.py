@@ -53,7 +53,7 @@ def trainer(cfg: "TrainConfig", model: Any, tokenizer: Any, peft_config: Any, co
         num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature, use_vllm=cfg.use_vllm, vllm_mode=cfg.vllm_mode,
         vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-        reward_weights=list(cfg.reward_weights) or None, **args)
+        reward_weights=list(cfg.reward_weights) or None, **args, **cfg.method_args())
     rewards = resolve(list(cfg.rewards), protocol, comp, cfg.length_target, tokenizer)
     return GRPOTrainer(model=model, reward_funcs=rewards, args=grpo_args, train_dataset=dataset,
                        processing_class=tokenizer, peft_config=peft_config)

@@ -127,6 +127,24 @@ def _step_timer():
     return StepTimer()
 
 
+TRL_CONFIGS = {"dpo": "DPOConfig", "sft": "SFTConfig", "grpo": "GRPOConfig"}
+
+
+def check_method_args(cfg: TrainConfig) -> None:
+    """The method's section against the fields of its TRL config: a misspelt key fails here, not after the model
+    loaded; the old `extra` is read as the section, and said."""
+    import trl
+
+    if cfg.extra:
+        log.warning("train config: `extra` is read as [%s]; write it as that section (extra is its old name)",
+                    cfg.method)
+    fields = {f.name for f in dataclasses.fields(getattr(trl, TRL_CONFIGS[cfg.method]))}
+    unknown = sorted(set(cfg.method_args()) - fields)
+    if unknown:
+        raise ConfigError(f"[{cfg.method}] sets {unknown}, which TRL {trl.__version__}'s {TRL_CONFIGS[cfg.method]} "
+                          "does not have; check the names against TRL's documentation")
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train; save `output_dir/adapter` (validated against the base model) or, full, `output_dir/model`; return it."""
     import torch
@@ -136,6 +154,7 @@ def train(cfg: TrainConfig) -> Path:
 
     from .models import resolve_model
 
+    check_method_args(cfg)  # before any model is loaded
     cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model))  # empty: the embedded default
     if cfg.liger:
         _check_liger()
@@ -170,7 +189,6 @@ def train(cfg: TrainConfig) -> Path:
         bf16=dtype == torch.bfloat16, use_cpu=not torch.cuda.is_available(),
         eval_strategy=("steps" if cfg.eval_steps else "no") if val_df is not None else "no",
         eval_steps=cfg.eval_steps or None,
-        **cfg.extra,
     )
     t_setup = time.monotonic()  # trainer construction: tokenizing, and the reference pass when precomputed
     train_ds = None if grpo else _dataset(train_df, tok, cfg)
@@ -184,13 +202,13 @@ def train(cfg: TrainConfig) -> Path:
         from trl import DPOConfig, DPOTrainer
 
         args = DPOConfig(beta=0.1 if cfg.beta is None else cfg.beta, loss_type=list(cfg.loss_type), loss_weights=list(cfg.loss_weights) or None,
-                         precompute_ref_log_probs=cfg.precompute_ref_log_probs, **common)
+                         precompute_ref_log_probs=cfg.precompute_ref_log_probs, **common, **cfg.method_args())
         trainer = DPOTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                              processing_class=tok, peft_config=peft_config)
     else:
         from trl import SFTConfig, SFTTrainer
 
-        args = SFTConfig(completion_only_loss=True, packing=cfg.packing, **common)
+        args = SFTConfig(completion_only_loss=True, packing=cfg.packing, **common, **cfg.method_args())
         trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                              processing_class=tok, peft_config=peft_config)
 

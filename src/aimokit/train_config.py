@@ -5,7 +5,6 @@ Its own module so that what reads it (train, grpo) imports it downhill, never fr
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -86,7 +85,15 @@ class TrainConfig(Job):
     use_vllm: bool = setting(False, help="grpo: roll out with vLLM (TRL's integration) instead of transformers generate.")
     vllm_mode: str = setting("colocate", help="grpo: 'colocate' (vLLM on the training GPU) or 'server' (trl vllm-serve).")
     vllm_gpu_memory_utilization: float = setting(0.3, help="grpo, colocate: the share of GPU memory vLLM takes.")
-    extra: dict[str, Any] = setting(default_factory=dict, help="Any other DPOConfig / SFTConfig / GRPOConfig field, verbatim.")
+    dpo: dict[str, Any] = setting(default_factory=dict, help="[dpo]: any other field of TRL's DPOConfig, under TRL's "
+                                                            "own name, passed verbatim when method = 'dpo'.")
+    sft: dict[str, Any] = setting(default_factory=dict, help="[sft]: any other field of TRL's SFTConfig, verbatim, when "
+                                                            "method = 'sft'.")
+    grpo: dict[str, Any] = setting(default_factory=dict, help="[grpo]: any other field of TRL's GRPOConfig, verbatim, "
+                                                             "when method = 'grpo' (loss_type = 'dapo', epsilon, "
+                                                             "scale_rewards...).")
+    extra: dict[str, Any] = setting(default_factory=dict, help="Old name of the method's section: still read, for the "
+                                                              "method being trained; write [dpo], [sft] or [grpo].")
 
     def __post_init__(self) -> None:
         if self.method not in (*COLUMNS, "grpo"):
@@ -107,22 +114,39 @@ class TrainConfig(Job):
                 raise ConfigError("num_generations must be >= 2: GRPO's advantage compares completions of one prompt")
             if self.vllm_mode not in ("colocate", "server"):
                 raise ConfigError(f"vllm_mode = {self.vllm_mode!r}: use colocate or server")
-        unknown = [t for t in self.loss_type if t not in DPO_LOSSES]
-        if unknown or not self.loss_type:
-            raise ConfigError(f"loss_type {unknown or '[]'}: use one or more of {', '.join(DPO_LOSSES)} (TRL's DPO losses)")
-        if self.loss_weights and len(self.loss_weights) != len(self.loss_type):
-            raise ConfigError(f"loss_weights has {len(self.loss_weights)} entries for {len(self.loss_type)} loss_type")
+        if self.method == "dpo":  # DPO's losses: checked for DPO only (GRPO has its own: [grpo] loss_type)
+            unknown = [t for t in self.loss_type if t not in DPO_LOSSES]
+            if unknown or not self.loss_type:
+                raise ConfigError(f"loss_type {unknown or '[]'}: use one or more of {', '.join(DPO_LOSSES)} "
+                                  "(TRL's DPO losses)")
+            if self.loss_weights and len(self.loss_weights) != len(self.loss_type):
+                raise ConfigError(f"loss_weights has {len(self.loss_weights)} entries for {len(self.loss_type)} loss_type")
         if self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise ConfigError("need per_device_train_batch_size >= 1 and gradient_accumulation_steps >= 1")
-        modelled = {f.name for f in dataclasses.fields(self)}
-        clash = sorted(set(self.extra) & (modelled | _SET_BY_KIT))
+        section = self.method_args()
+        clash = sorted(set(section) & (KIT_PASSES[self.method] | _SET_BY_KIT))
         if clash:
-            raise ConfigError(f"extra sets {clash}, which the kit sets itself or models as a field; set the field instead")
+            raise ConfigError(f"[{self.method}] sets {clash}, which the kit passes to TRL itself: set the field "
+                              f"{'s' if len(clash) > 1 else ''} of the same name at the top of the train config instead")
+
+    def method_args(self) -> dict[str, Any]:
+        """The method's own section, passed verbatim to its TRL config (the old `extra` read as that section)."""
+        return {**self.extra, **getattr(self, self.method)}
 
 
 # TRL 1.16's DPO losses (DPOTrainer refuses any other name, but only once the model is loaded).
 DPO_LOSSES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
               "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
+
+# The kit's fields each method hands to its TRL config itself (besides the common ones, _COMMON): a method's
+# section may not set them too.
+_COMMON = {"per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type",
+           "warmup_steps", "num_train_epochs", "max_steps", "logging_steps", "save_steps", "save_total_limit", "seed",
+           "gradient_checkpointing", "max_length", "eval_steps"}
+KIT_PASSES = {"dpo": _COMMON | {"beta", "loss_type", "loss_weights", "precompute_ref_log_probs"},
+              "sft": _COMMON | {"packing"},
+              "grpo": _COMMON | {"beta", "num_generations", "max_completion_length", "temperature", "use_vllm",
+                                 "vllm_mode", "vllm_gpu_memory_utilization", "reward_weights"}}
 
 _SET_BY_KIT = {"output_dir", "report_to", "bf16", "use_cpu", "eval_strategy", "per_device_eval_batch_size",
                "completion_only_loss", "use_liger_kernel"}
