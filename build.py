@@ -205,7 +205,10 @@ def _submit(api, cfg, entry, version: int | None, message: str, out: Path) -> st
                           "push it first, or pass --version N (Kaggle needs an explicit version)")
     if not entry.competition:
         raise ConfigError(f"kernel {entry.name} has no competition in the ship config")
-    msg = submit(api, entry.competition, ref, version, message or cfg.push.version_note, cfg.push)
+    from aimokit.registry import INTERFACES
+
+    written = INTERFACES.get(cfg.kernel_config(entry, ROOT).competition.interface).submission_file
+    msg = submit(api, entry.competition, ref, version, message or cfg.push.version_note, cfg.push, written)
     return f"submitted {ref} version {version} to {entry.competition}: {msg}"
 
 

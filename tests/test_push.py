@@ -265,6 +265,7 @@ def test_submit_needs_a_pushed_version_and_push_submit_waits_then_submits(kaggle
     assert sub["competitionName"] == "ai-mathematical-olympiad-progress-prize-3"
     assert (sub["kernelOwner"], sub["kernelSlug"]) == ("alice", "aimokit-submission")
     assert sub["kernelVersion"] == 2 and sub["submissionDescription"] == "r16 dpo"  # the version just pushed
+    assert sub["fileName"] == "submission.parquet"  # what the kernel's interface (kaggle_evaluation) writes
 
     proc = _cli(tmp_path, env, "submit", "--version", "1", "-m", "the first one")
     assert proc.returncode == 0 and "version 1" in proc.stdout

@@ -104,10 +104,12 @@ def wait_complete(api: Any, ref: str, opts: PushOptions, timeout_s: float,
         sleep(opts.poll_s)
 
 
-def submit(api: Any, competition: str, ref: str, version: int, message: str, opts: PushOptions) -> str:
-    """Submit version `version` of kernel `ref` to a code competition (the client's competition_submit_code)."""
+def submit(api: Any, competition: str, ref: str, version: int, message: str, opts: PushOptions,
+           file_name: str = "submission.parquet") -> str:
+    """Submit version `version` of kernel `ref` to a code competition (the client's competition_submit_code);
+    `file_name` is the file the competition's interface writes (interfaces.*.submission_file)."""
     try:
-        resp = call(lambda: api.competition_submit_code(file_name="submission.parquet", message=message,
+        resp = call(lambda: api.competition_submit_code(file_name=file_name, message=message,
                                                         competition=competition, kernel=ref, kernel_version=version,
                                                         quiet=True),
                     f"submission of {ref} version {version} to {competition}", opts, attempts=1)
