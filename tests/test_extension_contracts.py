@@ -125,3 +125,24 @@ def test_interface_contract(name):
     assert CompetitionConfig(interface=name).interface == name
     with pytest.raises(ConfigError, match="competition.interface = 'nope': use one of"):
         CompetitionConfig(interface="nope")
+
+
+# -- training methods -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", __import__("aimokit.registry").registry.METHODS.names())
+def test_training_method_contract(name):
+    """Registered under its name; its TRL config exists; what it hands TRL itself are TrainConfig fields that
+    its TRL config has, and its section is a TrainConfig field of its name; it reads files or says it does not."""
+    import dataclasses
+
+    import trl
+
+    from aimokit.registry import METHODS
+    from aimokit.train_config import TrainConfig
+
+    m = METHODS.get(name)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    trl_fields = {f.name for f in dataclasses.fields(getattr(trl, m.trl_config))}
+    assert m.name == name and name in fields  # its section, [<name>]
+    assert m.passes <= fields and m.passes <= trl_fields, sorted(m.passes - fields) + sorted(m.passes - trl_fields)
+    assert isinstance(m.reads_files, bool) and callable(m.check) and callable(m.trainer)
+    assert TrainConfig(method=name).method == name

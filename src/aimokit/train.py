@@ -23,64 +23,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 
 from .adapters import AdapterError, validate_adapter
 from .config import ConfigError
-from .errors import AimokitError
 from .io import atomic_write
 
 log = logging.getLogger(__name__)
 
-from .train_config import COLUMNS, DPO_LOSSES, TRACE_COLUMNS, TrainConfig  # noqa: F401  (the job's config)
-
-
-class TrainDataError(AimokitError, ValueError):
-    """Training data that would train nothing, or the wrong thing."""
-
-
-def _read(path: str, method: str) -> pl.DataFrame:
-    if not Path(path).is_file():
-        raise TrainDataError(f"{path}: no such file; build it with `build.py dpo-data`")
-    df = pl.read_parquet(path)
-    if method == "sft" and all(c in df.columns for c in TRACE_COLUMNS):
-        spans = pl.col("tool_spans") if "tool_spans" in df.columns else pl.lit(None, pl.List(pl.List(pl.Int64)))
-        if df.height == 0:
-            raise TrainDataError(f"{path}: no rows; nothing to train on")
-        return df.select("prompt", "response", spans.alias("tool_spans"))
-    missing = [c for c in COLUMNS[method] if c not in df.columns]
-    if missing:
-        raise TrainDataError(f"{path}: {method} needs column(s) {missing}; it has {df.columns}")
-    if df.height == 0:
-        raise TrainDataError(f"{path}: no rows; nothing to train on")
-    if method == "sft":  # prompt/completion, TRL's standard format
-        return df.select("prompt", pl.col("chosen").alias("completion"))
-    return df.select("prompt", "chosen", "rejected")
-
-
-def _dataset(df: pl.DataFrame, tok, cfg: "TrainConfig"):
-    """A datasets.Dataset for TRL: traces tokenized here with their masks (TRL takes input_ids and labels as they
-    are); dpo pairs and prompt/completion rows as text, for TRL to tokenize."""
-    from datasets import Dataset
-
-    if "response" not in df.columns:
-        return Dataset.from_polars(df)
-    from .sft_data import TraceTooLong, tokenize_trace
-
-    rows, too_long = [], 0
-    for r in df.iter_rows(named=True):
-        try:
-            rows.append(tokenize_trace(tok, r["prompt"], r["response"], r["tool_spans"], cfg.max_length))
-        except TraceTooLong:
-            too_long += 1
-    if not rows:
-        raise TrainDataError(f"all {df.height} traces are longer than max_length = {cfg.max_length} tokens: raise "
-                             "max_length (with gradient_checkpointing for 16k and more) or keep shorter traces "
-                             "(sft-data shortest_k)")
-    if too_long:
-        log.warning("%d of %d traces are longer than max_length = %d tokens and are left out", too_long, df.height,
-                    cfg.max_length)
-    return Dataset.from_list(rows)
+from .registry import METHODS
+from .train_config import DPO_LOSSES, TrainConfig  # noqa: F401  (the job's config)
+from .train_data import TrainDataError, dataset  # noqa: F401  (TrainDataError: what a bad file raises)
 
 
 def _dtype(name: str):
@@ -127,9 +79,6 @@ def _step_timer():
     return StepTimer()
 
 
-TRL_CONFIGS = {"dpo": "DPOConfig", "sft": "SFTConfig", "grpo": "GRPOConfig"}
-
-
 def check_method_args(cfg: TrainConfig) -> None:
     """The method's section against the fields of its TRL config: a misspelt key fails here, not after the model
     loaded; the old `extra` is read as the section, and said."""
@@ -138,10 +87,11 @@ def check_method_args(cfg: TrainConfig) -> None:
     if cfg.extra:
         log.warning("train config: `extra` is read as [%s]; write it as that section (extra is its old name)",
                     cfg.method)
-    fields = {f.name for f in dataclasses.fields(getattr(trl, TRL_CONFIGS[cfg.method]))}
+    trl_config = METHODS.get(cfg.method).trl_config
+    fields = {f.name for f in dataclasses.fields(getattr(trl, trl_config))}
     unknown = sorted(set(cfg.method_args()) - fields)
     if unknown:
-        raise ConfigError(f"[{cfg.method}] sets {unknown}, which TRL {trl.__version__}'s {TRL_CONFIGS[cfg.method]} "
+        raise ConfigError(f"[{cfg.method}] sets {unknown}, which TRL {trl.__version__}'s {trl_config} "
                           "does not have; check the names against TRL's documentation")
 
 
@@ -158,9 +108,9 @@ def train(cfg: TrainConfig) -> Path:
     cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model))  # empty: the embedded default
     if cfg.liger:
         _check_liger()
-    grpo = cfg.method == "grpo"
-    train_df = None if grpo else _read(cfg.train_file, cfg.method)
-    val_df = _read(cfg.val_file, cfg.method) if cfg.val_file and not grpo else None
+    method = METHODS.get(cfg.method)  # methods/<name>.py: what it reads, how it builds its TRL trainer
+    train_df = method.read(cfg.train_file) if method.reads_files else None
+    val_df = method.read(cfg.val_file) if cfg.val_file and method.reads_files else None
     out = Path(cfg.output_dir)
     ckpt_dir = out / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -191,26 +141,10 @@ def train(cfg: TrainConfig) -> Path:
         eval_steps=cfg.eval_steps or None,
     )
     t_setup = time.monotonic()  # trainer construction: tokenizing, and the reference pass when precomputed
-    train_ds = None if grpo else _dataset(train_df, tok, cfg)
-    val_ds = _dataset(val_df, tok, cfg) if val_df is not None else None
-    if grpo:
-        from .grpo import trainer as grpo_trainer
-
-        trainer = grpo_trainer(cfg, model, tok, peft_config, common)
-        train_ds = trainer.train_dataset
-    elif cfg.method == "dpo":
-        from trl import DPOConfig, DPOTrainer
-
-        args = DPOConfig(beta=0.1 if cfg.beta is None else cfg.beta, loss_type=list(cfg.loss_type), loss_weights=list(cfg.loss_weights) or None,
-                         precompute_ref_log_probs=cfg.precompute_ref_log_probs, **common, **cfg.method_args())
-        trainer = DPOTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
-                             processing_class=tok, peft_config=peft_config)
-    else:
-        from trl import SFTConfig, SFTTrainer
-
-        args = SFTConfig(completion_only_loss=True, packing=cfg.packing, **common, **cfg.method_args())
-        trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
-                             processing_class=tok, peft_config=peft_config)
+    train_ds = dataset(train_df, tok, cfg.max_length) if train_df is not None else None
+    val_ds = dataset(val_df, tok, cfg.max_length) if val_df is not None else None
+    trainer = method.trainer(cfg, model, tok, peft_config, common, train_ds, val_ds)
+    train_ds = train_ds if train_ds is not None else trainer.train_dataset  # grpo: its rendered problems
 
     setup_s = time.monotonic() - t_setup
     timer = _step_timer()

@@ -10,8 +10,6 @@ from typing import Any, ClassVar
 
 from .config import ConfigError, Job, setting
 
-COLUMNS = {"dpo": ("prompt", "chosen", "rejected"), "sft": ("prompt", "chosen")}
-TRACE_COLUMNS = ("prompt", "response")  # sft on traces from `build.py sft-data` (tool results masked)
 
 
 @dataclass(frozen=True)
@@ -23,7 +21,7 @@ class TrainConfig(Job):
 
     method: str = setting("dpo", help="'dpo'; 'sft': learns the traces of `build.py sft-data` (prompt, response, "
                                        "tool_spans: tool results masked), or the chosen responses of dpo-data pairs; "
-                                       "'grpo': TRL's GRPO on labelled problems with the kit's rewards (see aimokit.grpo).")
+                                       "'grpo': TRL's GRPO on labelled problems with the kit's rewards (see aimokit.methods.grpo).")
     model: str = setting("", help="The base model directory; empty: the embedded default.")
     train_file: str = setting("runs/dpo-data/train.parquet", help="Pairs (dpo) or prompt/chosen rows (sft), parquet.")
     val_file: str = setting("", help="Optional; evaluated every eval_steps, or once at the end.")
@@ -96,35 +94,21 @@ class TrainConfig(Job):
                                                               "method being trained; write [dpo], [sft] or [grpo].")
 
     def __post_init__(self) -> None:
-        if self.method not in (*COLUMNS, "grpo"):
-            raise ConfigError(f"method = {self.method!r}: use 'dpo', 'sft' or 'grpo'")
+        from . import registry
+
+        try:
+            method = registry.METHODS.get(self.method, "method")
+        except registry.RegistryError as e:
+            raise ConfigError(str(e)) from None
         if self.finetune not in ("lora", "full"):
             raise ConfigError(f"finetune = {self.finetune!r}: use 'lora' or 'full'")
         if self.finetune == "full" and self.init_adapter:
             raise ConfigError("init_adapter continues a LoRA; with finetune = 'full' set model to the weights to start from")
-        if self.method == "grpo":
-            from .rewards import BUILT_IN
-
-            bad = [r for r in self.rewards if r not in BUILT_IN and ":" not in r]
-            if bad or not self.rewards:
-                raise ConfigError(f"rewards {bad or '[]'}: use {', '.join(BUILT_IN)} or module:function")
-            if self.reward_weights and len(self.reward_weights) != len(self.rewards):
-                raise ConfigError(f"reward_weights has {len(self.reward_weights)} entries for {len(self.rewards)} rewards")
-            if self.num_generations < 2:
-                raise ConfigError("num_generations must be >= 2: GRPO's advantage compares completions of one prompt")
-            if self.vllm_mode not in ("colocate", "server"):
-                raise ConfigError(f"vllm_mode = {self.vllm_mode!r}: use colocate or server")
-        if self.method == "dpo":  # DPO's losses: checked for DPO only (GRPO has its own: [grpo] loss_type)
-            unknown = [t for t in self.loss_type if t not in DPO_LOSSES]
-            if unknown or not self.loss_type:
-                raise ConfigError(f"loss_type {unknown or '[]'}: use one or more of {', '.join(DPO_LOSSES)} "
-                                  "(TRL's DPO losses)")
-            if self.loss_weights and len(self.loss_weights) != len(self.loss_type):
-                raise ConfigError(f"loss_weights has {len(self.loss_weights)} entries for {len(self.loss_type)} loss_type")
+        method.check(self)  # the method's own settings (methods/<name>.py)
         if self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise ConfigError("need per_device_train_batch_size >= 1 and gradient_accumulation_steps >= 1")
         section = self.method_args()
-        clash = sorted(set(section) & (KIT_PASSES[self.method] | _SET_BY_KIT))
+        clash = sorted(set(section) & (method.passes | _SET_BY_KIT))
         if clash:
             raise ConfigError(f"[{self.method}] sets {clash}, which the kit passes to TRL itself: set the field "
                               f"{'s' if len(clash) > 1 else ''} of the same name at the top of the train config instead")
@@ -138,15 +122,11 @@ class TrainConfig(Job):
 DPO_LOSSES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
               "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
 
-# The kit's fields each method hands to its TRL config itself (besides the common ones, _COMMON): a method's
-# section may not set them too.
-_COMMON = {"per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type",
-           "warmup_steps", "num_train_epochs", "max_steps", "logging_steps", "save_steps", "save_total_limit", "seed",
-           "gradient_checkpointing", "max_length", "eval_steps"}
-KIT_PASSES = {"dpo": _COMMON | {"beta", "loss_type", "loss_weights", "precompute_ref_log_probs"},
-              "sft": _COMMON | {"packing"},
-              "grpo": _COMMON | {"beta", "num_generations", "max_completion_length", "temperature", "use_vllm",
-                                 "vllm_mode", "vllm_gpu_memory_utilization", "reward_weights"}}
+# What the kit hands every method's TRL config itself (each method adds its own: methods/<name>.py `passes`);
+# a method's section may not set these too.
+COMMON = {"per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type",
+          "warmup_steps", "num_train_epochs", "max_steps", "logging_steps", "save_steps", "save_total_limit", "seed",
+          "gradient_checkpointing", "max_length", "eval_steps"}
 
 _SET_BY_KIT = {"output_dir", "report_to", "bf16", "use_cpu", "eval_strategy", "per_device_eval_batch_size",
                "completion_only_loss", "use_liger_kernel"}

@@ -16,18 +16,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..config import ConfigError
+from ..registry import METHODS
+from ..train_config import COMMON
+
 if TYPE_CHECKING:
-    from .train_config import TrainConfig
+    from ..train_config import TrainConfig
 
 
 def prompts(cfg: "TrainConfig", tokenizer: Any):
     """The problems as a datasets.Dataset of (prompt, answer), prompts rendered as the kernel renders them."""
     from datasets import Dataset
 
-    from .config import KernelConfig
-    from .engine.chat import TokenizerRenderer
-    from .problems import load_problems, sample_problems
-    from .protocols import get_protocol
+    from ..config import KernelConfig
+    from ..engine.chat import TokenizerRenderer
+    from ..problems import load_problems, sample_problems
+    from ..protocols import get_protocol
 
     kernel = KernelConfig.load(cfg.kernel_config)  # empty: the defaults
     protocol = get_protocol(kernel.solver.protocol, kernel.solver)
@@ -43,7 +47,7 @@ def prompts(cfg: "TrainConfig", tokenizer: Any):
 def trainer(cfg: "TrainConfig", model: Any, tokenizer: Any, peft_config: Any, common: dict[str, Any]):
     from trl import GRPOConfig, GRPOTrainer
 
-    from .rewards import resolve
+    from ..rewards import resolve
 
     dataset, protocol, comp = prompts(cfg, tokenizer)
     args = dict(common)
@@ -57,3 +61,31 @@ def trainer(cfg: "TrainConfig", model: Any, tokenizer: Any, peft_config: Any, co
     rewards = resolve(list(cfg.rewards), protocol, comp, cfg.length_target, tokenizer)
     return GRPOTrainer(model=model, reward_funcs=rewards, args=grpo_args, train_dataset=dataset,
                        processing_class=tokenizer, peft_config=peft_config)
+
+
+@METHODS.register()
+class GRPO:
+    name = "grpo"
+    trl_config = "GRPOConfig"
+    passes = (COMMON - {"max_length"}) | {"beta", "num_generations", "max_completion_length", "temperature", "use_vllm", "vllm_mode",
+                       "vllm_gpu_memory_utilization", "reward_weights"}  # GRPO bounds the completion (no max_length)
+    reads_files = False  # its prompts are the problems, rendered as the kernel renders them
+
+    @staticmethod
+    def check(cfg: Any) -> None:
+        from ..rewards import BUILT_IN
+
+        bad = [r for r in cfg.rewards if r not in BUILT_IN and ":" not in r]
+        if bad or not cfg.rewards:
+            raise ConfigError(f"rewards {bad or '[]'}: use {', '.join(BUILT_IN)} or module:function")
+        if cfg.reward_weights and len(cfg.reward_weights) != len(cfg.rewards):
+            raise ConfigError(f"reward_weights has {len(cfg.reward_weights)} entries for {len(cfg.rewards)} rewards")
+        if cfg.num_generations < 2:
+            raise ConfigError("num_generations must be >= 2: GRPO's advantage compares completions of one prompt")
+        if cfg.vllm_mode not in ("colocate", "server"):
+            raise ConfigError(f"vllm_mode = {cfg.vllm_mode!r}: use colocate or server")
+
+    @staticmethod
+    def trainer(cfg: Any, model: Any, tok: Any, peft_config: Any, common: dict[str, Any], train_ds: Any,
+                val_ds: Any) -> Any:
+        return trainer(cfg, model, tok, peft_config, common)
