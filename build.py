@@ -300,7 +300,8 @@ def cmd_output(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from aimokit.config import KernelConfig, expand_paths
-    from aimokit.evaluate import EvalConfig, run_evaluation, run_workers, write_report
+    from aimokit.eval_report import write_report
+    from aimokit.evaluate import EvalConfig, run_evaluation, run_workers
     from aimokit.models import resolve_model
     from aimokit.problems import load_problems, sample_problems
     from aimokit.serving import setup_logging

@@ -7,7 +7,8 @@ import polars as pl
 import pytest
 
 from aimokit.engine import GenResult
-from aimokit.evaluate import EvalConfig, run_evaluation, write_report
+from aimokit.eval_report import write_report
+from aimokit.evaluate import EvalConfig, run_evaluation
 from aimokit.metrics import majority, pass_at_k, wilson
 from aimokit.problems import Problem, ProblemFileError
 
