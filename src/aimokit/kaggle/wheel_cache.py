@@ -31,7 +31,8 @@ class WheelCacheError(AimokitError, ValueError):
     """A wheel could not be had as the resolver reported it; the message names the fix."""
 
 
-def _canonical(name: str) -> str:
+def canonical(name: str) -> str:
+    """A package name as pip compares it (PEP 503): the wheelhouse and the cache key by it."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -101,7 +102,7 @@ def fetch(pins: list, dest: Path, cfg: WheelsConfig,
         with tempfile.TemporaryDirectory(prefix=".incoming-", dir=cache) as tmp:
             by_name = {p.name: p for p in need}
             for wheel in download(need, Path(tmp), cfg):
-                pin = by_name.get(_canonical(wheel.name.split("-")[0]))
+                pin = by_name.get(canonical(wheel.name.split("-")[0]))
                 if pin is None:
                     continue
                 if pin.sha256 and sha256_of(wheel) != pin.sha256:

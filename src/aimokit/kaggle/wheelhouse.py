@@ -34,6 +34,7 @@ from urllib.parse import unquote
 
 from ..errors import AimokitError
 from . import wheel_cache
+from .wheel_cache import canonical
 from .config import WheelsConfig
 
 IMAGE_TAG = "image"  # the local version label the stubs carry
@@ -41,10 +42,6 @@ IMAGE_TAG = "image"  # the local version label the stubs carry
 
 class WheelhouseError(AimokitError, ValueError):
     """The wheelhouse cannot be made complete for the image; the message names the fix."""
-
-
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def read_image_list(path: str | Path) -> dict[str, str]:
