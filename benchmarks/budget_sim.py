@@ -47,8 +47,8 @@ def main() -> None:
     cfg = KernelConfig.from_dict({
         "competition": {"name": "aimo3", "answer_max": 99999, "modulo": 0, "time_limit_s": a.limit_s,
                         "expected_problems": a.problems},
-        "engine": {"model": a.model, "lora": a.lora, "max_model_len": 8192, "gpu_memory_utilization": 0.90,
-                   "enforce_eager": a.enforce_eager},
+        "engine": {"model": a.model, "lora": a.lora, "max_model_len": 8192,
+                   "vllm": {"gpu_memory_utilization": 0.90, "enforce_eager": a.enforce_eager}},
         "solver": {"samples": 16, "max_rounds": 2, "max_tokens_per_round": 1024, "max_tokens_total": 3072},
         "budget": {"safety_margin_s": 20.0, "startup_estimate_s": 120.0, "reserve_per_problem_s": 0.5,
                    "min_problem_s": 1.0, "max_problem_s": 60.0, "prior_tokens_per_sample": 1500},

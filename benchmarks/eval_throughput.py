@@ -81,8 +81,9 @@ def main() -> None:
     widths = [int(x) for x in a.concurrency.split(",")]
     cfg = KernelConfig.from_dict({
         "engine": {"model": a.model, "lora": a.lora, "dtype": a.dtype, "max_model_len": a.max_model_len,
-                   "gpu_memory_utilization": a.gpu_memory_utilization, "max_num_seqs": max(widths),
-                   "enforce_eager": a.enforce_eager, "kv_cache_dtype": a.kv_cache_dtype},
+                   "max_num_seqs": max(widths),
+                   "vllm": {"gpu_memory_utilization": a.gpu_memory_utilization, "enforce_eager": a.enforce_eager,
+                            "kv_cache_dtype": a.kv_cache_dtype}},
         "sandbox": {"sessions": a.sessions, "workers": max(widths)},
         "solver": {"samples": a.samples, "early_stop": [], "early_stop_agree": 0, "max_rounds": a.rounds - 1,
                    "max_tokens_per_round": a.round_tokens, "max_tokens_total": a.rounds * a.round_tokens},

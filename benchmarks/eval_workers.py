@@ -26,9 +26,9 @@ from common import ROOT, versions, write
 
 
 def launch(out: Path, problems: Path, a, workers: int, gpus: str) -> tuple[subprocess.Popen, float, object]:
-    sets = {"engine.model": a.model, "engine.lora": a.lora, "engine.dtype": a.dtype, "engine.enforce_eager": str(a.enforce_eager).lower(),
-            "engine.gpu_memory_utilization": a.gpu_memory_utilization, "engine.max_model_len": 4096, "engine.max_num_seqs": a.concurrency,
-            "engine.max_lora_rank": 16, "solver.max_rounds": 1, "solver.max_tokens_per_round": a.tokens,
+    sets = {"engine.model": a.model, "engine.lora": a.lora, "engine.dtype": a.dtype, "engine.vllm.enforce_eager": str(a.enforce_eager).lower(),
+            "engine.vllm.gpu_memory_utilization": a.gpu_memory_utilization, "engine.max_model_len": 4096, "engine.max_num_seqs": a.concurrency,
+            "engine.vllm.max_lora_rank": 16, "solver.max_rounds": 1, "solver.max_tokens_per_round": a.tokens,
             "solver.max_tokens_total": a.tokens}
     cmd = [sys.executable, str(ROOT / "build.py"), "evaluate", "--problems", str(problems), "--samples",
            str(a.samples), "--workers", str(workers), "--out", str(out), "--concurrency", str(a.concurrency),

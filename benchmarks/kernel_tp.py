@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=1024, help="tokens a sample writes (one round)")
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.85)
     ap.add_argument("--time-limit", type=float, default=1800)
-    ap.add_argument("--extra", default="", help='engine.extra as JSON, e.g. \'{"disable_custom_all_reduce": true}\'')
+    ap.add_argument("--extra", default="", help='engine.vllm.extra as JSON, e.g. \'{"disable_custom_all_reduce": true}\'')
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (and no compile): a quick smoke run")
     ap.add_argument("--out", default="bench-out")
@@ -44,13 +44,13 @@ def main() -> None:
     problems = out / "problems.jsonl"
     problems.write_text("".join(json.dumps(r) + "\n" for r in rows))
     sets = {"engine.model": a.model, "engine.tensor_parallel_size": a.tp, "engine.dtype": a.dtype,
-            "engine.enforce_eager": str(a.enforce_eager).lower(), "engine.gpu_memory_utilization": a.gpu_memory_utilization,
+            "engine.vllm.enforce_eager": str(a.enforce_eager).lower(), "engine.vllm.gpu_memory_utilization": a.gpu_memory_utilization,
             "engine.max_model_len": 4096, "engine.max_num_seqs": max(64, a.samples),
             "solver.samples": a.samples, "solver.min_samples": a.samples, "solver.max_rounds": 1,
             "solver.max_tokens_per_round": a.tokens, "solver.max_tokens_total": a.tokens,
             "budget.max_problem_s": a.time_limit, "budget.startup_estimate_s": 300}
     if a.extra:
-        sets["engine.extra"] = json.dumps(json.loads(a.extra))  # vllm.LLM keyword arguments, verbatim
+        sets["engine.vllm.extra"] = json.dumps(json.loads(a.extra))  # vllm.LLM keyword arguments, verbatim
     cmd = [sys.executable, str(ROOT / "build.py"), "dry-run", "--problems", str(problems), "--time-limit",
            str(a.time_limit), "--out", str(out / "run"), *[f"--set={k}={v}" for k, v in sets.items()]]
     t = time.monotonic()

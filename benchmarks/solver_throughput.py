@@ -64,8 +64,9 @@ def main() -> None:
     base = KernelConfig.from_dict({
         "competition": {"name": "aimo3", "answer_max": 99999, "modulo": 0},
         "engine": {"backend": a.backend, "model": a.model, "dtype": a.dtype, "lora": a.lora, "max_model_len": a.max_model_len,
-                   "gpu_memory_utilization": a.gpu_memory_utilization, "max_num_seqs": 256, "enforce_eager": a.enforce_eager,
-                   "kv_cache_dtype": a.kv_cache_dtype, "extra": {"disable_log_stats": not a.stats}},
+                   "max_num_seqs": 256,
+                   "vllm": {"gpu_memory_utilization": a.gpu_memory_utilization, "enforce_eager": a.enforce_eager,
+                            "kv_cache_dtype": a.kv_cache_dtype, "extra": {"disable_log_stats": not a.stats}}},
         "sandbox": {"sessions": a.sessions, "workers": widest},
         "solver": {"protocol": a.protocol, "top_logprobs": a.top_logprobs, "early_stop": [], "early_stop_agree": 0},
     })

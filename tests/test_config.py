@@ -47,8 +47,8 @@ def test_unknown_keys_and_bad_types_are_errors(tmp_path):
         KernelConfig.from_dict({"solver": {"samples": 2, "min_samples": 3}})
     with pytest.raises(ConfigError, match="engine.start_timeout_s = 0.0: it must be > 0"):
         KernelConfig.from_dict({"engine": {"start_timeout_s": 0}})
-    with pytest.raises(ConfigError, match="engine.max_lora_rank = 24: vLLM accepts 1, 8, 16.*or 0 for the adapter's own"):
-        KernelConfig.from_dict({"engine": {"max_lora_rank": 24}})
+    with pytest.raises(ConfigError, match="engine.vllm.max_lora_rank = 24: vLLM accepts 1, 8, 16.*or 0 for the adapter's own"):
+        KernelConfig.from_dict({"engine": {"vllm": {"max_lora_rank": 24}}})
     bad = tmp_path / "c.toml"
     bad.write_text("[solver\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
@@ -116,3 +116,42 @@ def test_shipped_paths_resolve_where_the_kernel_runs():
     assert cfg.engine.model.startswith("/tmp/in/") and cfg.engine.lora == "/tmp/in/ad/dpo"
     with pytest.raises(ConfigError, match="AIMOKIT_ADAPTERS is not set; attach the adapters dataset"):
         expand_paths(KernelConfig.load(None, {"engine.lora": "${AIMOKIT_ADAPTERS}/dpo"}), env={})
+
+
+def test_each_backend_owns_its_table_under_engine():
+    """[engine.vllm] is read and checked by the class the vllm backend registers; the page of settings lists
+    every registered backend's table, and a config writes and reads it back the same."""
+    from aimokit.registry import BACKENDS
+
+    cfg = KernelConfig.from_dict({"engine": {"max_num_seqs": 8, "vllm": {"kv_cache_dtype": "fp8"},
+                                             "transformers": {"batch_size": 2}}})
+    assert cfg.engine.section().kv_cache_dtype == "fp8" and cfg.engine.section("transformers").batch_size == 2
+    assert type(cfg.engine.section()) is BACKENDS.get("vllm").Settings
+    assert KernelConfig.from_dict(tomllib.loads(cfg.to_toml())) == cfg
+    assert "[engine.vllm]" in cfg.to_toml() and "backends" not in cfg.to_toml()
+    names = {name for name, *_ in KernelConfig.settings()}
+    assert {f"engine.{b}" for b in BACKENDS.names()} <= {n.rsplit(".", 1)[0] for n in names}
+    assert cfg.override({"engine.vllm.enforce_eager": True}).engine.section().enforce_eager is True
+    with pytest.raises(ConfigError, match="unknown setting.*'engine.vllm.kv_dtype'"):
+        KernelConfig.from_dict({"engine": {"vllm": {"kv_dtype": "fp8"}}})
+    with pytest.raises(ConfigError, match="engine.vllm.gpu_memory_utilization must be in"):
+        KernelConfig.from_dict({"engine": {"vllm": {"gpu_memory_utilization": 1.5}}})
+    with pytest.raises(ConfigError, match="engine.transformers.batch_size must be >= 1"):
+        KernelConfig.from_dict({"engine": {"transformers": {"batch_size": 0}}})
+
+
+def test_a_setting_from_before_the_split_loads_where_it_now_lives_and_says_so(caplog):
+    """Old files keep working: `[engine] gpu_memory_utilization = 0.5` is vLLM's, moved to [engine.vllm] with
+    a message naming the new place; a key both places is refused rather than one silently winning."""
+    with caplog.at_level("WARNING", logger="aimokit.config"):
+        cfg = KernelConfig.from_dict({"engine": {"gpu_memory_utilization": 0.5, "extra": {"a": 1}}})
+    assert cfg.engine.section().gpu_memory_utilization == 0.5 and cfg.engine.section().extra == {"a": 1}
+    assert "engine.gpu_memory_utilization is now engine.vllm.gpu_memory_utilization" in caplog.text
+    old = KernelConfig.load().override({"engine.kv_cache_dtype": "fp8"})  # an old dotted override, too
+    assert old.engine.section().kv_cache_dtype == "fp8"
+    moved = KernelConfig.from_dict({"engine": {"backend": "transformers", "batch_size": 3}})
+    assert moved.engine.section().batch_size == 3  # the selected backend's table takes its key
+    with pytest.raises(ConfigError, match="engine.enforce_eager is now engine.vllm.enforce_eager, and both are set"):
+        KernelConfig.from_dict({"engine": {"enforce_eager": True, "vllm": {"enforce_eager": False}}})
+    with pytest.raises(ConfigError, match="unknown setting.*'engine.nonsense'"):
+        KernelConfig.from_dict({"engine": {"nonsense": 1}})

@@ -29,7 +29,7 @@ def test_lora_adapter_is_applied_by_vllm(default_model, lora_adapter):
     line = next(l for l in out.stdout.splitlines() if l.startswith("LORA_PROBE "))
     got = json.loads(line.split(" ", 1)[1])
     assert got["with"] and got["without"]
-    assert got["max_lora_rank"] == 8  # the adapter's own rank (engine.max_lora_rank = 0), not a padded 64
+    assert got["max_lora_rank"] == 8  # the adapter's own rank (engine.vllm.max_lora_rank = 0), not a padded 64
     assert got["with"] == got["again"]  # greedy is deterministic
     assert got["with"] != got["without"]  # the adapter changes what the model writes
     assert got["tokens"] > 0 and len(got["entropies"]) == got["tokens"] and all(e >= 0 for e in got["entropies"])
@@ -48,7 +48,7 @@ def test_submission_kernel_end_to_end_on_vllm_with_lora(default_model, lora_adap
     limit = 240.0  # a vLLM-CPU step with a LoRA takes 10-30 s here; the kernel starts none it cannot finish
     cfg = KernelConfig.load(ROOT / "configs" / "dry-run.toml", {
         "engine.model": str(default_model), "engine.lora": str(lora_adapter),
-        "engine.max_model_len": 1024, "engine.gpu_memory_utilization": 0.2,
+        "engine.max_model_len": 1024, "engine.vllm.gpu_memory_utilization": 0.2,
         "competition.time_limit_s": limit, "run.problems": str(problems_file),
         "run.output_dir": str(tmp_path / "out"), "solver.max_tokens_per_round": 96,
         "solver.max_tokens_total": 160, "budget.safety_margin_s": 10.0,
@@ -85,7 +85,7 @@ def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(defau
         "competition.server_module": "kaggle_evaluation.aimo_3_inference_server",
         "competition.server_class": "AIMO3InferenceServer", "competition.data_dir": f"$AIMOKIT_INPUT/{comp}",
         "competition.time_limit_s": 240.0, "engine.model": "$AIMOKIT_INPUT/smollm2-135m-instruct",
-        "engine.lora": str(lora_adapter), "engine.max_model_len": 1024, "engine.gpu_memory_utilization": 0.2,
+        "engine.lora": str(lora_adapter), "engine.max_model_len": 1024, "engine.vllm.gpu_memory_utilization": 0.2,
         "solver.max_tokens_per_round": 96, "solver.max_tokens_total": 160, "budget.safety_margin_s": 10.0,
         "run.problems": "", "run.output_dir": ".",
     })
@@ -154,7 +154,7 @@ def test_submission_kernel_with_a_tensor_parallel_engine(tmp_path, tp):
     (tmp_path / "problems.jsonl").write_text("".join(json.dumps({"id": p.id, "problem": p.problem}) + "\n" for p in ps))
     limit = 300.0
     cfg = KernelConfig.load(ROOT / "configs" / "dry-run.toml", {
-        "engine.model": str(model), "engine.tensor_parallel_size": tp, "engine.gpu_memory_utilization": 0.1,
+        "engine.model": str(model), "engine.tensor_parallel_size": tp, "engine.vllm.gpu_memory_utilization": 0.1,
         "competition.time_limit_s": limit, "run.problems": str(tmp_path / "problems.jsonl"),
         "run.output_dir": str(tmp_path / "out"), "solver.max_tokens_per_round": 64, "solver.max_tokens_total": 64,
         "budget.safety_margin_s": 10.0})

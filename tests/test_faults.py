@@ -128,7 +128,7 @@ def test_engine_core_killed_mid_problem_is_replaced(tmp_path):
     ps = _problems_csv(tmp_path / "p.csv", 4)
     cfg = KernelConfig.load(ROOT / "configs" / "dry-run.toml", {
         "engine.model": str(embedded_default_model()), "engine.max_model_len": 1024,
-        "engine.gpu_memory_utilization": 0.2, "competition.time_limit_s": 300.0,
+        "engine.vllm.gpu_memory_utilization": 0.2, "competition.time_limit_s": 300.0,
         "run.problems": str(tmp_path / "p.csv"), "run.output_dir": str(tmp_path / "out"),
         "solver.max_tokens_per_round": 96, "solver.max_tokens_total": 192, "budget.safety_margin_s": 10.0,
         "budget.startup_estimate_s": 60.0, "budget.min_problem_s": 10.0, "solver.early_stop": [],

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .config_base import (  # noqa: F401  (the machinery, re-exported: `from .config import setting` reads on)
-    ConfigError, Job, file_relative, from_dict, merge_dotted, override, read_toml, setting, to_toml,
+    ConfigError, Job, as_dict, file_relative, fill_sections, from_dict, merge_dotted, override, read_toml, sections,
+    setting, to_toml,
 )
 
 
@@ -59,35 +60,38 @@ class CompetitionConfig:
             raise ConfigError("competition.fallback_answer must lie in the answer range")
 
 
+def _backend_settings() -> dict[str, type]:
+    """Each registered backend's own settings class: its `[engine.<name>]` table."""
+    from . import registry
+
+    return {name: registry.BACKENDS.get(name).Settings for name in registry.BACKENDS.names()}
+
+
 @dataclass(frozen=True)
 class EngineConfig:
-    """Which model runs, on which backend, with which adapter."""
+    """Which model runs, on which backend, with which adapter: the fields every backend reads, and one table
+    per backend (`[engine.vllm]`, `[engine.transformers]`) with the settings only it understands, owned and
+    checked by the backend's module."""
 
     backend: str = setting("vllm", help="The engine backend: a name registered in aimokit.registry.BACKENDS "
-                                        "('vllm', 'transformers').")
+                                        "('vllm', 'transformers'); its own settings are in [engine.<backend>].")
     fallback: str = setting("", help="The backend to fall back to when the configured one cannot be imported: "
                                      "empty for none (an error that names the fix: five hours of transformers on "
                                      "a GPU answer far fewer problems than vLLM), or 'transformers'. A fallback "
                                      "is logged and recorded in kernel_summary.json.")
     model: str = setting("", help="The model directory; empty: the embedded default. Relative in a config file: to that file.")
     lora: str = setting("", help="A PEFT LoRA adapter directory; empty: none. Relative in a config file: to that file. A ship config ships the adapters its kernels name here.")
-    max_lora_rank: int = setting(0, help="vLLM's max_lora_rank; 0: the adapter's own rank, and never less than it. "
-                                         "Larger only for adapters swapped in later: every adapter is padded to it, "
-                                         "which costs memory, and on CPU time (vLLM-CPU copies the padded weights "
-                                         "per prompt token: rank 64 for a rank-8 adapter made prefill 7.5x slower).")
     dtype: str = setting("bfloat16", help="Weights and activations: bfloat16 on GPUs; float32 on CPUs without native bf16 (3.5x faster there).")
     max_model_len: int = setting(4096, help="Prompt plus generated tokens, at most, for one sample.")
-    gpu_memory_utilization: float = setting(0.90, help="The share of GPU memory vLLM may take for weights and KV cache, in (0, 1].")
-    tensor_parallel_size: int = setting(1, help="GPUs one model is split across.")
-    max_num_seqs: int = setting(256, help="Sequences vLLM runs in one batch, at most.")
-    enable_prefix_caching: bool = setting(True, help="Reuse the KV cache of shared prompt prefixes (every sample of a problem shares its prompt).")
-    kv_cache_dtype: str = setting("auto", help="vLLM's kv_cache_dtype: auto, or fp8 to fit more sequences.")
-    enforce_eager: bool = setting(False, help="Skip CUDA graph capture: a faster start, slower decoding.")
+    tensor_parallel_size: int = setting(1, help="GPUs one engine holds (its model is split across them).")
+    max_num_seqs: int = setting(256, help="Sequences the engine runs in one batch, at most (evaluate's default "
+                                          "concurrency).")
     seed: int = setting(0, help="The engine-wide random seed.")
-    extra: dict[str, Any] = setting(default_factory=dict, help="Extra keyword arguments passed verbatim to vllm.LLM.")
     start_timeout_s: float = setting(1200.0, help="An engine start that has not returned by then (or by the end of "
                                                   "the time budget, if sooner) is abandoned and its processes killed: "
                                                   "vLLM's start can hang when a worker dies (seen at TP 2).")
+    backends: dict[str, Any] = sections(_backend_settings, selector="backend",
+                                        help="[engine.<backend>]: each registered backend's own settings.")
 
     def __post_init__(self) -> None:
         if self.start_timeout_s <= 0:
@@ -102,15 +106,15 @@ class EngineConfig:
             raise ConfigError(str(e)) from None
         if self.fallback == self.backend:
             raise ConfigError(f"engine.fallback = {self.fallback!r} is the backend itself: use '' (none) or another")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise ConfigError("engine.gpu_memory_utilization must be in (0, 1]")
         if self.tensor_parallel_size < 1:
             raise ConfigError("engine.tensor_parallel_size must be >= 1")
-        from .adapters import VLLM_LORA_RANKS
+        if self.max_num_seqs < 1:
+            raise ConfigError("engine.max_num_seqs must be >= 1")
+        fill_sections(self)
 
-        if self.max_lora_rank and self.max_lora_rank not in VLLM_LORA_RANKS:
-            raise ConfigError(f"engine.max_lora_rank = {self.max_lora_rank}: vLLM accepts "
-                              f"{', '.join(map(str, VLLM_LORA_RANKS))}, or 0 for the adapter's own rank")
+    def section(self, backend: str = "") -> Any:
+        """The settings of `backend` (default: the configured one): `cfg.engine.section().kv_cache_dtype`."""
+        return self.backends[backend or self.backend]
 
 
 @dataclass(frozen=True)
@@ -334,7 +338,27 @@ def expand_paths(cfg: KernelConfig, env: dict[str, str] | None = None) -> Kernel
                     else " set it in the environment")
             raise ConfigError(f"{dotted} = {value!r}: {', '.join(missing)} is not set;{hint}")
         changes[dotted] = expanded
+    for dotted, value in section_strings(cfg):  # a path among a backend's settings (engine.vllm.extra...)
+        if "$" in value and "$" not in (expanded := _expand(value, env)):
+            changes[dotted] = expanded
     return cfg.override(changes) if changes else cfg
+
+
+def section_strings(cfg: KernelConfig) -> list[tuple[str, str]]:
+    """(dotted name, value) of every string in the backends' own settings, tables included: where a backend
+    is handed a path (vLLM's tokenizer in engine.vllm.extra), found without a list of its fields."""
+    found: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
+        elif isinstance(value, str):
+            found.append((prefix, value))
+
+    for name, own in cfg.engine.backends.items():
+        walk(f"engine.{name}", as_dict(own))
+    return found
 
 
 def _expand(value: str, env: dict[str, str]) -> str:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import tomllib
 import typing
 from dataclasses import MISSING, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from .errors import AimokitError
+
+log = logging.getLogger("aimokit.config")
 
 
 class ConfigError(AimokitError, ValueError):
@@ -27,6 +30,55 @@ def setting(default: Any = MISSING, *, help: str, default_factory: Any = MISSING
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata={"help": help})
     return field(default=default, metadata={"help": help})
+
+
+def sections(lookup: Callable[[], dict[str, type]], *, selector: str, help: str) -> Any:
+    """A field holding one table per registered extension, written inline under its parent table.
+
+    Why: an extension owns its settings. `[engine.vllm]` is read by the class the vllm backend registers
+    (`lookup()` gives name -> settings dataclass, from the registry), so adding a backend adds its table
+    without a line here or in the parent. `selector` names the parent's field that says which entry is in
+    use: a key written at the parent's level that now belongs to that entry's table (a setting from before
+    the split) is moved there, with a message naming its new place.
+    """
+    return field(default_factory=dict, metadata={"help": help, "sections": lookup, "selector": selector})
+
+
+def _sections_field(cls: type) -> dataclasses.Field | None:
+    return next((f for f in dataclasses.fields(cls) if "sections" in f.metadata), None)
+
+
+def fill_sections(cfg: Any) -> None:
+    """In a config's `__post_init__`: every registered entry's table, given (a dict is checked like TOML) or
+    its defaults; an entry no extension registered is an error naming the registered ones."""
+    f = _sections_field(type(cfg))
+    given, classes = getattr(cfg, f.name), f.metadata["sections"]()
+    unknown = sorted(set(given) - set(classes))
+    if unknown:
+        raise ConfigError(f"unknown section(s) {', '.join(map(repr, unknown))}: registered are "
+                          f"{', '.join(sorted(classes))}")
+    filled = {}
+    for name, kind in classes.items():
+        value = given.get(name, {})
+        filled[name] = value if isinstance(value, kind) else from_dict(kind, value, name)
+    object.__setattr__(cfg, f.name, filled)  # frozen: set once, here, before anyone reads it
+
+
+def as_dict(cfg: Any) -> dict[str, Any]:
+    """`dataclasses.asdict`, with each sections field written inline (`{"vllm": {...}}` in its parent), as
+    the TOML has it: what `to_toml`, `override` and `to_dict` give, and what `from_dict` reads back."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if "sections" in f.metadata:
+            out.update({name: as_dict(v) for name, v in value.items()})
+        elif dataclasses.is_dataclass(value):
+            out[f.name] = as_dict(value)
+        elif isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):
+            out[f.name] = [as_dict(v) for v in value]
+        else:
+            out[f.name] = copy.deepcopy(value)
+    return out
 
 
 class Job:
@@ -43,7 +95,7 @@ class Job:
     def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Any:
         """From TOML (or the defaults), then `{"section.key": value}` overrides; checked once, whole."""
         data = cls._resolve_paths(read_toml(path, cls.what), Path(path).resolve().parent) if path else {}
-        return from_dict(cls, merge_dotted(data, overrides or {}))
+        return from_dict(cls, merge_dotted(data, moved_keys(cls, overrides or {})))
 
     @classmethod
     def _resolve_paths(cls, data: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -59,7 +111,7 @@ class Job:
         return override(self, dotted)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return as_dict(self)
 
     def to_toml(self) -> str:
         return to_toml(self)
@@ -75,6 +127,10 @@ def _settings(cls: type, prefix: str):
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
         name = prefix + f.name
+        if "sections" in f.metadata:
+            for entry, kind in sorted(f.metadata["sections"]().items()):
+                yield from _settings(kind, prefix + entry + ".")
+            continue
         if dataclasses.is_dataclass(hint):
             yield from _settings(hint, name + ".")
             continue
@@ -102,7 +158,41 @@ def file_relative(value: Any, folder: Path) -> Any:
 
 def override(cfg: Any, dotted: dict[str, Any]) -> Any:
     """A copy of any config dataclass with `{"section.key": value}` applied; an unknown key is an error."""
-    return from_dict(type(cfg), merge_dotted(dataclasses.asdict(cfg), dotted))
+    return from_dict(type(cfg), merge_dotted(as_dict(cfg), moved_keys(type(cfg), dotted)))
+
+
+def moved_keys(cls: type, dotted: dict[str, Any]) -> dict[str, Any]:
+    """Dotted overrides with a key from before a sections split written at its new place: an override of an
+    old name replaces the value where it now lives, as the same key in a file is moved (`_moved_to_section`)."""
+    return {_moved_key(cls, key): value for key, value in dotted.items()}
+
+
+def _moved_key(cls: type, key: str) -> str:
+    parts, done, node = key.split("."), [], cls
+    while parts:
+        part = parts.pop(0)
+        if not (isinstance(node, type) and dataclasses.is_dataclass(node)):
+            return ".".join([*done, part, *parts])
+        fields = {f.name: f for f in dataclasses.fields(node)}
+        sec = _sections_field(node)
+        if part in fields and (sec is None or part != sec.name):
+            done.append(part)
+            node = typing.get_type_hints(node)[part]
+            continue
+        classes = sec.metadata["sections"]() if sec is not None else {}
+        if part in classes:
+            done.append(part)
+            node = classes[part]
+            continue
+        selected = fields[sec.metadata["selector"]].default if sec is not None else ""
+        owner = next((n for n in sorted(classes, key=lambda n: (n != selected, n))
+                      if part in {f.name for f in dataclasses.fields(classes[n])}), None)
+        if owner is None:  # unknown: left for from_dict to report
+            return ".".join([*done, part, *parts])
+        log.warning("config: %s is now %s (moved)", key, ".".join([*done, owner, part, *parts]))
+        done += [owner, part]
+        node = typing.get_type_hints(classes[owner])[part]
+    return ".".join(done)
 
 
 def merge_dotted(data: dict[str, Any], dotted: dict[str, Any]) -> dict[str, Any]:
@@ -125,13 +215,22 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
         raise ConfigError(f"[{where or 'top'}] must be a table, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    tables: dict[str, Any] = {}
+    if (sec := _sections_field(cls)) is not None:
+        classes = sec.metadata["sections"]()
+        selector = next(f for f in dataclasses.fields(cls) if f.name == sec.metadata["selector"])
+        data = _moved_to_section(dict(data), classes, data.get(selector.name, selector.default), names, where)
+        tables = {k: data.pop(k) for k in list(data) if k in classes}
+        names = names - {sec.name}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(
             f"unknown setting(s) {', '.join(repr((where + '.' if where else '') + u) for u in unknown)}; "
-            f"known in [{where or 'top'}]: {', '.join(sorted(names))}"
+            f"known in [{where or 'top'}]: {', '.join(sorted(names | set(tables)))}"
         )
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
+    if sec is not None:
+        kwargs[sec.name] = {k: from_dict(classes[k], v, f"{where}.{k}" if where else k) for k, v in tables.items()}
     for name, value in data.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
@@ -139,6 +238,24 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
         else:
             kwargs[name] = _coerce(value, hint, f"{where}.{name}" if where else name)
     return cls(**kwargs)
+
+
+def _moved_to_section(data: dict[str, Any], classes: dict[str, type], selected: Any, names: set[str],
+                      where: str) -> dict[str, Any]:
+    """A key at the parent's level that is not the parent's but a field of an entry's table (the selected
+    entry's first): moved into that table, with a message that names its new place. Old files keep loading."""
+    order = sorted(classes, key=lambda n: (n != selected, n))
+    for key in [k for k in data if k not in names and k not in classes]:
+        owner = next((n for n in order if key in {f.name for f in dataclasses.fields(classes[n])}), None)
+        if owner is None:
+            continue
+        table = data.setdefault(owner, {})
+        if not isinstance(table, dict) or key in table:
+            raise ConfigError(f"{where}.{key} is now {where}.{owner}.{key}, and both are set: keep the second")
+        table[key] = data.pop(key)
+        log.warning("config: %s.%s is now %s.%s.%s (moved; write it under [%s.%s])", where, key, where, owner,
+                    key, where, owner)
+    return data
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -183,7 +300,7 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
 
 def to_toml(cfg: Any) -> str:
     """Write any config (or its dict) as TOML that tomllib reads back the same: scalars first, then tables."""
-    data = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
+    data = cfg if isinstance(cfg, dict) else as_dict(cfg)
     return "\n".join(_toml_table(data, ""))
 
 

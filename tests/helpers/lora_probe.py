@@ -14,7 +14,7 @@ from aimokit.protocols import get_protocol
 def main() -> None:
     model, adapter = sys.argv[1], sys.argv[2]
     cfg = EngineConfig(backend="vllm", model=model, lora=adapter, max_model_len=512, dtype="float32",
-                       gpu_memory_utilization=0.2, max_num_seqs=8, enforce_eager=True)
+                       max_num_seqs=8, backends={"vllm": {"gpu_memory_utilization": 0.2, "enforce_eager": True}})
     engine = create_engine(cfg)
     prompt = engine.chat_prompt([{"role": "user", "content": "What is 2 + 3? Answer briefly."}])
     req = [GenRequest(prompt, max_tokens=24, temperature=0.0, seed=0)]

@@ -55,7 +55,8 @@ def main() -> None:
     model, adapter, val_file, samples = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     prompts = pl.read_parquet(val_file)["prompt"].unique(maintain_order=True).to_list()
     cfg = EngineConfig(backend="vllm", model=model, lora=adapter, max_model_len=512, dtype="float32",
-                       gpu_memory_utilization=0.2, max_num_seqs=16, max_lora_rank=16, enforce_eager=True)
+                       max_num_seqs=16, backends={"vllm": {"gpu_memory_utilization": 0.2, "max_lora_rank": 16,
+                                                           "enforce_eager": True}})
     t0 = time.monotonic()
     engine = create_engine(cfg)
     t1 = time.monotonic()

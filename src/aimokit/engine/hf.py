@@ -8,13 +8,25 @@ keeps no room for one.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable
 
-from ..config import EngineConfig
+from ..config import ConfigError, EngineConfig, setting
 from ..registry import BACKENDS
 from .chat import apply_chat_template
 from .loop import QueuedEngine
 from .types import GenRequest, GenResult
+
+
+@dataclass(frozen=True)
+class TransformersSettings:
+    """[engine.transformers]: what only the transformers backend reads."""
+
+    batch_size: int = setting(8, help="Requests generated together in one model.generate call.")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError("engine.transformers.batch_size must be >= 1")
 
 
 @BACKENDS.register()
@@ -22,9 +34,9 @@ class TransformersEngine(QueuedEngine):
     name = "transformers"
     library = "transformers"
     step_honours_deadline = True
+    Settings = TransformersSettings
 
-    def __init__(self, cfg: EngineConfig, model_dir: str, batch_size: int = 8,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, cfg: EngineConfig, model_dir: str, clock: Callable[[], float] = time.monotonic):
         super().__init__(clock)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -42,7 +54,7 @@ class TransformersEngine(QueuedEngine):
 
             model = PeftModel.from_pretrained(model, cfg.lora)
         self.model = model.eval()
-        self.batch_size = batch_size
+        self.batch_size = cfg.section(self.name).batch_size
         self.seed = cfg.seed
 
     def count_tokens(self, text: str) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
-from ..config import EngineConfig
+from ..config import ConfigError, EngineConfig, setting
 from ..registry import BACKENDS
 from . import vllm_internals
 from .chat import apply_chat_template
@@ -53,33 +53,61 @@ def _entropies(completion: Any) -> list[float]:
     return [entropy_of(lp.logprob for lp in pos.values()) for pos in (completion.logprobs or [])]
 
 
+@dataclass(frozen=True)
+class VLLMSettings:
+    """[engine.vllm]: what only vLLM understands, passed to `vllm.LLM` under vLLM's own names."""
+
+    gpu_memory_utilization: float = setting(0.90, help="The share of GPU memory vLLM may take for weights and KV cache, in (0, 1].")
+    enable_prefix_caching: bool = setting(True, help="Reuse the KV cache of shared prompt prefixes (every sample of a problem shares its prompt).")
+    kv_cache_dtype: str = setting("auto", help="vLLM's kv_cache_dtype: auto, or fp8 to fit more sequences.")
+    enforce_eager: bool = setting(False, help="Skip CUDA graph capture: a faster start, slower decoding.")
+    max_lora_rank: int = setting(0, help="vLLM's max_lora_rank; 0: the adapter's own rank, and never less than it. "
+                                         "Larger only for adapters swapped in later: every adapter is padded to it, "
+                                         "which costs memory, and on CPU time (vLLM-CPU copies the padded weights "
+                                         "per prompt token: rank 64 for a rank-8 adapter made prefill 7.5x slower).")
+    extra: dict[str, Any] = setting(default_factory=dict, help="Extra keyword arguments passed verbatim to vllm.LLM "
+                                                               "(a $AIMOKIT_INPUT/... path among them is checked "
+                                                               "against the kernel's inputs).")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError("engine.vllm.gpu_memory_utilization must be in (0, 1]")
+        from ..adapters import VLLM_LORA_RANKS
+
+        if self.max_lora_rank and self.max_lora_rank not in VLLM_LORA_RANKS:
+            raise ConfigError(f"engine.vllm.max_lora_rank = {self.max_lora_rank}: vLLM accepts "
+                              f"{', '.join(map(str, VLLM_LORA_RANKS))}, or 0 for the adapter's own rank")
+
+
 @BACKENDS.register()
 class VLLMEngine(SteppedEngine):
     name = "vllm"
     library = "vllm"  # what must import for this backend to start (create_engine checks it first)
+    Settings = VLLMSettings
 
     def __init__(self, cfg: EngineConfig, model_dir: str, clock: Callable[[], float] | None = None):
         super().__init__(clock or time.monotonic)
         from vllm import LLM
         from vllm.lora.request import LoRARequest
 
+        own: VLLMSettings = cfg.section(self.name)
         kwargs: dict[str, Any] = dict(
             model=model_dir,
             dtype=cfg.dtype,
             max_model_len=cfg.max_model_len,
-            gpu_memory_utilization=cfg.gpu_memory_utilization,
+            gpu_memory_utilization=own.gpu_memory_utilization,
             tensor_parallel_size=cfg.tensor_parallel_size,
             max_num_seqs=cfg.max_num_seqs,
-            enable_prefix_caching=cfg.enable_prefix_caching,
-            kv_cache_dtype=cfg.kv_cache_dtype,
-            enforce_eager=cfg.enforce_eager,
+            enable_prefix_caching=own.enable_prefix_caching,
+            kv_cache_dtype=own.kv_cache_dtype,
+            enforce_eager=own.enforce_eager,
             seed=cfg.seed,
         )
         if cfg.lora:
             from ..adapters import adapter_rank
 
-            kwargs.update(enable_lora=True, max_lora_rank=max(cfg.max_lora_rank, adapter_rank(cfg.lora)))  # 0: its own
-        kwargs.update(cfg.extra)
+            kwargs.update(enable_lora=True, max_lora_rank=max(own.max_lora_rank, adapter_rank(cfg.lora)))  # 0: its own
+        kwargs.update(own.extra)
         self.llm = LLM(**kwargs)
         self.engine = self.llm.llm_engine
         self.tokenizer = self.llm.get_tokenizer()

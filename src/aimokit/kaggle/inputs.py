@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from .. import mounts as layouts
-from ..config import PATH_FIELDS, KernelConfig
+from ..config import PATH_FIELDS, KernelConfig, section_strings
 from ..errors import AimokitError
 
 _INPUT = re.compile(r"^\$\{?AIMOKIT_INPUT\}?/(.+)$")
@@ -87,9 +87,9 @@ def input_paths(cfg: KernelConfig) -> dict[str, str]:
         elif (named := layouts.parse(value)) is not None:  # kaggle:<kind>/<source>/...: the flat mount point
             kind, ref, rest = named
             found[dotted] = "/".join(layouts.flat_tail(kind, ref) + ([rest] if rest else []))
-    for key, value in cfg.engine.extra.items():  # a tokenizer or a vocabulary file passed to vLLM
-        if isinstance(value, str) and _INPUT.match(value):
-            found[f"engine.extra.{key}"] = _INPUT.match(value).group(1).rstrip("/")
+    for dotted, value in section_strings(cfg):  # e.g. a tokenizer or a vocabulary file passed to vLLM
+        if _INPUT.match(value):
+            found[dotted] = _INPUT.match(value).group(1).rstrip("/")
     return found
 
 
