@@ -12,7 +12,8 @@
     python build.py dpo-data --responses FILE [FILE ...] [--config TOML] [--out DIR] [--set k=v ...]
     python build.py sft-data --responses FILE [FILE ...] [--config TOML] [--out DIR] [--set k=v ...]
     python build.py train [--config TOML] [--set k=v ...]
-    python build.py replay --responses FILE [FILE ...] [--config TOML] [--out DIR]
+    python build.py replay --responses FILE [FILE ...] [--config TOML] [--out DIR] [--compare A B] [--two-run K ...]
+    python build.py select fit --responses FILE [FILE ...] [--config TOML] [--out FILE] [--folds N] [--features F,...]
     python build.py settings [kernel|eval|dpo-data|sft-data|train|ship] [--markdown]
 """
 
@@ -318,7 +319,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         problems = problems[:ev.limit]
     cfg = replace(cfg, engine=replace(cfg.engine, model=resolve_model(cfg.engine.model)))
     (run_workers if ev.workers > 1 else run_evaluation)(cfg, problems, out, ev)
-    write_report(out, ev)
+    write_report(out, ev, cfg.solver)
     print((out / "report.md").read_text())
     print(f"responses: {out / 'responses.parquet'}\nreport: {out / 'report.md'}")
     return 0
@@ -336,12 +337,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from aimokit.replay import reread
 
         df = reread(df, base or KernelConfig().solver, kernel.competition if kernel else KernelConfig().competition)
-    result = replay(df, base)
+    result = replay(df, base, compare=[tuple(c) for c in args.compare] if args.compare else None,
+                    two_run=args.two_run, draws=args.draws, seed=args.seed)
     out = Path(args.out or Path(args.responses[0]).resolve().parent)
     atomic_write(out / "replay.json", json.dumps(result, indent=2))
     atomic_write(out / "replay.md", render(result))
     print(render(result))
     print(f"replay: {out / 'replay.md'}, {out / 'replay.json'}")
+    return 0
+
+
+def cmd_select_fit(args: argparse.Namespace) -> int:
+    from aimokit.config import KernelConfig
+    from aimokit.replay import has_entropy, problems_of, read
+    from aimokit.select_fit import fit_report, render, write
+
+    kernel = KernelConfig.load(args.config, _parse_sets(args.set)) if args.config or args.set else KernelConfig()
+    df = read(args.responses)
+    names = [n.strip() for n in args.features.split(",") if n.strip()] if args.features else None
+    sel, report = fit_report(problems_of(df), kernel.solver, args.folds, args.seed, args.l2, names, has_entropy(df))
+    out = Path(args.out or Path(args.responses[0]).resolve().parent / "selector.json")
+    write(sel, report, out)
+    print(render(report))
+    print(f"selector: {out} (solver.vote = \"learned\", solver.selector = \"{out}\")")
     return 0
 
 
@@ -500,7 +518,26 @@ def main(argv: list[str] | None = None) -> int:
                     "the config's solver.protocol and solver.answer_region (compare reading rules)")
     rp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a kernel setting, e.g. solver.answer_region=anywhere")
+    rp.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"), help="a paired comparison of two "
+                    "vote policies on the same problems (default: the config's solver.vote against count)")
+    rp.add_argument("--two-run", type=int, nargs="+", metavar="K", help="AIMO-3's two-run score from runs of K "
+                    "samples drawn from the recorded ones, per policy (exact where the draws are few)")
+    rp.add_argument("--draws", type=int, default=2000, help="bootstrap resamples and random draws per estimate")
+    rp.add_argument("--seed", type=int, default=0)
     rp.set_defaults(func=cmd_replay)
+    sl = sub.add_parser("select", help="fit a learned selector of candidate answers on recorded samples")
+    sl_sub = sl.add_subparsers(dest="select_command", required=True)
+    sf = sl_sub.add_parser("fit", help="fit, cross-validate (grouped by problem) against every built-in policy, "
+                                       "and write the selector JSON that solver.vote = 'learned' reads")
+    sf.add_argument("--responses", nargs="+", required=True, help="responses.parquet or recorded-samples .jsonl")
+    sf.add_argument("--config", default=None, help="a kernel config whose solver weights the built-ins use")
+    sf.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sf.add_argument("--out", default=None, help="the selector file (default: selector.json beside the first file)")
+    sf.add_argument("--folds", type=int, default=5)
+    sf.add_argument("--seed", type=int, default=0)
+    sf.add_argument("--l2", type=float, default=1.0, help="the L2 penalty of the logistic regression")
+    sf.add_argument("--features", default=None, help="comma-separated features (default: every one the files hold)")
+    sf.set_defaults(func=cmd_select_fit)
     st = sub.add_parser("settings", help="every setting of a job config, with its default and help")
     st.add_argument("job", nargs="?", default="kernel", choices=["kernel", "eval", "dpo-data", "sft-data", "train", "ship"])
     st.add_argument("--markdown", action="store_true", help="all jobs as the Markdown of docs/settings.md")

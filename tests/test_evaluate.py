@@ -55,6 +55,10 @@ def test_evaluation_stores_every_response_and_reports(fast_cfg, tmp_path):
     assert m["curve"][-1]["pass"] == m["pass"]
     report = (tmp_path / "ev" / "report.md").read_text()
     assert "| 3 | 4 | 33.3% |" in report and "![accuracy_vs_samples.png]" in report
+    # the selection loss: the gold was among the samples on easy and mid; what each policy picked is counted
+    sel = m["selection"]
+    assert sel["pass"] == 2 and sel["lost"]["weighted"] == 2 - sel["correct"]["weighted"]
+    assert "## Selection loss" in report and "lost to selection" in report
     for png in ("accuracy_vs_samples.png", "time_tokens_per_problem.png"):
         assert (tmp_path / "ev" / png).read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["responses"] == 12

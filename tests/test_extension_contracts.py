@@ -52,14 +52,29 @@ def test_protocol_contract(name):
 
 
 # -- vote policies ---------------------------------------------------------------------------------
+def _majority_selector(path):
+    """A selector fitted where the most-voted answer is the right one (what a policy that reads a file gets)."""
+    from aimokit import selector
+
+    data = [(i, [Vote(i, entropy=0.3)] * (2 + i % 3) + [Vote(100 + i, entropy=0.3)] * (1 + i % 2)) for i in range(20)]
+    data += [(200, [Vote(200, entropy=0.3)] + [Vote(201, entropy=0.3)] * 2)]
+    selector.save(selector.fit(data), path)
+    return str(path)
+
+
 @pytest.mark.parametrize("name", POLICIES.names())
-def test_vote_policy_contract(name):
+def test_vote_policy_contract(name, tmp_path):
     """Scores only answers voted for; a unanimous vote wins and is decided; ties go to the first answer voted;
-    more votes for an answer never lower its score; a policy that needs entropy says so to the config."""
+    more votes for an answer never lower its score; a policy that needs entropy or a selector file says so to
+    the config."""
     policy = POLICIES.get(name)
-    cfg = SamplingConfig(vote=name, top_logprobs=5 if policy.needs_entropy else 0, early_stop=[])
+    sel = _majority_selector(tmp_path / "sel.json") if policy.needs_selector else ""
+    cfg = SamplingConfig(vote=name, top_logprobs=5 if policy.needs_entropy else 0, early_stop=[], selector=sel)
     if policy.needs_entropy:
         with pytest.raises(ConfigError, match="top_logprobs"):
+            SamplingConfig(vote=name)
+    if policy.needs_selector:
+        with pytest.raises(ConfigError, match="set solver.selector"):
             SamplingConfig(vote=name)
     votes = [Vote(7, entropy=0.3), Vote(7, entropy=0.3), Vote(9, entropy=0.3)]
     got = scores(votes, cfg)

@@ -61,7 +61,7 @@ def test_decided_by_agreement_rules_or_a_lead_nothing_pending_can_catch():
 def test_entropy_votes_need_logprobs_and_unknown_policies_are_refused():
     with pytest.raises(ConfigError, match="set solver.top_logprobs >= 1"):
         SamplingConfig(vote="entropy")
-    with pytest.raises(ConfigError, match="solver.vote = 'majority': use one of combined, count, entropy, weighted"):
+    with pytest.raises(ConfigError, match="solver.vote = 'majority': use one of combined, count, entropy, learned, weighted"):
         SamplingConfig(vote="majority")
 
 

@@ -205,6 +205,8 @@ class SamplingConfig:
     vote_share: float = setting(1.0, help="combined vote: the coefficient of an answer's share of the votes.")
     vote_confidence: float = setting(1.0, help="combined vote: the coefficient of its votes' mean confidence, 1 / (1 + entropy).")
     vote_consensus: float = setting(0.5, help="combined vote: the bonus of an answer holding at least half the votes.")
+    selector: str = setting("", help="learned vote: the selector file `build.py select fit` writes (JSON: features, "
+                                     "coefficients). Relative in a config file: to that file; a ship config ships it.")
     early_stop: list[list[int]] = setting(default_factory=lambda: [[4, 4], [5, 7], [6, 9]], help="Early stop: decided when the leader can no longer be overtaken, or when [k, n] holds: k votes agree and at most n answers are in.")
     early_stop_agree: int = setting(0, help="k agreeing answers stop at once (0: off)")
     stop_at_answer: bool = setting(False, help="End a sample as soon as its answer is complete (a closed \\boxed{} where the protocol reads the answer: harmony's final channel, after </think>, outside code fences) instead of waiting for EOS. AIMO-3's winners: on.")
@@ -230,6 +232,9 @@ class SamplingConfig:
             raise ConfigError("solver.max_repeat_calls must be >= 2 (a call and its first repeat may both run)")
         if self.reasoning_effort not in ("low", "medium", "high"):
             raise ConfigError(f"solver.reasoning_effort = {self.reasoning_effort!r}: use low, medium or high")
+        if policy.needs_selector and not self.selector:
+            raise ConfigError(f"solver.vote = {self.vote!r} scores answers with a fitted selector: set solver.selector "
+                              "to the file `build.py select fit` writes")
         if policy.needs_entropy and self.top_logprobs < 1:
             raise ConfigError(f"solver.vote = {self.vote!r} weighs answers by token entropy: set solver.top_logprobs "
                               ">= 1 (5 is what AIMO-3's winners used)")
@@ -297,10 +302,14 @@ class KernelConfig(Job):
         if isinstance(engine, dict):
             engine = {**engine, **{k: file_relative(engine[k], folder) for k in ("model", "lora") if k in engine}}
             data = {**data, "engine": engine}
+        solver = data.get("solver")
+        if isinstance(solver, dict) and "selector" in solver:
+            data = {**data, "solver": {**solver, "selector": file_relative(solver["selector"], folder)}}
         return data
 
 
-PATH_FIELDS = ("competition.data_dir", "engine.model", "engine.lora", "run.problems", "run.output_dir")
+PATH_FIELDS = ("competition.data_dir", "engine.model", "engine.lora", "solver.selector", "run.problems",
+               "run.output_dir")
 INPUT_ROOT = "/kaggle/input"  # where Kaggle mounts a kernel's inputs; $AIMOKIT_INPUT overrides it
 
 

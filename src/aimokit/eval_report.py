@@ -76,9 +76,20 @@ def render(m: dict[str, Any], meta: dict[str, Any], images: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out: Path, ev: Any) -> dict[str, Any]:
+def selection_loss(df: pl.DataFrame, solver: Any) -> dict[str, Any]:
+    """The selection loss of the recorded samples under every policy they support, the run's own first."""
+    from . import selection
+    from .replay import has_entropy, policy_config, problems_of, skip_reason
+    from .registry import POLICIES
+
+    entropy = has_entropy(df)
+    runnable = {v: policy_config(solver, v) for v in POLICIES.names() if not skip_reason(v, solver, entropy)}
+    return selection.loss(problems_of(df), runnable, solver.vote if solver.vote in runnable else "count")
+
+
+def write_report(out: Path, ev: Any, solver: Any = None) -> dict[str, Any]:
     """metrics.json, report.md and the plots of an evaluation folder; `ev` gives z, curve_draws and seed
-    (an EvalConfig)."""
+    (an EvalConfig); `solver` (the run's SamplingConfig, default the kit's) the policies of the selection loss."""
     path = out / responses.FILE
     if not path.exists():
         raise FileNotFoundError(f"{path}: no responses yet; run `build.py evaluate` first")
@@ -87,6 +98,11 @@ def write_report(out: Path, ev: Any) -> dict[str, Any]:
     meta_path = out / "eval_meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     images = plot(m, out)
+    from . import selection
+    from .config import SamplingConfig
+
+    m["selection"] = selection_loss(responses.conform(df), solver or SamplingConfig())
     atomic_write(out / "metrics.json", json.dumps(m, indent=2))
-    atomic_write(out / "report.md", render(m, meta, images))
+    atomic_write(out / "report.md", render(m, meta, images) + "\n" + "\n".join(
+        selection.render_loss(m["selection"], [])) + "\n")
     return m

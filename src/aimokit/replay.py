@@ -23,7 +23,8 @@ from .config import CompetitionConfig, SamplingConfig
 from .errors import AimokitError
 from .metrics import wilson
 from .registry import POLICIES
-from .votes import Vote, decided, winner
+from .selection import replay_one
+from .votes import Vote
 
 REQUIRED = ("problem_id", "sample", "answer", "gold", "tokens")
 EARLY_STOPS: dict[str, dict[str, Any] | None] = {
@@ -39,9 +40,10 @@ class ReplayError(AimokitError, ValueError):
 
 
 def read(paths: list[str]) -> pl.DataFrame:
-    from . import responses
+    """The kit's responses.parquet files and recorded-samples JSONL files (aimokit.recorded) alike."""
+    from . import recorded
 
-    return responses.scan(paths, REQUIRED, ReplayError).collect()
+    return recorded.read(paths, REQUIRED, ReplayError)
 
 
 def reread(df: pl.DataFrame, solver: SamplingConfig, comp: CompetitionConfig) -> pl.DataFrame:
@@ -61,9 +63,9 @@ def reread(df: pl.DataFrame, solver: SamplingConfig, comp: CompetitionConfig) ->
                            pl.Series("boxed", [x.boxed for x in read_], dtype=pl.Boolean))
 
 
-def _votes(df: pl.DataFrame) -> dict[str, tuple[int | None, list[tuple[Vote | None, int]]]]:
+def problems_of(df: pl.DataFrame) -> dict[str, tuple[int | None, list[tuple[Vote | None, int]]]]:
     """Per problem: its gold answer and its samples as (vote or None, tokens), in the order they finished."""
-    order = "finished_at" if "finished_at" in df.columns else "sample"
+    order = order_of(df)
     out = {}
     for (pid,), g in df.group_by("problem_id", maintain_order=True):
         if order == "finished_at":  # samples without an answer have no finish order: after the others
@@ -71,46 +73,61 @@ def _votes(df: pl.DataFrame) -> dict[str, tuple[int | None, list[tuple[Vote | No
             g = g.sort([pl.col("finished_at").is_null(), "finished_at", "sample"])
         else:
             g = g.sort("sample")
-        rows = []
-        for r in g.iter_rows(named=True):
-            vote = None if r["answer"] is None else Vote(
-                int(r["answer"]), bool(r.get("boxed", True)), int(r.get("code_runs") or 0),
-                int(r.get("code_errors") or 0), r.get("entropy_mean"))
-            rows.append((vote, int(r["tokens"] or 0)))
+        rows = [(None if r["answer"] is None else vote_of(r), int(r["tokens"] or 0)) for r in g.iter_rows(named=True)]
         gold = g["gold"][0]
         out[str(pid)] = (None if gold is None else int(gold), rows)
     return out
 
 
-def replay_one(samples: list[tuple[Vote | None, int]], cfg: SamplingConfig, stop_early: bool = True,
-               fallback: int = 0) -> tuple[int, int, int]:
-    """(answer, tokens spent, samples heard) for one problem under one policy."""
-    votes: list[Vote] = []
-    spent = 0
-    for i, (vote, tokens) in enumerate(samples):
-        spent += tokens
-        if vote is None:
-            continue
-        votes.append(vote)
-        pending = len(samples) - i - 1
-        if pending and stop_early and decided(votes, pending, cfg):
-            return winner(votes, cfg, fallback), spent, i + 1
-    return winner(votes, cfg, fallback), spent, len(samples)
+def vote_of(r: dict[str, Any]) -> Vote:
+    """A recorded sample's vote, every feature the record holds (None where it holds none)."""
+    spans = r.get("tool_spans")
+    return Vote(int(r["answer"]), r.get("boxed"), r.get("code_runs"), r.get("code_errors"), r.get("entropy_mean"),
+                0.5 if r.get("aborted") else 1.0, tokens=r.get("tokens"),
+                calls=None if spans is None else len(spans), entropy_median=r.get("entropy_median"),
+                entropy_tail=r.get("entropy_tail"))
 
 
-def replay(df: pl.DataFrame, base: SamplingConfig | None = None) -> dict[str, Any]:
-    """Every policy's accuracy and tokens on the recorded samples; skipped policies with the reason."""
+def skip_reason(vote: str, base: SamplingConfig, has_entropy: bool) -> str:
+    """Why the policy `vote` cannot be replayed on these samples, or ''."""
+    pol = POLICIES.get(vote)
+    if pol.needs_entropy and not has_entropy:
+        return "the file has no entropy statistics (evaluate with solver.top_logprobs >= 1)"
+    if pol.needs_selector and not base.selector:
+        return "no selector given (--set solver.selector=FILE, written by `build.py select fit`)"
+    return ""
+
+
+def policy_config(base: SamplingConfig, vote: str, stop: dict[str, Any] | None = None) -> SamplingConfig:
+    """`base` voting by `vote` (entropy votes get the logprobs setting they require)."""
+    return dataclasses.replace(base, vote=vote, top_logprobs=max(base.top_logprobs, 1), **(stop or {}))
+
+
+def has_entropy(df: pl.DataFrame) -> bool:
+    return "entropy_mean" in df.columns and df["entropy_mean"].drop_nulls().len() > 0
+
+
+def replay(df: pl.DataFrame, base: SamplingConfig | None = None, compare: list[tuple[str, str]] | None = None,
+           two_run: list[int] | None = None, draws: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Every policy's accuracy and tokens on the recorded samples (skipped policies with the reason); the
+    selection loss against pass@k; paired comparisons (default: the config's policy against `count`); and,
+    given samples per run, AIMO-3's two-run score."""
+    from . import selection, two_runs
+
     base = base or SamplingConfig()
-    problems = _votes(df)
-    has_entropy = "entropy_mean" in df.columns and df["entropy_mean"].drop_nulls().len() > 0
+    problems = problems_of(df)
+    entropy = has_entropy(df)
     total_tokens = sum(t for _, rows in problems.values() for _, t in rows)
     rows, skipped = [], []
+    runnable = {}
     for vote in POLICIES.names():
-        if POLICIES.get(vote).needs_entropy and not has_entropy:
-            skipped.append(f"{vote}: the file has no entropy statistics (evaluate with solver.top_logprobs >= 1)")
+        why = skip_reason(vote, base, entropy)
+        if why:
+            skipped.append(f"{vote}: {why}")
             continue
+        runnable[vote] = policy_config(base, vote)
         for name, stop in EARLY_STOPS.items():
-            cfg = dataclasses.replace(base, vote=vote, top_logprobs=max(base.top_logprobs, 1), **(stop or {}))
+            cfg = policy_config(base, vote, stop)
             correct = spent = heard = 0
             graded = 0
             for gold, samples in problems.values():
@@ -125,8 +142,28 @@ def replay(df: pl.DataFrame, base: SamplingConfig | None = None) -> dict[str, An
                          "accuracy": correct / graded if graded else 0.0, "ci": [lo, hi], "tokens": spent,
                          "token_share": spent / total_tokens if total_tokens else 0.0,
                          "samples_heard": heard})
-    return {"problems": len(problems), "responses": df.height, "tokens_all": total_tokens,
-            "order": "finished_at" if "finished_at" in df.columns else "sample", "policies": rows, "skipped": skipped}
+    focus = base.vote if base.vote in runnable else "count"
+    loss = selection.loss(problems, runnable, focus)
+    pairs = compare if compare is not None else ([(focus, "count")] if focus != "count" else [])
+    comparisons = []
+    for a, b in pairs:
+        missing = [p for p in (a, b) if p not in runnable]
+        if missing:
+            raise ReplayError(f"--compare {a} {b}: {', '.join(missing)} cannot run on these samples "
+                              f"(runnable: {', '.join(runnable)}; skipped: {'; '.join(skipped) or 'none'})")
+        right = [[r[p]["correct"] for r in loss["per_problem"]] for p in (a, b)]
+        comparisons.append({"a": a, "b": b, **selection.paired(right[0], right[1], draws, seed)})
+    result = {"problems": len(problems), "responses": df.height, "tokens_all": total_tokens,
+              "order": order_of(df), "policies": rows, "skipped": skipped, "selection": loss,
+              "comparisons": comparisons}
+    if two_run:
+        result["two_run"] = two_runs.simulate(problems, runnable, two_run, draws, seed)
+    return result
+
+
+def order_of(df: pl.DataFrame) -> str:
+    """The order samples are replayed in: as they finished where the file records it, else by index."""
+    return "finished_at" if "finished_at" in df.columns and df["finished_at"].fill_null(0).max() else "sample"
 
 
 def render(result: dict[str, Any]) -> str:
@@ -141,4 +178,12 @@ def render(result: dict[str, Any]) -> str:
     lines += ["", "Tokens are those of the samples heard before the vote was decided: a lower bound of a live run's "
               "(samples still generating then had spent some too)."]
     lines += [f"Skipped: {s}" for s in result["skipped"]]
+    if "selection" in result:
+        from . import selection
+
+        lines += ["", *selection.render_loss(result["selection"], [(c["a"], c["b"], c) for c in result["comparisons"]])]
+    if "two_run" in result:
+        from . import two_runs
+
+        lines += ["", *two_runs.render(result["two_run"])]
     return "\n".join(lines) + "\n"

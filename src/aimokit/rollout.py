@@ -61,10 +61,13 @@ class Sample:
         return {"entropy_mean": sum(e) / len(e), "entropy_median": statistics.median(e),
                 "entropy_tail": sum(e[-tail:]) / len(e[-tail:])}
 
-    def vote(self, scale: float = 1.0) -> "Vote":
+    def vote(self, tail: int, scale: float = 1.0) -> "Vote":
+        """What its answer rests on, every feature a selector reads (candidates.FEATURES)."""
         assert self.answer is not None
-        mean = sum(self.entropies) / len(self.entropies) if self.entropies else None
-        return Vote(self.answer, self.boxed, self.code_runs, self.code_errors, mean, scale)
+        e = self.entropy_stats(tail)
+        return Vote(self.answer, self.boxed, self.code_runs, self.code_errors, e["entropy_mean"], scale,
+                    tokens=self.tokens, calls=self.calls, entropy_median=e["entropy_median"],
+                    entropy_tail=e["entropy_tail"])
 
 
 @dataclass
@@ -347,7 +350,7 @@ class Rollout:
         pi = smp.problem
         self.n_answered += 1
         smp.finished_at = self.n_answered
-        self.votes[pi].append(smp.vote())
+        self.votes[pi].append(smp.vote(self.s.cfg.entropy_tail))
         pending = self.left[pi]
         if pending and decided(self.votes[pi], pending, self.s.cfg):
             return self._close(pi)
@@ -375,7 +378,7 @@ class Rollout:
                     # At or past the deadline: the fast paths only (see extract_answer).
                     self._read_answer(smp, time.monotonic())
                     if smp.answer is not None:
-                        self.votes[pi].append(smp.vote(scale=0.5))
+                        self.votes[pi].append(smp.vote(self.s.cfg.entropy_tail, scale=0.5))
 
     def _read_answer(self, smp: Sample, deadline: float | None) -> None:
         """The sample's answer, read where the protocol's answer region is, and where it was found."""

@@ -11,12 +11,15 @@ runs and errors, the model's mean token entropy while writing it); the policy
   confident samples count more); a vote without entropy counts as entropy 1;
 - `combined`: per answer, `vote_share` × its share of votes + `vote_confidence`
   × its votes' mean confidence (1 / (1 + entropy)) + `vote_consensus` if it
-  holds at least half the votes.
+  holds at least half the votes;
+- `learned`: the logit of a scorer fitted on recorded samples (`build.py select
+  fit`, the file in `solver.selector`; aimokit.selector).
 
 A cut sample's answer counts half (`Vote.scale`). Early stop (`decided`) holds
 under any policy: the agreement rules count votes, and the leader is safe when
 no other answer could catch it even if every pending sample voted for it at the
-strongest weight a vote can carry.
+strongest weight a vote can carry (`learned`, whose score is not a sum of
+votes, decides itself: aimokit.selector.Selector.decided).
 """
 
 from __future__ import annotations
@@ -25,20 +28,12 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from . import selector
+from .candidates import Vote, winner_by
 from .config import SamplingConfig
 from .registry import POLICIES
 
 NO_ENTROPY = 1.0  # what a vote without entropy statistics counts as under the entropy policies
-
-
-@dataclass(frozen=True)
-class Vote:
-    answer: int
-    boxed: bool = True
-    code_runs: int = 0
-    code_errors: int = 0
-    entropy: float | None = None  # the sample's mean token entropy (nats), when logprobs were asked for
-    scale: float = 1.0  # 0.5 for an answer read from a sample cut short
 
 
 def vote_weight(boxed: bool, code_runs: int, code_errors: int, cfg: SamplingConfig) -> float:
@@ -56,12 +51,17 @@ class Policy:
     name: str
     scores: Callable[[list[Vote], SamplingConfig], dict[int, float]]
     needs_entropy: bool = False  # it reads token entropy: the engine must return logprobs (solver.top_logprobs)
+    needs_selector: bool = False  # it reads a fitted selector: solver.selector names the file
+    # a policy whose score is not a sum over votes decides itself whether pending samples could turn the vote:
+    # (votes, pending, cfg, leader) -> True when they cannot
+    decide: Callable[[list[Vote], int, SamplingConfig, int], bool] | None = None
 
 
-def policy(name: str, needs_entropy: bool = False) -> Callable:
+def policy(name: str, needs_entropy: bool = False, needs_selector: bool = False,
+           decide: Callable[[list[Vote], int, SamplingConfig, int], bool] | None = None) -> Callable:
     """Register a scoring function as the vote policy `name`."""
     def add(fn: Callable[[list[Vote], SamplingConfig], dict[int, float]]) -> Callable:
-        POLICIES.register(name)(Policy(name, fn, needs_entropy))
+        POLICIES.register(name)(Policy(name, fn, needs_entropy, needs_selector, decide))
         return fn
     return add
 
@@ -103,6 +103,12 @@ def _combined(votes: list[Vote], cfg: SamplingConfig) -> dict[int, float]:
     return out
 
 
+@policy("learned", needs_selector=True,
+        decide=lambda votes, pending, cfg, leader: selector.load(cfg.selector).decided(votes, pending, leader))
+def _learned(votes: list[Vote], cfg: SamplingConfig) -> dict[int, float]:
+    return selector.load(cfg.selector).scores(votes)
+
+
 def scores(votes: list[Vote], cfg: SamplingConfig) -> dict[int, float]:
     """Each answer's score under the configured policy."""
     return POLICIES.get(cfg.vote, "solver.vote").scores(votes, cfg)
@@ -112,12 +118,7 @@ def winner(votes: list[Vote], cfg: SamplingConfig, fallback: int) -> int:
     """The best-scored answer; ties go to the answer that was voted for first."""
     if not votes:
         return fallback
-    totals = scores(votes, cfg)
-    best = max(totals.values())
-    for v in votes:
-        if totals[v.answer] == best:
-            return v.answer
-    return fallback
+    return winner_by(votes, scores(votes, cfg))
 
 
 def decided(votes: list[Vote], pending: int, cfg: SamplingConfig) -> bool:
@@ -133,12 +134,15 @@ def decided(votes: list[Vote], pending: int, cfg: SamplingConfig) -> bool:
     if any(top >= agree and n <= out_of for agree, out_of in cfg.early_stop):
         return True
     leader = winner(votes, cfg, votes[0].answer)
+    pol = POLICIES.get(cfg.vote, "solver.vote")
+    if pol.decide is not None:
+        return pol.decide(votes, pending, cfg, leader)
+    fresh = min(counts) - 1  # an answer no sample has given yet
+    challengers = {a for a in counts if a != leader} | {fresh}  # every rival, and a new answer
     strongest = max((Vote(0, True, runs, errors, 0.0) for runs, errors in ((1, 0), (1, 1), (0, 0))),
                     key=lambda v: scores([v], cfg)[0])  # the most one vote can weigh
-    challengers = {a for a in counts if a != leader} | {min(counts) - 1}  # every rival, and a new answer
-    for c in challengers:
-        extra = [replace(strongest, answer=c)] * pending
-        after = scores(votes + extra, cfg)
+    for c in challengers:  # an additive score is worst for the leader with every pending vote on one rival
+        after = scores(votes + [replace(strongest, answer=c)] * pending, cfg)
         if after.get(c, 0.0) >= after.get(leader, 0.0):
             return False
     return True
