@@ -12,7 +12,7 @@
     python build.py dpo-data --responses FILE [FILE ...] [--config TOML] [--out DIR] [--set k=v ...]
     python build.py sft-data --responses FILE [FILE ...] [--config TOML] [--out DIR] [--set k=v ...]
     python build.py train [--config TOML] [--set k=v ...]
-    python build.py replay --responses FILE [FILE ...] [--config TOML] [--out DIR] [--compare A B] [--two-run K ...]
+    python build.py replay --responses FILE [FILE ...] [--config TOML] [--out DIR] [--compare A B] [--two-run K ...] [--budget]
     python build.py select fit --responses FILE [FILE ...] [--config TOML] [--out FILE] [--folds N] [--features F,...]
     python build.py settings [kernel|eval|dpo-data|sft-data|train|ship] [--markdown]
 """
@@ -328,7 +328,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from aimokit.config import KernelConfig
     from aimokit.io import atomic_write
-    from aimokit.replay import read, render, replay
+    from aimokit.replay import problems_of, read, render, replay
 
     kernel = KernelConfig.load(args.config, _parse_sets(args.set)) if args.config or args.set else None
     base = kernel.solver if kernel else None  # its weights and rules
@@ -339,6 +339,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         df = reread(df, base or KernelConfig().solver, kernel.competition if kernel else KernelConfig().competition)
     result = replay(df, base, compare=[tuple(c) for c in args.compare] if args.compare else None,
                     two_run=args.two_run, draws=args.draws, seed=args.seed)
+    if args.budget:
+        from aimokit.budget_replay import Throughput, simulate
+
+        tp = Throughput(args.tok_s, args.seq_tok_s, args.startup_s)
+        result["budget"] = simulate(problems_of(df), kernel or KernelConfig(), tp, args.per_run, args.runs, args.seed)
     out = Path(args.out or Path(args.responses[0]).resolve().parent)
     atomic_write(out / "replay.json", json.dumps(result, indent=2))
     atomic_write(out / "replay.md", render(result))
@@ -523,6 +528,13 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--two-run", type=int, nargs="+", metavar="K", help="AIMO-3's two-run score from runs of K "
                     "samples drawn from the recorded ones, per policy (exact where the draws are few)")
     rp.add_argument("--draws", type=int, default=2000, help="bootstrap resamples and random draws per estimate")
+    rp.add_argument("--budget", action="store_true", help="simulate the config's time budget over whole runs "
+                    "(its [budget], [solver] and competition limit) from the recorded tokens")
+    rp.add_argument("--tok-s", type=float, default=1575.0, help="budget: the engine's tokens/s, all sequences")
+    rp.add_argument("--seq-tok-s", type=float, default=226.0, help="budget: one sequence's tokens/s at most")
+    rp.add_argument("--startup-s", type=float, default=300.0, help="budget: engine start, paid from the limit")
+    rp.add_argument("--per-run", type=int, default=50, help="budget: problems per simulated run")
+    rp.add_argument("--runs", type=int, default=200, help="budget: simulated runs")
     rp.add_argument("--seed", type=int, default=0)
     rp.set_defaults(func=cmd_replay)
     sl = sub.add_parser("select", help="fit a learned selector of candidate answers on recorded samples")

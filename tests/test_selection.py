@@ -271,3 +271,40 @@ def test_candidate_features_are_computed_from_the_votes_alone():
     assert f[1]["tokens"] == pytest.approx((math.log1p(99) + math.log1p(9)) / 2) and f[1]["entropy_mean"] is None
     clipped = features(votes, {"tokens": (0.0, math.log1p(20))})  # a selector's fitted range bounds each vote
     assert clipped[1]["tokens"] == pytest.approx((math.log1p(20) + math.log1p(9)) / 2)
+
+
+def _budget_kernel(**budget):
+    from aimokit.config import KernelConfig
+
+    return KernelConfig.from_dict({
+        "competition": {"time_limit_s": 100.0},
+        "solver": {"vote": "count", "samples": 2, "min_samples": 1, "early_stop": [], "early_stop_agree": 0},
+        "budget": {"safety_margin_s": 10.0, "reserve_per_problem_s": 0.0, "min_problem_s": 1.0,
+                   "max_problem_s": 50.0, "prior_tokens_per_sample": 100, **budget}})
+
+
+def test_the_budget_simulation_matches_a_hand_worked_run():
+    """Two problems, two samples of 100 tokens each, 100 tok/s shared: both samples of a problem decode at 50
+    tok/s and finish at 2 s. Start-up 20 s of a 100 s limit: 4 s used, 76 s left, both right, every run."""
+    from aimokit.budget_replay import Throughput, simulate
+
+    problems = {p: (1, [(Vote(1), 100), (Vote(1), 100)]) for p in ("a", "b")}
+    tp = Throughput(tok_s=100.0, seq_tok_s=100.0, startup_s=20.0)
+    r = simulate(problems, _budget_kernel(), tp, per_run=50, runs=5)
+    assert r["problems_per_run"] == 2 and r["score"]["mean"] == 2 and r["answered"]["min"] == 2
+    assert r["seconds_left"]["mean"] == pytest.approx(76.0) and r["all_answered"] == 1.0
+    # the reserve split capped at 1.5 s per problem cuts both samples of each: nothing answered, 3 s used
+    cut = simulate(problems, _budget_kernel(split="reserve", max_problem_s=1.5), tp, runs=3)
+    assert cut["answered"]["mean"] == 0 and cut["score"]["mean"] == 0
+    assert cut["seconds_left"]["mean"] == pytest.approx(77.0)
+
+
+def test_the_budget_simulation_stops_a_problem_when_its_vote_is_decided():
+    """Samples of 50, 100 and 400 tokens at 100 tok/s each (300 together): the first finishes at 0.5 s, the
+    second at 1.0 s; with 2 agreeing the vote stops there, the third cut unheard."""
+    from aimokit.budget_replay import Throughput, run_problem
+
+    kernel = _budget_kernel().override({"solver.samples": 3, "solver.early_stop_agree": 2})
+    samples = [(Vote(1), 50), (Vote(1), 100), (Vote(2), 400)]
+    answer, used, tokens = run_problem(samples, 3, 30.0, kernel, Throughput(300.0, 100.0, 0.0), random.Random(0))
+    assert (answer, used, tokens) == (1, pytest.approx(1.0), 250)

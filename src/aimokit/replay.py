@@ -186,4 +186,8 @@ def render(result: dict[str, Any]) -> str:
         from . import two_runs
 
         lines += ["", *two_runs.render(result["two_run"])]
+    if "budget" in result:
+        from . import budget_replay
+
+        lines += ["", *budget_replay.render(result["budget"])]
     return "\n".join(lines) + "\n"
