@@ -85,6 +85,25 @@ def test_the_adapters_shipped_are_the_ones_the_kernels_name(tmp_path):
     assert _cfg(tmp_path).adapters_to_ship(ROOT) == {}  # configs/aimo3.toml names none
     shipped = (build_source(ROOT, cfg, tmp_path / "build") / "submission.toml").read_text()
     assert 'lora = "$AIMOKIT_ADAPTERS/dpo-adapter"' in shipped
+
+
+def test_a_kernels_selector_ships_in_the_source_dataset_and_a_bad_one_stops_the_build(tmp_path):
+    from aimokit import selector
+    from aimokit.candidates import Vote
+    from aimokit.kaggle.build import BuildError, build_source
+
+    (tmp_path / "configs").mkdir()
+    sel = selector.fit([(1, [Vote(1), Vote(1), Vote(2)]), (3, [Vote(3), Vote(4), Vote(4)])])
+    selector.save(sel, tmp_path / "sel.json")
+    (tmp_path / "configs" / "k.toml").write_text('[solver]\nvote = "learned"\nselector = "../sel.json"\n')
+    cfg = _cfg(tmp_path)
+    cfg = replace(cfg, kernels=[replace(cfg.kernels[0], config=str(tmp_path / "configs" / "k.toml"))])
+    d = build_source(ROOT, cfg, tmp_path / "build")
+    assert 'selector = "$AIMOKIT_SOURCE/selectors/submission.json"' in (d / "submission.toml").read_text()
+    assert selector.load(d / "selectors" / "submission.json") == sel
+    (tmp_path / "sel.json").write_text("{}")
+    with pytest.raises(BuildError, match="kernel submission: .*not a selector file"):
+        build_source(ROOT, cfg, tmp_path / "build2")
     old = tmp_path / "old.toml"  # the old way of listing them is refused with the fix
     old.write_text((ROOT / "configs" / "ship.toml").read_text().replace("[adapters]", "[adapters]\npaths = []"))
     with pytest.raises(ConfigError, match="paths is gone.*engine.lora"):

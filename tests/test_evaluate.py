@@ -40,7 +40,7 @@ def test_evaluation_stores_every_response_and_reports(fast_cfg, tmp_path):
     assert df.height == 12 and sorted(df.columns) == sorted([
         "problem_id", "sample", "prompt", "response", "answer", "gold", "correct", "boxed", "tokens", "code_runs",
         "code_errors", "aborted", "seconds", "finished_at", "entropy_mean", "entropy_median", "entropy_tail",
-        "tool_spans", "answer_at", "tool_refusals"])
+        "tool_spans", "answer_at", "tool_refusals", "chosen", "genselect"])
     assert set(df["answer_at"].to_list()) <= {"answer", "printed", ""}  # where each answer was read
     assert df["tool_spans"].list.len().sum() == df["code_runs"].sum() == 0  # no code here (the SFT tests run some)
     assert df["entropy_mean"].null_count() == 12  # no logprobs asked for: null, and replay says so
@@ -59,6 +59,7 @@ def test_evaluation_stores_every_response_and_reports(fast_cfg, tmp_path):
     sel = m["selection"]
     assert sel["pass"] == 2 and sel["lost"]["weighted"] == 2 - sel["correct"]["weighted"]
     assert "## Selection loss" in report and "lost to selection" in report
+    assert sel["correct"]["as run"] == 1  # the solver's own answers (no GenSelect here): mid only
     for png in ("accuracy_vs_samples.png", "time_tokens_per_problem.png"):
         assert (tmp_path / "ev" / png).read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["responses"] == 12

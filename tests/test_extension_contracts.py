@@ -49,6 +49,17 @@ def test_protocol_contract(name):
         assert p.answer_complete(text, prompt)
     assert all(isinstance(stop, str) and stop for stop in p.stop(SamplingConfig(protocol=name)))
     assert p.pending_call("") is None
+    # GenSelect's turn, in the protocol's own format: the candidates are in it, and a reply written the way
+    # this model answers is read back as the pick
+    from aimokit import genselect
+    from aimokit.engine import GenResult
+
+    cands = [genselect.Candidate(42, 2, "so 6 * 7 = 42"), genselect.Candidate(41, 2, "so it is 41")]
+    select = p.prompt(ScriptedEngine(lambda *a: None), genselect.message("What is 6 * 7?", cands),
+                      SamplingConfig(protocol=name), AIMO3)
+    assert "Solution 2 (final answer 41" in select and "so 6 * 7 = 42" in select and "99999" in select
+    reply = p.written_solution(select, "The first is right.", "42", thinks=False)
+    assert genselect.read_pick(p, GenResult(reply, 5, "eos"), select, cands, AIMO3).answer == 42
 
 
 # -- vote policies ---------------------------------------------------------------------------------

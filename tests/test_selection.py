@@ -308,3 +308,108 @@ def test_the_budget_simulation_stops_a_problem_when_its_vote_is_decided():
     samples = [(Vote(1), 50), (Vote(1), 100), (Vote(2), 400)]
     answer, used, tokens = run_problem(samples, 3, 30.0, kernel, Throughput(300.0, 100.0, 0.0), random.Random(0))
     assert (answer, used, tokens) == (1, pytest.approx(1.0), 250)
+
+
+def _genselect_respond(pick):
+    """Samples 1 and 3 box 7, 2 and 4 box 9; the selection turn (it quotes the solutions) boxes `pick`."""
+    from aimokit.engine import GenResult
+
+    def respond(prompt, req):
+        if "Solution 1 (final answer" in prompt:
+            respond.selections.append(prompt)
+            return GenResult(f"Checking both: \\boxed{{{pick}}}", 7, "eos")
+        respond.n += 1
+        return GenResult(f"I find {7 if respond.n % 2 else 9}. \\boxed{{{7 if respond.n % 2 else 9}}}", 5, "eos")
+    respond.n, respond.selections = 0, []
+    return respond
+
+
+def _genselect_solver(fast_cfg, respond, **solver):
+    from fakes import ScriptedEngine
+
+    from aimokit.solver import Solver
+
+    cfg = fast_cfg.override({"solver.vote": "count", "solver.early_stop": [], "solver.early_stop_agree": 0,
+                             "solver.genselect": True, **{f"solver.{k}": v for k, v in solver.items()}})
+    return Solver(ScriptedEngine(respond), cfg.solver, cfg.sandbox, cfg.competition)
+
+
+def test_genselect_picks_among_the_candidates_when_the_vote_is_split(fast_cfg):
+    """2-2 between 7 and 9: the count vote takes 7 (voted first); the model, reading both, picks 9."""
+    from aimokit.problems import Problem
+
+    respond = _genselect_respond(9)
+    solver = _genselect_solver(fast_cfg, respond)
+    try:
+        res = solver.solve([Problem("p", "What is x?", 9)], samples=4)[0]
+    finally:
+        solver.close()
+    assert res.answer == 9 and res.correct and res.genselect == "picked 9 of 7, 9"
+    (prompt,) = respond.selections
+    assert "What is x?" in prompt and "I find 7" in prompt and "I find 9" in prompt
+    assert res.tokens == 4 * 5 + 7 and len(res.votes_in) == 4 and res.votes_in[0]["answer"] == 7
+
+
+def test_genselect_keeps_the_vote_when_the_pick_is_no_candidate_and_runs_only_when_needed(fast_cfg):
+    from aimokit.problems import Problem
+
+    solver = _genselect_solver(fast_cfg, _genselect_respond(5))
+    try:
+        res = solver.solve([Problem("p", "q", 9)], samples=4)[0]
+    finally:
+        solver.close()
+    assert res.answer == 7 and "picked 5, none of the candidates: the vote stands" in res.genselect
+    respond = _genselect_respond(9)
+    solver = _genselect_solver(fast_cfg, respond, genselect_share=0.5)  # 2 of 4 is not under half: no turn
+    try:
+        res = solver.solve([Problem("p", "q", 9)], samples=4)[0]
+    finally:
+        solver.close()
+    assert res.answer == 7 and respond.selections == [] and "holds 50% of the votes" in res.genselect
+
+
+def test_genselect_takes_its_time_from_the_problems_deadline(fast_cfg):
+    """Less than genselect_min_s left when the samples are in: no selection turn, the vote stands, and why."""
+    import time as _time
+
+    from aimokit.problems import Problem
+
+    respond = _genselect_respond(9)
+    solver = _genselect_solver(fast_cfg, respond, genselect_min_s=30.0)
+    try:
+        res = solver.solve([Problem("p", "q", 9)], deadline=_time.monotonic() + 20, samples=4)[0]
+    finally:
+        solver.close()
+    assert res.answer == 7 and respond.selections == [] and "under genselect_min_s" in res.genselect
+
+
+def test_genselect_runs_in_the_streaming_loop_evaluate_uses(fast_cfg):
+    from aimokit.problems import Problem
+
+    respond = _genselect_respond(9)
+    solver = _genselect_solver(fast_cfg, respond)
+    got = []
+    try:
+        left = solver.solve_stream(iter([Problem("a", "q1", 9), Problem("b", "q2", 9)]), got.append, samples=4,
+                                   concurrency=4)
+    finally:
+        solver.close()
+    assert left == [] and [r.answer for r in got] == [9, 9] and len(respond.selections) == 2
+
+
+def test_evaluate_records_what_genselect_chose_and_its_report_counts_it(fast_cfg, tmp_path):
+    """The run's own answers (GenSelect's picks) are kept per problem, and the selection loss counts them
+    beside every policy's re-vote of the same samples."""
+    from fakes import ScriptedEngine
+
+    from aimokit.eval_report import write_report
+    from aimokit.evaluate import EvalConfig, run_evaluation
+    from aimokit.problems import Problem
+
+    cfg = fast_cfg.override({"solver.vote": "count", "solver.genselect": True})
+    ev = EvalConfig(samples=4, concurrency=4, write_every_s=0)
+    df = run_evaluation(cfg, [Problem("p", "q", 9)], tmp_path / "ev", ev, engine=ScriptedEngine(_genselect_respond(9)))
+    assert set(df["chosen"].to_list()) == {9} and set(df["genselect"].to_list()) == {"picked 9 of 7, 9"}
+    m = write_report(tmp_path / "ev", ev, cfg.solver)
+    assert m["selection"]["correct"] == {"count": 0, "weighted": 0, "as run": 1}
+    assert "| as run | 1/1 | 0 |" in (tmp_path / "ev" / "report.md").read_text()

@@ -205,6 +205,17 @@ class SamplingConfig:
     vote_share: float = setting(1.0, help="combined vote: the coefficient of an answer's share of the votes.")
     vote_confidence: float = setting(1.0, help="combined vote: the coefficient of its votes' mean confidence, 1 / (1 + entropy).")
     vote_consensus: float = setting(0.5, help="combined vote: the bonus of an answer holding at least half the votes.")
+    genselect: bool = setting(False, help="GenSelect (NemoSkills' AIMO-2 win): when a problem's samples are all in and "
+                                          "the vote is not decided, the model reads the top candidates and picks one, "
+                                          "inside the problem's deadline. A pick outside the candidates keeps the vote.")
+    genselect_share: float = setting(0.75, help="GenSelect runs only when the leading answer holds less than this "
+                                                "share of the votes.")
+    genselect_candidates: int = setting(4, help="GenSelect: the top answers (by the vote's score) shown to the model.")
+    genselect_chars: int = setting(3000, help="GenSelect: each candidate's reasoning is cut to its last this many "
+                                              "characters of model-written text.")
+    genselect_tokens: int = setting(2048, help="GenSelect: the most tokens the selection reply may take.")
+    genselect_min_s: float = setting(10.0, help="GenSelect is skipped (the vote stands, the log says so) when less "
+                                                "than this many seconds of the problem's time are left.")
     selector: str = setting("", help="learned vote: the selector file `build.py select fit` writes (JSON: features, "
                                      "coefficients). Relative in a config file: to that file; a ship config ships it.")
     early_stop: list[list[int]] = setting(default_factory=lambda: [[4, 4], [5, 7], [6, 9]], help="Early stop: decided when the leader can no longer be overtaken, or when [k, n] holds: k votes agree and at most n answers are in.")
@@ -232,6 +243,10 @@ class SamplingConfig:
             raise ConfigError("solver.max_repeat_calls must be >= 2 (a call and its first repeat may both run)")
         if self.reasoning_effort not in ("low", "medium", "high"):
             raise ConfigError(f"solver.reasoning_effort = {self.reasoning_effort!r}: use low, medium or high")
+        if self.genselect and not (0 < self.genselect_share <= 1 and self.genselect_candidates >= 2
+                                   and self.genselect_chars >= 0 and self.genselect_tokens >= 1):
+            raise ConfigError("solver.genselect: need 0 < genselect_share <= 1, genselect_candidates >= 2, "
+                              "genselect_chars >= 0 and genselect_tokens >= 1")
         if policy.needs_selector and not self.selector:
             raise ConfigError(f"solver.vote = {self.vote!r} scores answers with a fitted selector: set solver.selector "
                               "to the file `build.py select fit` writes")

@@ -84,7 +84,9 @@ def selection_loss(df: pl.DataFrame, solver: Any) -> dict[str, Any]:
 
     entropy = has_entropy(df)
     runnable = {v: policy_config(solver, v) for v in POLICIES.names() if not skip_reason(v, solver, entropy)}
-    return selection.loss(problems_of(df), runnable, solver.vote if solver.vote in runnable else "count")
+    ran = df.filter(pl.col("chosen").is_not_null()).group_by("problem_id").agg(pl.col("chosen").first())
+    chosen = dict(zip(ran["problem_id"].to_list(), ran["chosen"].to_list()))  # GenSelect's picks among them
+    return selection.loss(problems_of(df), runnable, solver.vote if solver.vote in runnable else "count", chosen)
 
 
 def write_report(out: Path, ev: Any, solver: Any = None) -> dict[str, Any]:

@@ -270,7 +270,7 @@ def _worker(shard: Path) -> None:
 def _append(frames: list[pl.DataFrame], results: list, path: Path) -> None:
     records = [row for r in results for row in responses.rows(
         r.id, r.gold, r.seconds / max(1, len(r.responses)),  # the batch's wall time, shared by its samples
-        r.responses, is_correct)]  # graded by the kernel's own equivalence (math-verify)
+        r.responses, is_correct, r.answer, r.genselect)]  # graded by the kernel's own equivalence (math-verify)
     if records:
         frames.append(responses.frame(records))
         responses.write(path, pl.concat(frames))

@@ -18,7 +18,7 @@ from .errors import AimokitError
 from .io import atomic_write
 
 FILE = "responses.parquet"
-VERSION = 2  # 1: files before the version was written (no answer_at / tool_refusals); 2: this schema
+VERSION = 3  # 1: before the version was written (no answer_at / tool_refusals); 2: no chosen / genselect; 3: this
 VERSION_KEY = "aimokit.responses"
 SCHEMA = {
     "problem_id": pl.String, "sample": pl.Int64, "prompt": pl.String, "response": pl.String,
@@ -31,6 +31,9 @@ SCHEMA = {
     # where the answer was read: the protocol's segment (final, analysis, answer, thinking...), "printed" (the
     # last integer code printed) or "" (none); and the calls answered "tool budget spent" instead of run
     "answer_at": pl.String, "tool_refusals": pl.Int64,
+    # per problem, on each of its rows: the answer the solver gave (its vote, or GenSelect's pick) and what
+    # GenSelect did ("" when off)
+    "chosen": pl.Int64, "genselect": pl.String,
 }
 SAMPLE_FIELDS = ("sample", "prompt", "response", "answer", "boxed", "answer_at", "tool_refusals", "tokens",
                  "code_runs", "code_errors", "aborted", "finished_at", "tool_spans", "entropy_mean",
@@ -52,10 +55,10 @@ def sample_record(x: Any, prompt: str, entropy_tail: int) -> dict[str, Any]:
 
 
 def rows(problem_id: str, gold: int | None, seconds_each: float, records: list[dict[str, Any]],
-         correct: Any) -> list[dict[str, Any]]:
+         correct: Any, chosen: int | None = None, genselect: str = "") -> list[dict[str, Any]]:
     """A solved problem's sample records as response rows; `correct(answer, gold)` grades each one."""
     return [{"problem_id": problem_id, "gold": gold, "correct": bool(correct(r["answer"], gold)),
-             "seconds": seconds_each, **r} for r in records]
+             "seconds": seconds_each, "chosen": chosen, "genselect": genselect, **r} for r in records]
 
 
 def frame(records: list[dict[str, Any]]) -> pl.DataFrame:

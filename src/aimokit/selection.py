@@ -41,11 +41,15 @@ def chosen(samples: Samples, cfg: SamplingConfig, fallback: int = 0) -> int:
     return winner([v for v, _ in samples if v is not None], cfg, fallback)
 
 
+AS_RUN = "as run"  # the answer the run itself gave (its vote, or GenSelect's pick), where the file records it
+
+
 def loss(problems: dict[str, tuple[int | None, Samples]], policies: dict[str, SamplingConfig],
-         focus: str) -> dict[str, Any]:
+         focus: str, chosen: dict[str, int | None] | None = None) -> dict[str, Any]:
     """Per graded problem and in total: samples, pass@k (the gold among the answers, which is also what an
-    oracle selection scores), each policy's pick and whether it is right; and the problems `focus` missed
-    although the gold was among the samples, with every candidate's votes, score and features."""
+    oracle selection scores), each policy's pick and whether it is right (and the run's own answer, given
+    `chosen`); and the problems `focus` missed although the gold was among the samples, with every
+    candidate's votes, score and features."""
     rows, missed = [], []
     for pid, (gold, samples) in problems.items():
         if gold is None:
@@ -57,6 +61,8 @@ def loss(problems: dict[str, tuple[int | None, Samples]], policies: dict[str, Sa
         for name, cfg in policies.items():
             pick = winner(votes, cfg, 0)
             row[name] = {"answer": pick if votes else None, "correct": bool(votes) and pick == gold}
+        if chosen:
+            row[AS_RUN] = {"answer": chosen.get(pid), "correct": chosen.get(pid) == gold}
         rows.append(row)
         if row["pass"] and focus in row and not row[focus]["correct"]:
             score = scores(votes, policies[focus])
@@ -68,7 +74,7 @@ def loss(problems: dict[str, tuple[int | None, Samples]], policies: dict[str, Sa
                            "candidates": sorted(cands, key=lambda c: -c["votes"])})
     n = len(rows)
     passed = sum(r["pass"] for r in rows)
-    totals = {name: sum(r[name]["correct"] for r in rows) for name in policies}
+    totals = {name: sum(r[name]["correct"] for r in rows) for name in [*policies, *([AS_RUN] if chosen else [])]}
     return {"problems": n, "pass": passed, "oracle": passed, "correct": totals,
             "lost": {name: passed - c for name, c in totals.items()}, "focus": focus, "per_problem": rows,
             "missed": missed}

@@ -11,6 +11,7 @@ has been voted stands.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -164,19 +165,24 @@ class Solver:
             why = "exhausted"
         votes = list(run.votes[pi])
         answer = winner(votes, self.cfg, self.comp.fallback_answer)
+        pick = run.picks.get(pi)
+        if pick is not None and pick.answer is not None:
+            answer = pick.answer
         res = ProblemResult(
             id=p.id,
             answer=answer,
             votes=scores(votes, self.cfg),
             samples=len(smps),
             answered=sum(1 for x in smps if x.answer is not None),
-            tokens=sum(x.tokens for x in smps),
+            tokens=sum(x.tokens for x in smps) + (pick.tokens if pick is not None else 0),
             seconds=seconds,
             stopped=why,
             code_runs=sum(x.code_runs for x in smps),
             code_errors=sum(x.code_errors for x in smps),
             gold=p.answer,
             correct=is_correct(answer, p.answer),
+            genselect=pick.why if pick is not None else "",
+            votes_in=[dataclasses.asdict(v) for v in votes],
         )
         if keep_responses:
             res.responses = [responses.sample_record(x, run.prompts[pi], self.cfg.entropy_tail)

@@ -97,8 +97,25 @@ def build_source(root: Path, cfg: ShipConfig, out: Path) -> Path:
     for k in cfg.kernels:  # each kernel's KernelConfig, validated, under a name the notebook finds
         kernel = cfg.kernel_config(k, root)
         kernel = replace(kernel, engine=replace(kernel.engine, lora=shipped_lora_path(kernel.engine.lora, shipped)))
+        kernel = replace(kernel, solver=replace(kernel.solver, selector=ship_selector(kernel.solver.selector, d, k.name)))
         (d / f"{k.name}.toml").write_text(to_toml(kernel))
     return d
+
+
+def ship_selector(path: str, source: Path, kernel: str) -> str:
+    """A kernel's local selector file (solver.selector), checked and copied into the source dataset, and the
+    path the notebook finds it at ($AIMOKIT_SOURCE: the source dataset, wherever Kaggle mounts it)."""
+    if not path or path.startswith("$"):
+        return path
+    from .. import selector
+
+    try:
+        selector.load(path)
+    except selector.SelectorError as e:
+        raise BuildError(f"kernel {kernel}: {e}") from None
+    (source / "selectors").mkdir(exist_ok=True)
+    shutil.copy2(path, source / "selectors" / f"{kernel}.json")
+    return f"$AIMOKIT_SOURCE/selectors/{kernel}.json"
 
 
 def shipped_lora_path(lora: str, shipped: dict[str, Path]) -> str:

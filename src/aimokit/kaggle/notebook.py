@@ -71,6 +71,7 @@ if {needs_vllm!r}:
                            + ("not installed: the wheels dataset installed without it" if whl else
                               "not in this image and no wheels dataset is attached (push without --no-wheels)"))
 os.environ["AIMOKIT_SRC"] = os.path.join(source, "src")
+os.environ["AIMOKIT_SOURCE"] = source  # files a config ships in the source dataset (solver.selector)
 os.environ.setdefault("AIMOKIT_CONFIG", os.path.join(source, {config_name!r}))
 # gpt-oss's vocabulary, for openai-harmony offline (the wheels dataset carries it), checked before it is used
 NEEDS_VOCAB = {needs_vocab!r}  # the config speaks harmony
