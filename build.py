@@ -9,6 +9,7 @@
     python build.py status [--ship TOML] [--kernel NAME] [--probe]
     python build.py output [--ship TOML] [--kernel NAME] [--path DIR] [--probe [--into DIR]]
     python build.py evaluate [--problems FILE] [--samples K] [--eval-config TOML] [--config TOML] [--lora DIR] [--out DIR] [--set k=v ...]
+                             [--workers N] [--ray [ADDRESS]]
     python build.py dpo-data --responses FILE [FILE ...] [--config TOML] [--out DIR] [--set k=v ...]
     python build.py sft-data --responses FILE [FILE ...] [--config TOML] [--out DIR] [--set k=v ...]
     python build.py train [--config TOML] [--set k=v ...]
@@ -318,7 +319,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if ev.limit:
         problems = problems[:ev.limit]
     cfg = replace(cfg, engine=replace(cfg.engine, model=resolve_model(cfg.engine.model)))
-    (run_workers if ev.workers > 1 else run_evaluation)(cfg, problems, out, ev)
+    if ev.ray:
+        from aimokit.evaluate_ray import run_ray
+
+        run_ray(cfg, problems, out, ev)
+    else:
+        (run_workers if ev.workers > 1 else run_evaluation)(cfg, problems, out, ev)
     write_report(out, ev, cfg.solver)
     print((out / "report.md").read_text())
     print(f"responses: {out / 'responses.parquet'}\nreport: {out / 'report.md'}")
@@ -491,7 +497,10 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("evaluate", help="K samples per labelled problem: responses.parquet, maj/pass report, plots")
     from aimokit.evaluate import EvalConfig
 
-    _add_flags(e, EvalConfig, ("problems", "samples", "concurrency", "limit", "workers"))
+    _add_flags(e, EvalConfig, ("problems", "samples", "concurrency", "limit", "workers", "write_every_s", "retries"))
+    e.add_argument("--ray", dest="ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="evaluate on Ray: --workers engines as actors on one queue; no ADDRESS: a local Ray, "
+                        "'auto' or host:port: a running cluster (README, 'Evaluate on Ray')")
     e.add_argument("--eval-config", default=None, help="an EvalConfig TOML (flags override it)")
     e.add_argument("--config", default=str(ROOT / "configs" / "dry-run.toml"), help="the kernel config that solves")
     e.add_argument("--lora", default=None, help="a LoRA adapter directory")

@@ -88,52 +88,68 @@ def test_each_worker_gets_its_own_gpus_out_of_the_visible_ones():
         worker_devices(2, 2, 2, None)
 
 
-def test_each_problem_is_claimed_by_one_worker_process_whatever_its_id(tmp_path):
-    """evaluate's workers take problems from one queue: two processes racing over the same ids each get some,
-    none twice, all taken, ids with any characters."""
+def test_each_problem_is_taken_by_one_worker_process_whatever_its_id(tmp_path):
+    """evaluate's workers take problems from one queue served over a local socket: two processes racing over it
+    get none twice and all between them, ids with any characters; a wrong key is refused."""
     import subprocess
     import sys
 
-    from aimokit.evaluate import claimer
+    from aimokit.work_queue import WorkQueue, connect, serve
 
     ids = [f"p{i}/../x y\n{i}" for i in range(300)]
-    (tmp_path / "ids.json").write_text(json.dumps(ids))
-    (tmp_path / "claims").mkdir()
-    race = ("import json, sys; from pathlib import Path; from aimokit.evaluate import claimer; "
-            "d = Path(sys.argv[1]); claim = claimer(d / 'claims'); "
-            "print(json.dumps([i for i in json.loads((d / 'ids.json').read_text()) if claim(i)]))")
-    procs = [subprocess.Popen([sys.executable, "-c", race, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    got = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
-    assert all(p.returncode == 0 for p in procs)
-    assert not set(got[0]) & set(got[1]) and sorted(got[0] + got[1]) == sorted(ids)
-    assert not claimer(tmp_path / "claims")(ids[7])  # taken stays taken
-    assert len(list((tmp_path / "claims").iterdir())) == 300  # every claim in the folder, none elsewhere
+    queue = WorkQueue([{"id": i} for i in ids])
+    (host, port), key, stop = serve(queue)
+    race = ("import json, sys; from aimokit.work_queue import connect; "
+            "q = connect((sys.argv[1], int(sys.argv[2])), bytes.fromhex(sys.argv[3])); got = []\n"
+            "while (p := q.take(sys.argv[4])) is not None: got.append(p['id'])\n"
+            "print(json.dumps(got))")
+    try:
+        procs = [subprocess.Popen([sys.executable, "-c", race, host, str(port), key.hex(), f"w{i}"],
+                                  stdout=subprocess.PIPE, text=True) for i in range(2)]
+        got = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+        assert all(p.returncode == 0 for p in procs)
+        assert not set(got[0]) & set(got[1]) and sorted(got[0] + got[1]) == sorted(ids)
+        held = queue.state()["held"]
+        assert queue.take("w0") is None and sum(map(len, held.values())) == 300 and set(held) <= {"w0", "w1"}
+        with pytest.raises(Exception, match="digest"):  # multiprocessing's AuthenticationError
+            connect((host, port), b"not the key" * 2)
+    finally:
+        stop()
 
 
 def test_workers_share_one_queue_and_one_that_never_starts_leaves_its_problems_to_the_others(fast_cfg, tmp_path):
-    """What run_workers' processes do, in one process: each worker's evaluation draws problems through one
-    claims folder. A worker whose engine fails to start has claimed nothing (claims are made only when an
-    engine has room); two that run take every problem between them, each problem once."""
+    """What run_workers' processes do, in one process: each worker's evaluation takes problems from one queue.
+    A worker whose engine fails to start has taken nothing (problems are taken only when an engine has room);
+    two that run take every problem between them, each problem once, and report each written."""
     import threading
 
-    from aimokit.evaluate import claimer
+    from aimokit.work_queue import WorkQueue
 
     problems = [Problem(f"q{i}", f"6*7 number {i}", 42) for i in range(12)]
-    claims = tmp_path / "claims"
-    claims.mkdir()
+    queue = WorkQueue([{"id": p.id, "problem": p.problem, "answer": p.answer} for p in problems])
+
+    def take(name):
+        def next_problem():
+            p = queue.take(name)
+            return None if p is None else Problem(p["id"], p["problem"], p["answer"])
+        return next_problem
+
+    def written(name):
+        return lambda ids: [queue.finish(name, i, None) for i in ids]
+
     ev = EvalConfig(samples=2, concurrency=2, write_every_s=0)
     broken = fast_cfg.override({"engine.model": str(tmp_path / "no-model")})
     from aimokit.models import ModelError
 
     with pytest.raises(ModelError, match="no-model has no config.json"):
-        run_evaluation(broken, problems, tmp_path / "w0", ev, claim=claimer(claims))
-    assert not list(claims.iterdir())  # its engine never started, so it took nothing
+        run_evaluation(broken, [], tmp_path / "w0", ev, take=take("w0"), written=written("w0"))
+    assert queue.state()["held"] == {} and queue.state()["todo"] == 12  # its engine never started: took nothing
     errors = []
 
     def worker(i):
         try:
-            run_evaluation(fast_cfg, problems, tmp_path / f"w{i}", ev, engine=_engine(), claim=claimer(claims))
+            run_evaluation(fast_cfg, [], tmp_path / f"w{i}", ev, engine=_engine(), take=take(f"w{i}"),
+                           written=written(f"w{i}"))
         except Exception as e:  # reported below
             errors.append(e)
 
@@ -146,7 +162,7 @@ def test_workers_share_one_queue_and_one_that_never_starts_leaves_its_problems_t
     got = [set(pl.read_parquet(f)["problem_id"]) if (f := tmp_path / f"w{i}" / "responses.parquet").exists() else set()
            for i in (1, 2)]
     assert not got[0] & got[1] and got[0] | got[1] == {p.id for p in problems}
-    assert len(list(claims.iterdir())) == 12
+    assert queue.state()["done"] == 12 and queue.state()["held"] == {}
 
 
 def test_a_failed_worker_is_an_error_only_when_problems_are_left(tmp_path, caplog):

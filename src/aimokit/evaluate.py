@@ -13,11 +13,9 @@ most the problems in flight and the last seconds of finished ones.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +60,11 @@ class EvalConfig(Job):
                                    "the visible ones: each takes the next unclaimed problem when it has room, and "
                                    "the workers' responses merge into one responses.parquet; resume works across "
                                    "them. 1: one engine in this process.")
+    ray: str = setting("", help="Evaluate on Ray (aimokit.evaluate_ray): '' off; 'local' a Ray started here; 'auto' "
+                                "the cluster this machine belongs to; or host:port of its head. `workers` engines "
+                                "are Ray actors, each holding engine.tensor_parallel_size GPUs, on one queue.")
+    retries: int = setting(2, help="Ray: times a problem goes back to the queue after the engine holding it died, "
+                                   "and restarts allowed per engine; past that the problem is named as failed.")
     limit: int = setting(0, help="Only the first N problems; 0: all.")
     z: float = setting(1.96, help="The confidence level of the intervals, as a normal quantile (1.96: 95%).")
     curve_draws: int = setting(200, help="Random subsets per k for the maj@k curve.")
@@ -69,23 +72,28 @@ class EvalConfig(Job):
 
     def __post_init__(self) -> None:
         if (self.samples < 1 or self.concurrency < 0 or self.write_every_s < 0 or self.limit < 0
-                or self.curve_draws < 1 or self.z <= 0 or self.workers < 1):
+                or self.curve_draws < 1 or self.z <= 0 or self.workers < 1 or self.retries < 0):
             raise ConfigError("eval: need samples >= 1, concurrency >= 0, write_every_s >= 0, limit >= 0, "
-                              "curve_draws >= 1, z > 0 and workers >= 1")
+                              "curve_draws >= 1, z > 0, workers >= 1 and retries >= 0")
 
 
-def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalConfig,
-                   engine: Any = None, claim: Callable[[str], bool] | None = None) -> pl.DataFrame:
-    """Solve every problem K times and store each response; resumes from an existing file. With `claim` (a
-    worker of `run_workers`), a problem is solved only if `claim(id)` says it is this worker's, asked the
-    moment the engine has room for it."""
-    from .engine import create_engine
-    from .solver import Solver, SolveError
-
+def need_answers(problems: list[Problem]) -> None:
     missing = [p.id for p in problems if p.answer is None]
     if missing:
         raise ProblemFileError(f"evaluation needs answers; problems {missing[:5]} have none "
                                "(add an 'answer' column)")
+
+
+def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalConfig,
+                   engine: Any = None, take: Callable[[], Problem | None] | None = None,
+                   written: Callable[[list[str]], None] | None = None) -> pl.DataFrame:
+    """Solve every problem K times and store each response; resumes from an existing file. A worker of
+    `run_workers` draws its problems with `take()` (the shared queue, asked the moment the engine has room;
+    None: no more) instead of `problems`, and reports with `written(ids)` the ones its file now holds."""
+    from .engine import create_engine
+    from .solver import Solver, SolveError
+
+    need_answers(problems)
     out.mkdir(parents=True, exist_ok=True)
     path = out / RESPONSES
     done = responses.read(path) if path.exists() else responses.empty()
@@ -93,7 +101,7 @@ def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: Ev
     todo = [p for p in problems if p.id not in seen]
     if seen:
         log.info("resuming: %d problems already evaluated, %d to go", len(seen), len(todo))
-    pending = todo if claim is None else (p for p in todo if claim(p.id))
+    pending = todo if take is None else (p for p in iter(take, None) if p.id not in seen)
     # all K samples for every problem: pass@k and maj@k need them
     cfg = dataclasses.replace(cfg, solver=dataclasses.replace(cfg.solver, early_stop=[], early_stop_agree=0))
     t0 = time.monotonic()
@@ -107,6 +115,8 @@ def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: Ev
     def write() -> None:
         nonlocal last_write
         _append(frames, finished, path)
+        if written is not None and finished:
+            written([r.id for r in finished])  # in the file: done, whatever happens to this worker next
         finished.clear()
         last_write = time.monotonic()
 
@@ -145,48 +155,83 @@ def run_workers(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalC
     """`ev.workers` evaluations side by side, one engine each on its own GPUs (`worker_devices`); their files merge
     into out/responses.parquet. Why processes: one engine per GPU is the simplest way to use every GPU of a
     machine, each worker is the plain one-engine evaluation, and a worker that dies takes only its own engine with
-    it. Problems are not dealt out ahead: each worker claims the next unclaimed one when its engine has room
-    (`claimer`), so a worker that drew long problems, or whose engine never started, leaves the rest to the
-    others, and the workers finish together. A rerun resumes: problems already merged, or in a worker's file,
-    are not solved again."""
+    it. Problems are not dealt out ahead: each worker takes the next one from the run's queue (work_queue, the
+    one Ray's path uses, served here over a local socket) when its engine has room, so a worker that drew long
+    problems, or whose engine never started, leaves the rest to the others. A worker that dies sends the problems
+    it held but had not written back to the queue (`ev.retries` times each) and a replacement starts while work
+    is left. A rerun resumes: problems already merged, or in a worker's file, are not solved again."""
     import subprocess
     import sys
 
+    from .work_queue import WorkQueue, serve
+
+    need_answers(problems)
     out.mkdir(parents=True, exist_ok=True)
     path = out / RESPONSES
     shared = out / "workers"
-    shards = [shared / str(i) for i in range(ev.workers)]
+    shards = sorted((d for d in shared.iterdir() if d.is_dir()), key=lambda d: d.name) if shared.is_dir() else []
     done = _merge(path, shards)
     seen = set(done["problem_id"].to_list())
     todo = [p for p in problems if p.id not in seen]
-    procs = []
     t0 = time.monotonic()
     devices = worker_devices(ev.workers, cfg.engine.tensor_parallel_size, _gpus(), os.environ.get("CUDA_VISIBLE_DEVICES"))
-    if todo:  # this run's queue, and no claims yet (a claim left by an earlier run's dead worker is void)
-        shared.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(shared / CLAIMS, ignore_errors=True)
-        (shared / CLAIMS).mkdir()
-        atomic_write(shared / "problems.jsonl", "".join(
-            json.dumps({"id": p.id, "problem": p.problem, "answer": p.answer}) + "\n" for p in todo))
-    for i, shard in enumerate(shards[:len(todo)]):  # never more workers than problems
+    queue = WorkQueue([{"id": p.id, "problem": p.problem, "answer": p.answer} for p in todo], ev.retries)
+    address, key, stop = serve(queue)
+    procs: dict[str, tuple[Path, Any, Any, str | None]] = {}
+    failed: list[Path] = []
+    restarts = ev.retries * ev.workers
+
+    def start(slot: int, name: str) -> None:
+        shard = shared / name
         shard.mkdir(parents=True, exist_ok=True)
+        if shard not in shards:
+            shards.append(shard)
         atomic_write(shard / "kernel.toml", cfg.to_toml())
         atomic_write(shard / "eval.json", json.dumps(dataclasses.asdict(dataclasses.replace(
-            ev, workers=1, problems=str(shared / "problems.jsonl"), limit=0))))
-        env = dict(os.environ, CUDA_VISIBLE_DEVICES=devices[i]) if devices else dict(os.environ)
-        log_file = open(shard / "worker.log", "w")
-        procs.append((shard, log_file, subprocess.Popen([sys.executable, "-m", "aimokit.evaluate", str(shard)],
-                                                        env=env, stdout=log_file, stderr=subprocess.STDOUT)))
-    failed = []
-    for shard, log_file, proc in procs:
-        if proc.wait() != 0:
-            failed.append(shard / "worker.log")
-        log_file.close()
+            ev, workers=1, problems="", limit=0))))
+        env = dict(os.environ, AIMOKIT_QUEUE=f"{address[0]}:{address[1]}", AIMOKIT_QUEUE_KEY=key.hex(),
+                   AIMOKIT_WORKER=name)
+        if devices:
+            env["CUDA_VISIBLE_DEVICES"] = devices[slot]
+        log_file = open(shard / "worker.log", "a")
+        proc = subprocess.Popen([sys.executable, "-m", "aimokit.evaluate", str(shard)], env=env, stdout=log_file,
+                                stderr=subprocess.STDOUT)
+        procs[name] = (shard, log_file, proc, devices[slot] if devices else None)
+
+    slots = {}
+    for i in range(min(ev.workers, len(todo))):  # never more workers than problems
+        slots[str(i)] = i
+        start(i, str(i))
+    try:
+        while procs:
+            time.sleep(0.2)
+            for name, (shard, log_file, proc, _) in list(procs.items()):
+                rc = proc.poll()
+                if rc is None:
+                    continue
+                del procs[name]
+                log_file.close()
+                if rc == 0:
+                    continue
+                failed.append(shard / "worker.log")
+                back = queue.lost(name, f"exit status {rc} (see {shard / 'worker.log'})")
+                log.warning("evaluation worker %s exited with status %d; %d problem(s) back in the queue", name, rc,
+                            len(back))
+                if restarts > 0 and queue.replace(name):
+                    restarts -= 1
+                    slot = slots[name]
+                    slots[f"{name}r"] = slot
+                    start(slot, f"{name}r")
+    finally:
+        stop()
+        for _, log_file, proc, _ in procs.values():
+            proc.kill()
+            log_file.close()
     df = _merge(path, shards)
     atomic_write(out / "eval_meta.json", json.dumps({
         "model": cfg.engine.model, "lora": cfg.engine.lora, "samples": ev.samples, "workers": ev.workers,
         "wall_s": round(time.monotonic() - t0, 2)}, indent=2))
-    _check_workers(failed, len(procs), [p.id for p in todo], df, path)
+    _check_workers(failed, len(slots), [p.id for p in todo], df, path)
     return df
 
 
@@ -237,34 +282,29 @@ def _merge(path: Path, shards: list[Path]) -> pl.DataFrame:
     return df
 
 
-CLAIMS = "claims"  # under out/workers: one empty file per problem a worker has taken
-
-
-def claimer(claims: Path) -> Callable[[str], bool]:
-    """`claim(problem_id)`: True for the one caller, of any process, that takes the problem first. A claim is a
-    file created with O_EXCL, which the file system grants once: no lock, no server, nothing held that a
-    killed worker could leave locked. Files are named by a hash of the id (ids are free text)."""
-
-    def claim(problem_id: str) -> bool:
-        name = hashlib.sha256(problem_id.encode()).hexdigest()[:32]
-        try:
-            os.close(os.open(claims / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-        except FileExistsError:
-            return False
-        return True
-
-    return claim
-
-
 def _worker(shard: Path) -> None:
-    """One worker of `run_workers`: the plain evaluation, into its own folder, of the problems it claims."""
-    from .problems import load_problems
+    """One worker of `run_workers`: the plain evaluation, into its own folder, of the problems it takes from
+    the run's queue (its address and key in the environment)."""
     from .serving import setup_logging
+    from .work_queue import connect
 
     setup_logging()
     cfg = KernelConfig.load(shard / "kernel.toml")
     ev = EvalConfig.from_dict(json.loads((shard / "eval.json").read_text()))
-    run_evaluation(cfg, load_problems(ev.problems, cfg.competition), shard, ev, claim=claimer(shard.parent / CLAIMS))
+    host, port = os.environ["AIMOKIT_QUEUE"].rsplit(":", 1)
+    queue = connect((host, int(port)), bytes.fromhex(os.environ["AIMOKIT_QUEUE_KEY"]))
+    name = os.environ["AIMOKIT_WORKER"]
+    queue.seen_at(name, f"pid {os.getpid()}")
+
+    def take() -> Problem | None:
+        p = queue.take(name)
+        return None if p is None else Problem(p["id"], p["problem"], p["answer"])
+
+    def written(ids: list[str]) -> None:
+        for pid in ids:
+            queue.finish(name, pid, None)
+
+    run_evaluation(cfg, [], shard, ev, take=take, written=written)
 
 
 def _append(frames: list[pl.DataFrame], results: list, path: Path) -> None:
