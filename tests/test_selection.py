@@ -137,6 +137,12 @@ def test_a_fitted_selector_round_trips_and_bad_files_are_refused_by_name(tmp_pat
         selector.load(tmp_path / "missing.json")
     with pytest.raises(ConfigError, match="set solver.selector"):
         SamplingConfig(vote="learned")
+    hostile = json.loads(path.read_text())
+    n = len(sel.features)
+    for field, value in (("coef", ["1"] * n), ("intercept", float("nan")), ("std", [0.0] * n)):
+        (tmp_path / "h.json").write_text(json.dumps({**hostile, field: value}))
+        with pytest.raises(selector.SelectorError, match="finite number|spreads must be > 0"):
+            selector.load(tmp_path / "h.json")
 
 
 @pytest.mark.parametrize("vote", ["count", "weighted", "learned"])

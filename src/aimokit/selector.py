@@ -55,8 +55,15 @@ class Selector:
         unknown = [f for f in self.features if f not in FEATURES]
         if unknown:
             raise SelectorError(f"selector features {unknown} are not known to this kit ({', '.join(FEATURES)})")
-        if any(len(x) != n for x in (self.coef, self.mean, self.std, self.low, self.high)):
+        lists = (self.coef, self.mean, self.std, self.low, self.high)
+        if any(not isinstance(x, list) or len(x) != n for x in lists):
             raise SelectorError("selector: coef, mean, std, low and high must each have one entry per feature")
+        numbers = [self.intercept, *(v for x in lists for v in x),
+                   *(v for r in self.vote_range.values() for v in (r if isinstance(r, list) else [None]))]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
+            raise SelectorError("selector: every coefficient, mean, spread and range must be a finite number")
+        if any(s <= 0 for s in self.std) or any(len(r) != 2 for r in self.vote_range.values()):
+            raise SelectorError("selector: spreads must be > 0 and each vote range a [low, high] pair")
 
     def row(self, f: dict[str, float | None]) -> list[float]:
         """A candidate's standardised, clipped feature values (a missing one: the fitting mean, so 0)."""
