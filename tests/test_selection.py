@@ -175,11 +175,9 @@ def test_early_stop_never_stops_a_vote_that_pending_samples_could_still_turn(vot
 def test_the_kernels_solver_votes_with_a_fitted_selector(fast_cfg, tmp_path):
     """Three samples box 7 without code; one runs code that prints 9 and boxes 9. Counted, 7 wins; with a
     selector fitted where code-backed answers are the right ones, 9 does, and early stop waits for it."""
-    from fakes import ScriptedEngine
+    from fakes import solve_one
 
     from aimokit.engine import GenResult
-    from aimokit.problems import Problem
-    from aimokit.solver import Solver
 
     rng = random.Random(0)
     train = []
@@ -200,13 +198,8 @@ def test_the_kernels_solver_votes_with_a_fitted_selector(fast_cfg, tmp_path):
     answers = {}
     for vote in ("count", "learned"):
         respond.n = 0
-        cfg = fast_cfg.override({"solver.vote": vote, "solver.selector": str(path), "solver.early_stop": [],
-                                 "solver.early_stop_agree": 0})
-        solver = Solver(ScriptedEngine(respond), cfg.solver, cfg.sandbox, cfg.competition)
-        try:
-            res = solver.solve([Problem("p", "q", 9)], samples=4, keep_responses=True)[0]
-        finally:
-            solver.close()
+        res = solve_one(respond, fast_cfg.override({"solver.vote": vote, "solver.selector": str(path),
+                                                    "solver.early_stop": [], "solver.early_stop_agree": 0}))
         answers[vote] = (res.answer, res.answered)
     assert answers["count"][0] == 7 and answers["learned"] == (9, 4)
 

@@ -67,11 +67,9 @@ def test_entropy_votes_need_logprobs_and_unknown_policies_are_refused():
 
 def test_the_solver_votes_by_entropy_from_what_the_engine_reports(fast_cfg):
     """Three unsure samples say 7, one sure sample says 9: counted, 7 wins; by entropy, 9."""
-    from fakes import ScriptedEngine
+    from fakes import solve_one
 
     from aimokit.engine import GenResult
-    from aimokit.problems import Problem
-    from aimokit.solver import Solver
 
     def respond(prompt, req):
         assert req.top_logprobs == 5
@@ -82,13 +80,8 @@ def test_the_solver_votes_by_entropy_from_what_the_engine_reports(fast_cfg):
 
     for vote, expected in (("count", 7), ("entropy", 9)):
         respond.n = 0
-        cfg = fast_cfg.override({"solver.vote": vote, "solver.top_logprobs": 5, "solver.early_stop": [],
-                                 "solver.early_stop_agree": 0})
-        solver = Solver(ScriptedEngine(respond), cfg.solver, cfg.sandbox, cfg.competition)
-        try:
-            res = solver.solve([Problem("p", "q", 9)], samples=4, keep_responses=True)[0]
-        finally:
-            solver.close()
+        res = solve_one(respond, fast_cfg.override({"solver.vote": vote, "solver.top_logprobs": 5,
+                                                    "solver.early_stop": [], "solver.early_stop_agree": 0}))
         assert res.answer == expected, vote
     # counted, 3 of 7 with one pending was already decided; by entropy the fourth sample had to be heard
     rows = sorted(res.responses, key=lambda r: r["finished_at"])

@@ -103,3 +103,15 @@ def tir_respond(prompt: str, req: GenRequest) -> GenResult:
         return GenResult(text, 20, "stop", "\n```\n")
     out = prompt.rsplit("```output\n", 1)[1].split("\n```", 1)[0]
     return GenResult(f"The code printed {out}, so the answer is \\boxed{{{out}}}.", 12, "eos")
+
+
+def solve_one(respond: Callable[[str, GenRequest], GenResult], cfg, problem=None, samples: int = 4):
+    """One problem solved by the real Solver on a ScriptedEngine under `cfg` (a KernelConfig), responses kept."""
+    from aimokit.problems import Problem
+    from aimokit.solver import Solver
+
+    solver = Solver(ScriptedEngine(respond), cfg.solver, cfg.sandbox, cfg.competition)
+    try:
+        return solver.solve([problem or Problem("p", "q", 9)], samples=samples, keep_responses=True)[0]
+    finally:
+        solver.close()
