@@ -25,9 +25,9 @@ from typing import Any
 from .budget import TimeBudget
 from .candidates import Vote
 from .config import KernelConfig
+from .selection import Samples
 from .votes import decided, winner
 
-Samples = list[tuple[Vote | None, int]]
 
 
 @dataclass(frozen=True)

@@ -184,9 +184,7 @@ def _moved_key(cls: type, key: str) -> str:
             done.append(part)
             node = classes[part]
             continue
-        selected = fields[sec.metadata["selector"]].default if sec is not None else ""
-        owner = next((n for n in sorted(classes, key=lambda n: (n != selected, n))
-                      if part in {f.name for f in dataclasses.fields(classes[n])}), None)
+        owner = _owner(classes, fields[sec.metadata["selector"]].default, part) if sec is not None else None
         if owner is None:  # unknown: left for from_dict to report
             return ".".join([*done, part, *parts])
         log.warning("config: %s is now %s (moved)", key, ".".join([*done, owner, part, *parts]))
@@ -240,13 +238,18 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     return cls(**kwargs)
 
 
+def _owner(classes: dict[str, type], selected: Any, key: str) -> str | None:
+    """The entry whose table has a field `key` (the selected entry's first), or None: where an old key moved."""
+    return next((n for n in sorted(classes, key=lambda n: (n != selected, n))
+                 if key in {f.name for f in dataclasses.fields(classes[n])}), None)
+
+
 def _moved_to_section(data: dict[str, Any], classes: dict[str, type], selected: Any, names: set[str],
                       where: str) -> dict[str, Any]:
     """A key at the parent's level that is not the parent's but a field of an entry's table (the selected
     entry's first): moved into that table, with a message that names its new place. Old files keep loading."""
-    order = sorted(classes, key=lambda n: (n != selected, n))
     for key in [k for k in data if k not in names and k not in classes]:
-        owner = next((n for n in order if key in {f.name for f in dataclasses.fields(classes[n])}), None)
+        owner = _owner(classes, selected, key)
         if owner is None:
             continue
         table = data.setdefault(owner, {})

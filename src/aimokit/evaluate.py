@@ -84,6 +84,27 @@ def need_answers(problems: list[Problem]) -> None:
                                "(add an 'answer' column)")
 
 
+def resume(out: Path, problems: list[Problem]) -> tuple[Path, pl.DataFrame, set[str], list[Problem]]:
+    """(the responses file, what it holds, the problem ids it holds, the problems still to do) of an
+    evaluation into `out`: every path resumes the same way, and refuses problems without answers."""
+    need_answers(problems)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RESPONSES
+    done = responses.read(path) if path.exists() else responses.empty()
+    seen = set(done["problem_id"].to_list())
+    todo = [p for p in problems if p.id not in seen]
+    if seen:
+        log.info("resuming: %d problems already evaluated, %d to go", len(seen), len(todo))
+    return path, done, seen, todo
+
+
+def result_rows(r: Any) -> list[dict[str, Any]]:
+    """A solved problem's response rows: graded by the kernel's own equivalence (math-verify), the batch's
+    wall time shared by its samples, the answer the run chose and what GenSelect did."""
+    return responses.rows(r.id, r.gold, r.seconds / max(1, len(r.responses)), r.responses, is_correct, r.answer,
+                          r.genselect)
+
+
 def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: EvalConfig,
                    engine: Any = None, take: Callable[[], Problem | None] | None = None,
                    written: Callable[[list[str]], None] | None = None) -> pl.DataFrame:
@@ -93,14 +114,7 @@ def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: Ev
     from .engine import create_engine
     from .solver import Solver, SolveError
 
-    need_answers(problems)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / RESPONSES
-    done = responses.read(path) if path.exists() else responses.empty()
-    seen = set(done["problem_id"].to_list())
-    todo = [p for p in problems if p.id not in seen]
-    if seen:
-        log.info("resuming: %d problems already evaluated, %d to go", len(seen), len(todo))
+    path, done, seen, todo = resume(out, problems)
     pending = todo if take is None else (p for p in iter(take, None) if p.id not in seen)
     # all K samples for every problem: pass@k and maj@k need them
     cfg = dataclasses.replace(cfg, solver=dataclasses.replace(cfg.solver, early_stop=[], early_stop_agree=0))
@@ -308,9 +322,7 @@ def _worker(shard: Path) -> None:
 
 
 def _append(frames: list[pl.DataFrame], results: list, path: Path) -> None:
-    records = [row for r in results for row in responses.rows(
-        r.id, r.gold, r.seconds / max(1, len(r.responses)),  # the batch's wall time, shared by its samples
-        r.responses, is_correct, r.answer, r.genselect)]  # graded by the kernel's own equivalence (math-verify)
+    records = [row for r in results for row in result_rows(r)]
     if records:
         frames.append(responses.frame(records))
         responses.write(path, pl.concat(frames))

@@ -31,7 +31,6 @@ from typing import Any
 import polars as pl
 
 from . import responses
-from .answers import is_correct
 from .errors import AimokitError
 
 log = logging.getLogger(__name__)
@@ -62,7 +61,7 @@ class EvalActor:
         import ray
 
         from .config import KernelConfig
-        from .evaluate import EvalConfig
+        from .evaluate import EvalConfig, result_rows
         from .problems import Problem
         from .serving import setup_logging
         from .solver import Solver
@@ -86,9 +85,7 @@ class EvalActor:
 
         def on_result(r: Any) -> None:
             nonlocal n
-            rows = responses.rows(r.id, r.gold, r.seconds / max(1, len(r.responses)), r.responses, is_correct,
-                                  r.answer, r.genselect)
-            ray.get(queue.finish.remote(self.name, r.id, rows))  # done only once the driver's queue has it
+            ray.get(queue.finish.remote(self.name, r.id, result_rows(r)))  # done only once the driver's queue has it
             n += 1
 
         try:
@@ -141,13 +138,9 @@ def run_ray(cfg: Any, problems: list[Any], out: Path, ev: Any) -> pl.DataFrame:
     from .io import atomic_write
     from .work_queue import WorkQueue
 
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / responses.FILE
-    done = responses.read(path) if path.exists() else responses.empty()
-    seen = set(done["problem_id"].to_list())
-    todo = [p for p in problems if p.id not in seen]
-    if seen:
-        log.info("resuming: %d problems already evaluated, %d to go", len(seen), len(todo))
+    from .evaluate import resume
+
+    path, done, seen, todo = resume(out, problems)
     frames = [done]
     t0 = time.monotonic()
     if not todo:

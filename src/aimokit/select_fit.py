@@ -18,6 +18,7 @@ from .candidates import FEATURES, available
 from .config import SamplingConfig
 from .errors import AimokitError
 from .registry import POLICIES
+from .replay import policy_config, skip_reason
 
 
 class SelectFitError(AimokitError, ValueError):
@@ -52,10 +53,9 @@ def fit_report(problems: dict[str, tuple[int | None, list]], base: SamplingConfi
     passed = sum(any(v.answer == gold for v in votes) for gold, votes in data)
     rows = {"learned (cross-validated)": learned}
     for name in POLICIES.names():
-        pol = POLICIES.get(name)
-        if pol.needs_selector or (pol.needs_entropy and not has_entropy):
+        if POLICIES.get(name).needs_selector or skip_reason(name, base, has_entropy):
             continue
-        cfg = dataclasses.replace(base, vote=name, top_logprobs=max(base.top_logprobs, 1))
+        cfg = policy_config(base, name)
         rows[name] = [bool(votes) and selection.chosen([(v, 0) for v in votes], cfg) == gold for gold, votes in data]
     comparisons = {name: selection.paired(learned, right, draws, seed) for name, right in rows.items()
                    if not name.startswith("learned")}

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .candidates import (COUNTS, FEATURES, LOGGED, PER_VOTE, Tally, Vote, available, features, from_tallies,
+from .candidates import (FEATURES, LOGGED, PER_VOTE, Tally, Vote, available, features, from_tallies,
                          per_vote, tallies, vote_values, winner_by)
 from .errors import AimokitError
 from .io import atomic_write
@@ -219,7 +219,7 @@ def fit(problems: list[Problem], names: list[str] | None = None, l2: float = 1.0
     if names is None:
         have = available([v for _, v in problems])
         names = [n for n in FEATURES if not have[n]]
-    X, y, _ = design(problems, names)
+    X, y, group = design(problems, names)
     if not X or len(set(y)) < 2:
         raise SelectorError("the selector needs graded problems with both right and wrong candidates; these have "
                             f"{len(X)} candidates, {sum(y)} right")
@@ -247,11 +247,7 @@ def fit(problems: list[Problem], names: list[str] | None = None, l2: float = 1.0
             vote_range[name] = [min(xs), max(xs)]
     return Selector(list(names), [float(x) for x in w[1:]], float(w[0]), [float(x) for x in mean],
                     [float(x) for x in std], [float(x) for x in low], [float(x) for x in high], vote_range, kit_version,
-                    {"problems": len({g for g in _groups(problems)}), "candidates": len(X), "right": int(sum(y))})
-
-
-def _groups(problems: list[Problem]) -> list[int]:
-    return [i for i, (gold, _) in enumerate(problems) if gold is not None]
+                    {"problems": len(set(group)), "candidates": len(X), "right": int(sum(y))})
 
 
 def folds(n: int, k: int, seed: int) -> list[list[int]]:
@@ -279,4 +275,4 @@ def cross_validate(problems: list[Problem], k: int = 5, seed: int = 0, l2: float
     return chosen
 
 
-__all__ = ["COUNTS", "FEATURES", "Selector", "SelectorError", "cross_validate", "fit", "load", "save"]
+__all__ = ["FEATURES", "Selector", "SelectorError", "cross_validate", "fit", "load", "save"]

@@ -20,11 +20,9 @@ import math
 import random
 from typing import Any
 
-from .candidates import Vote
 from .config import SamplingConfig
-from .selection import replay_one
+from .selection import Samples, replay_one
 
-Samples = list[tuple[Vote | None, int]]
 EXACT_LIMIT = 20000  # ordered draws enumerated per problem before estimating from random ones
 
 
