@@ -204,3 +204,23 @@ def test_the_wheelhouse_is_built_for_the_measured_image_not_an_assumed_one(tmp_p
     wrong = replace(cfg, wheels=replace(cfg.wheels, python_version="3.11"))
     with pytest.raises(BuildError, match="python_version = '3.11' but the probed image runs Python 3.12.3"):
         build_mod.build_wheels(ROOT, wrong, tmp_path / "c")
+
+
+def test_empty_requirements_are_what_the_kernels_backends_and_the_kit_need(tmp_path):
+    """No backend's pin is written in the ship config's defaults: each backend declares its own."""
+    import tomllib
+
+    from aimokit.engine.vllm import VLLMEngine
+
+    kit = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    cfg = _cfg(tmp_path, **{"wheels.requirements": []})
+    assert cfg.wheel_requirements(ROOT) == [*kit, *VLLMEngine.requirements]  # the shipped kernels run vLLM
+    hf = tmp_path / "hf.toml"
+    hf.write_text('[engine]\nbackend = "transformers"\n')
+    only_hf = replace(cfg, kernels=[replace(cfg.kernels[0], config=str(hf))])
+    assert only_hf.wheel_requirements(ROOT) == kit  # the image has transformers: nothing more ships
+    hf.write_text('[engine]\nfallback = "transformers"\n')  # vLLM, falling back: vLLM's pin once, nothing more
+    assert only_hf.wheel_requirements(ROOT) == [*kit, *VLLMEngine.requirements]
+    assert _cfg(tmp_path, **{"wheels.requirements": ["x==1"]}).wheel_requirements(ROOT) == ["x==1"]  # set: as set
+    with pytest.raises(ConfigError, match="pyproject.toml, which is missing"):
+        cfg.wheel_requirements(tmp_path)

@@ -149,9 +149,25 @@ def test_interface_contract(name):
     cls = INTERFACES.get(name)
     assert cls.name == name and cls.submission_file
     assert list(inspect.signature(cls.serve).parameters) == ["comp", "kernel", "predict"]
-    assert CompetitionConfig(interface=name).interface == name
+    comp = CompetitionConfig(interface=name)
+    assert comp.interface == name and comp.entry is cls
     with pytest.raises(ConfigError, match="competition.interface = 'nope': use one of"):
         CompetitionConfig(interface="nope")
+    # its answer type: the fallback is one, a gold read from a CSV cell becomes one, a near-answer is refused
+    assert cls.is_answer(comp.fallback_answer) and cls.answer(comp.fallback_answer) == comp.fallback_answer
+    assert cls.is_answer(cls.answer(str(comp.answer_max))) and not cls.is_answer(True)
+    for bad in (True, 2.5, "x"):
+        with pytest.raises((TypeError, ValueError)):
+            cls.answer(bad)
+
+
+def test_a_competition_whose_answers_the_solver_cannot_read_is_refused(monkeypatch):
+    """An interface may declare another answer type; until the solver extracts it, the config says so."""
+    from aimokit.interfaces.kaggle_evaluation import KaggleEvaluation
+
+    monkeypatch.setattr(KaggleEvaluation, "answer_type", str)
+    with pytest.raises(ConfigError, match="takes str answers, but the solver extracts integer answers only"):
+        CompetitionConfig(interface="kaggle_evaluation")
 
 
 # -- training methods -----------------------------------------------------------------------------------

@@ -161,3 +161,25 @@ def test_dry_run_cli_rejects_a_bad_problems_file_before_any_model_work(tmp_path)
     assert proc.returncode == 2
     assert str(bad) in proc.stderr and "missing column(s) problem" in proc.stderr
     assert not (tmp_path / "out" / "kernel.toml").exists()
+
+
+def test_predict_answers_in_the_competitions_type_and_reads_gold_as_one(fast_cfg, scripted, monkeypatch):
+    """The interface's answer type at both crossings: a gold from the CSV ("42", 42.0) is read as one, and an
+    answer that is none (were the kernel ever to give one) is replaced by the fallback, with an event."""
+    from aimokit.serving import predict_row
+
+    kernel = Kernel(fast_cfg, engine_factory=lambda c: scripted(tir_respond))
+    try:
+        golds = []
+        monkeypatch.setattr(kernel, "predict", lambda pid, text, gold=None: golds.append(gold) or 42)
+        for gold in ("42", 42.0, 42):
+            out = predict_row(kernel, pl.Series("id", ["g"]), pl.Series("problem", ["p"]), pl.Series("answer", [gold]))
+            assert out["answer"].to_list() == [42] and out["answer"].dtype == pl.Int64
+        assert golds == [42, 42, 42] and all(type(g) is int for g in golds)
+        assert predict_row(kernel, "h", "p", pl.Series("answer", [2.5]))["answer"].to_list() == [42]  # no gold then
+        assert golds[-1] is None
+        monkeypatch.setattr(kernel, "predict", lambda pid, text, gold=None: 7.5)
+        assert predict_row(kernel, "i", "p")["answer"].to_list() == [fast_cfg.competition.fallback_answer]
+        assert any("is no int" in e for e in kernel.events)
+    finally:
+        kernel.close()

@@ -57,7 +57,7 @@ class EvalActor:
     def __init__(self, name: str, kernel_toml: str, ev: dict[str, Any]):
         self.name, self.kernel_toml, self.ev = name, kernel_toml, ev
 
-    def run(self, queue: Any) -> int:
+    def run(self, queue: Any) -> dict[str, Any]:
         import ray
 
         from .config import KernelConfig
@@ -72,7 +72,9 @@ class EvalActor:
         queue.seen_at.remote(self.name, f"node {ray.get_runtime_context().get_node_id()[:12]} pid {os.getpid()}")
         cfg = KernelConfig.from_dict(_toml(self.kernel_toml))
         ev = EvalConfig.from_dict(self.ev)
+        t = time.monotonic()
         engine = _engine(cfg)
+        start_s = time.monotonic() - t
         solver = Solver(engine, cfg.solver, cfg.sandbox, cfg.competition, max_model_len=cfg.engine.max_model_len)
         n = 0
 
@@ -94,7 +96,7 @@ class EvalActor:
         finally:
             solver.close()
             logging.getLogger().removeHandler(handler)
-        return n
+        return {"problems": n, "engine_start_s": round(start_s, 2)}
 
 
 class _QueueLog(logging.Handler):
@@ -156,6 +158,7 @@ def run_ray(cfg: Any, problems: list[Any], out: Path, ev: Any) -> pl.DataFrame:
     kernel_toml, ev_dict = cfg.to_toml(), {**ev.to_dict(), "workers": 1, "ray": ""}
     running: dict[Any, tuple[str, Any]] = {}
     died: dict[str, str] = {}
+    starts: dict[str, float] = {}  # each engine's start, as its actor measured it
     restarts = ev.retries * ev.workers
 
     def start(name: str) -> None:
@@ -184,7 +187,7 @@ def run_ray(cfg: Any, problems: list[Any], out: Path, ev: Any) -> pl.DataFrame:
             for ref in ready:
                 name, _ = running.pop(ref)
                 try:
-                    ray.get(ref)
+                    starts[name] = ray.get(ref)["engine_start_s"]
                 except Exception as e:  # the actor died, or its engine failed: its problems go back
                     why = _why(e)
                     died[name] = why
@@ -200,7 +203,8 @@ def run_ray(cfg: Any, problems: list[Any], out: Path, ev: Any) -> pl.DataFrame:
     df = pl.concat(frames).unique(subset=["problem_id", "sample"], keep="first", maintain_order=True)
     atomic_write(out / "eval_meta.json", json.dumps({
         "model": cfg.engine.model, "lora": cfg.engine.lora, "samples": ev.samples, "ray": ev.ray or "local",
-        "engines": ev.workers, "where": state["where"], "failed_actors": died,
+        "engines": ev.workers, "where": state["where"], "failed_actors": died, "engine_starts_s": starts,
+        "engine_start_s": max(starts.values(), default=None),
         "wall_s": round(time.monotonic() - t0, 2)}, indent=2))
     missing = sorted(set(p.id for p in todo) - set(df["problem_id"].to_list()))
     if missing:

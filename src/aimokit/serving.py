@@ -56,15 +56,21 @@ def predict_row(kernel: Kernel, id_: Any, problem: Any, answer: Any = None) -> p
                             ids[:5], texts[:1], fallback)
         return pl.DataFrame({"id": ids, "answer": [fallback] * len(ids)})
     pid = ids[0]
+    entry = kernel.cfg.competition.entry  # the competition's answer type, both ways across its boundary
     gold = None
     golds = _values(answer) if answer is not None else []
     if golds and golds[0] is not None:
         try:
-            gold = int(golds[0])
+            gold = entry.answer(golds[0])
         except (TypeError, ValueError):
             gold = None
     value = kernel.predict(str(pid), texts[0], gold)
-    return pl.DataFrame({"id": [pid], "answer": [int(value)]})
+    try:
+        value = entry.answer(value)
+    except (TypeError, ValueError):  # the kernel answers in type; were it ever not, the row is still answered
+        kernel.record_event("answer %r for %s is no %s; answering %r", value, pid, entry.answer_type.__name__, fallback)
+        value = fallback
+    return pl.DataFrame({"id": [pid], "answer": [value]})
 
 
 def _values(x: Any) -> list:
@@ -93,11 +99,9 @@ def serve(cfg: KernelConfig, kernel: Kernel | None = None, problems: list[Proble
             kernel.close()
         return kernel
 
-    from .registry import INTERFACES
-
     kernel = kernel or Kernel(cfg)
     try:
-        INTERFACES.get(comp.interface, "competition.interface").serve(comp, kernel, make_predict(kernel))
+        comp.entry.serve(comp, kernel, make_predict(kernel))
     finally:
         kernel.close()
     return kernel

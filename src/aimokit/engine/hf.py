@@ -33,6 +33,7 @@ class TransformersSettings:
 class TransformersEngine(QueuedEngine):
     name = "transformers"
     library = "transformers"
+    requirements = ()  # the Kaggle image has transformers and torch
     step_honours_deadline = True
     Settings = TransformersSettings
 

@@ -83,6 +83,7 @@ class VLLMSettings:
 class VLLMEngine(SteppedEngine):
     name = "vllm"
     library = "vllm"  # what must import for this backend to start (create_engine checks it first)
+    requirements = ("vllm==0.26.0",)  # what a Kaggle image lacks to run it: 0.26 pins torch 2.11, the image's
     Settings = VLLMSettings
 
     def __init__(self, cfg: EngineConfig, model_dir: str, clock: Callable[[], float] | None = None):

@@ -6,17 +6,19 @@ from types import FunctionType
 from typing import Any
 
 from ..registry import INTERFACES
+from .base import Interface
 from .shipped import import_shipped
 
 
 @INTERFACES.register()
-class Aimo:
+class Aimo(Interface):
     name = "aimo"
     submission_file = "submission.csv"  # the environment writes it
 
-    @staticmethod
-    def serve(comp: Any, kernel: Any, predict: FunctionType) -> None:
+    @classmethod
+    def serve(cls, comp: Any, kernel: Any, predict: FunctionType) -> None:
         env = import_shipped("aimo", comp.data_dir).make_env()
         for test, sample_submission in env.iter_test():
-            sample_submission["answer"] = kernel.predict(str(test["id"].iloc[0]), str(test["problem"].iloc[0]))
+            answer = kernel.predict(str(test["id"].iloc[0]), str(test["problem"].iloc[0]))
+            sample_submission["answer"] = cls.answer(answer)
             env.predict(sample_submission)

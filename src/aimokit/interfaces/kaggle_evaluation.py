@@ -12,11 +12,12 @@ from types import FunctionType
 from typing import Any
 
 from ..registry import INTERFACES
+from .base import Interface
 from .shipped import import_shipped
 
 
 @INTERFACES.register()
-class KaggleEvaluation:
+class KaggleEvaluation(Interface):
     name = "kaggle_evaluation"
     submission_file = "submission.parquet"  # the gateway writes it
 

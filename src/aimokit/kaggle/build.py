@@ -173,7 +173,7 @@ def check_image_facts(root: Path, cfg: ShipConfig) -> dict | None:
 
 def build_wheels(root: Path, cfg: ShipConfig, out: Path) -> Path:
     """The requirements' full closure for the image, less what the image has (see wheelhouse)."""
-    w = cfg.wheels
+    w = replace(cfg.wheels, requirements=cfg.wheel_requirements(root))
     d, _ = _dataset_dir(root, out, "wheels", cfg.ref(w.slug), w.title, cfg.license)
     facts = check_image_facts(root, cfg)
     try:

@@ -66,8 +66,11 @@ class WheelsConfig:
 
     slug: str = setting("aimokit-wheels", help="The wheelhouse dataset's slug.")
     title: str = setting("aimokit offline wheelhouse", help="The wheelhouse dataset's title.")
-    requirements: list[str] = setting(default_factory=lambda: ["vllm==0.26.0"],
-                                      help="What the Kaggle image lacks; vLLM's torch pin must match the image's torch.")
+    requirements: list[str] = setting(default_factory=list,
+                                      help="What the wheelhouse resolves. Empty: what the kernels need, derived "
+                                           "(the kit's own dependencies in pyproject.toml, plus each kernel's "
+                                           "engine backend's `requirements`, its fallback's too: vLLM's pin "
+                                           "lives in engine/vllm.py, where its torch must match the image's).")
     python_version: str = setting("3.12", help="The image's Python (major.minor): wheels are chosen for it.")
     platforms: list[str] = setting(
         default_factory=lambda: ["manylinux2014_x86_64", *[f"manylinux_2_{v}_x86_64" for v in range(17, 40)]],
@@ -199,6 +202,27 @@ class ShipConfig(Job):
     def kernel_config(self, entry: KernelEntry, root: Path) -> KernelConfig:
         """A kernel's config, loaded and checked (a path still relative is the checkout's, under root)."""
         return KernelConfig.load(root / entry.config)
+
+    def wheel_requirements(self, root: Path) -> list[str]:
+        """What the wheelhouse resolves: `wheels.requirements` when set, else what the kernels need. That is
+        the kit's own dependencies (root/pyproject.toml) plus the requirements each kernel's engine backend,
+        and its fallback, declares (`requirements` on the backend class): no backend's pin is written here."""
+        if self.wheels.requirements:
+            return list(self.wheels.requirements)
+        import tomllib
+
+        from .. import registry
+
+        pyproject = root / "pyproject.toml"
+        if not pyproject.is_file():
+            raise ConfigError(f"wheels.requirements is empty, so it is derived from {pyproject}, which is missing: "
+                              "build from the kit's checkout, or list the requirements in [wheels]")
+        out = list(tomllib.loads(pyproject.read_text()).get("project", {}).get("dependencies", []))
+        for k in self.kernels:
+            engine = self.kernel_config(k, root).engine
+            for name in filter(None, (engine.backend, engine.fallback)):
+                out += [r for r in registry.BACKENDS.get(name, "engine.backend").requirements if r not in out]
+        return out
 
     def adapters_to_ship(self, root: Path) -> dict[str, Path]:
         """The local adapters the kernels name (engine.lora), by the folder name they ship under.
