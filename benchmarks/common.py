@@ -209,6 +209,8 @@ class _ShimDriver:
 
     def finished(self, key, result: GenResult):
         self.shim.events.append((time.monotonic(), "finish", key))
+        if isinstance(key, tuple) and key[-1] == -1:  # GenSelect's request (problem, -1): the model's own reply
+            return self.inner.finished(key, result)
         if result.finish != "aborted":
             self.shim.rounds += 1
             done = self.done_rounds[key] = self.done_rounds.get(key, 0) + 1

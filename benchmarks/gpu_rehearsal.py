@@ -3,12 +3,15 @@
 Two halves (docs/shipping.md):
 
   python benchmarks/gpu_rehearsal.py prepare [--with-train]   # here: LoRA, build, pack in parts
+  python benchmarks/gpu_rehearsal.py prepare --bench [--with-train] [--with-ray]   # the benchmarks' bundle
   python3 benchmarks/gpu_rehearsal.py device [--source-from-checkout]   # there: lay out, run, measure
 
 `prepare` builds the datasets exactly as a push would (the wheelhouse resolved against the image list in
 configs/ship.toml, the source, the adapters) plus the embedded model standing in for the user's model
 upload, lays them out under input/ as Kaggle mounts them, and splits one tar into 56 MiB parts under
-.gpu/rehearsal/ (a call carries at most 64 MiB). `device` reassembles them in /kaggle/input, runs the
+.gpu/rehearsal/ (a call carries at most 64 MiB). With --bench it packs only what benchmarks/gpu_setup.sh and
+the benchmarks read: the wheelhouse, the embedded model's tokenizer files (not its weights: the benchmark
+models are built on the GPU) and the optional training and Ray wheels. `device` reassembles them in /kaggle/input, runs the
 generated notebook's cells with the machine's stock Python (which has torch, as Kaggle's image does): the
 setup cell installs the wheelhouse with --no-index, the kernel cell starts vLLM with the LoRA and answers
 the problems through the AIMO-3 gateway, which writes submission.parquet. It prints one JSON line of
@@ -50,9 +53,10 @@ def make_lora(model_dir: Path, out: Path) -> Path:
 
 
 TRAIN_REQUIREMENTS = ["trl==1.16.0", "datasets"]  # the DPO/SFT benchmarks add these; peft is the image's (0.21.0)
+RAY_REQUIREMENTS = ["ray==2.60.0"]  # evaluate --ray's overhead benchmark (aimokit[ray]; the kernel never needs it)
 
 
-def train_wheelhouse(ship, kernel_wheels: Path, dest: Path) -> dict:
+def train_wheelhouse(ship, kernel_wheels: Path, dest: Path, requirements: list[str] = TRAIN_REQUIREMENTS) -> dict:
     """The training stack's wheels, resolved over the image plus the kernel's wheelhouse (both count as installed)."""
     from dataclasses import replace
 
@@ -61,11 +65,11 @@ def train_wheelhouse(ship, kernel_wheels: Path, dest: Path) -> dict:
     image = read_image_list(ship.wheels.image)
     shipped = json.loads((kernel_wheels / "wheelhouse.json").read_text())["shipped"]
     image.update({canonical(n): v for n, v in (s.split("==") for s in shipped)})
-    cfg = replace(ship.wheels, requirements=TRAIN_REQUIREMENTS, replace=[], ignore_pins=[])
+    cfg = replace(ship.wheels, requirements=requirements, replace=[], ignore_pins=[])
     return build_wheelhouse(cfg, image, dest, "image + the kernel's wheelhouse")
 
 
-def prepare(n_problems: int = 5, with_train: bool = False) -> None:
+def prepare(n_problems: int = 5, with_train: bool = False, bench: bool = False, with_ray: bool = False) -> None:
     sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "helpers")]  # a script: pytest's pythonpath is not set
     from aimokit.kaggle.build import build_all
     from aimokit.kaggle.config import ShipConfig
@@ -78,21 +82,27 @@ def prepare(n_problems: int = 5, with_train: bool = False) -> None:
     ship = ShipConfig.load(ROOT / "configs" / "ship-rehearsal.toml")
     built = build_all(ROOT, ship, ROOT / "build-rehearsal")
     print(f"built in {time.time() - t:.0f} s", flush=True)
-    if with_train:  # for the GPU benchmarks (docs/benchmarks.md), not for Kaggle
-        train_wheelhouse(ship, built["datasets"]["wheels"], ROOT / "build-rehearsal" / "train-wheels")
+    extras = {"train-wheels": TRAIN_REQUIREMENTS if with_train else None, "ray-wheels": RAY_REQUIREMENTS if with_ray else None}
+    for folder, reqs in extras.items():  # for the GPU benchmarks (docs/benchmarks.md), not for Kaggle
+        if reqs:
+            train_wheelhouse(ship, built["datasets"]["wheels"], ROOT / "build-rehearsal" / folder, reqs)
     if STAGE.exists():
         shutil.rmtree(STAGE)
     inp = STAGE / "input"
     for name, d in built["datasets"].items():
-        shutil.copytree(d, inp / f"aimokit-{name}")
-    shutil.copytree(model, inp / "smollm2-135m-instruct")
-    if with_train:
-        shutil.copytree(ROOT / "build-rehearsal" / "train-wheels", STAGE / "train-wheels")
+        if not bench or name == "wheels":
+            shutil.copytree(d, inp / f"aimokit-{name}")
+    weights = shutil.ignore_patterns("*.safetensors", "*.bin", "*.gguf") if bench else None  # only its tokenizer
+    shutil.copytree(model, inp / "smollm2-135m-instruct", ignore=weights)
+    for folder, reqs in extras.items():
+        if reqs:
+            shutil.copytree(ROOT / "build-rehearsal" / folder, STAGE / folder)
     aime = ROOT.parent / "shared" / "data" / "aime24.jsonl"
     ps = load_problems(aime if aime.is_file() else ROOT / "src" / "aimokit" / "data" / "aime24.jsonl")[:n_problems]
-    lay_out_competition(inp / COMP, [{"id": p.id, "problem": p.problem} for p in ps])
-    (STAGE / "answers.json").write_text(json.dumps({p.id: p.answer for p in ps}))
-    shutil.copy(next(built["kernels"][0].glob("*.ipynb")), STAGE / "submission.ipynb")
+    if not bench:  # the rehearsal's competition and notebook
+        lay_out_competition(inp / COMP, [{"id": p.id, "problem": p.problem} for p in ps])
+        (STAGE / "answers.json").write_text(json.dumps({p.id: p.answer for p in ps}))
+        shutil.copy(next(built["kernels"][0].glob("*.ipynb")), STAGE / "submission.ipynb")
     if PARTS.exists():
         shutil.rmtree(PARTS)
     PARTS.mkdir(parents=True)
@@ -170,6 +180,6 @@ def device() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "prepare":
-        prepare(with_train="--with-train" in sys.argv)
+        prepare(with_train="--with-train" in sys.argv, bench="--bench" in sys.argv, with_ray="--with-ray" in sys.argv)
     else:
         device()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine (no network): install what a Kaggle kernel gets, the way it gets it, then build the
-# 7B-shaped model and LoRA the benchmarks use (and, with AIMOKIT_BENCH_MOE=LAYERS, the gpt-oss-shaped MoE). The bundle is `benchmarks/gpu_rehearsal.py prepare --with-train`
+# 7B-shaped model and LoRA the benchmarks use (and, with AIMOKIT_BENCH_MOE=LAYERS, the gpt-oss-shaped MoE). The bundle is `benchmarks/gpu_rehearsal.py prepare --bench [--with-train] [--with-ray]`
 # split into .gpu/rehearsal/pNN, carried one part per call and collected in /root/parts (docs/shipping.md).
 # Source it: it exports PYTHONPATH.
 set -e
@@ -11,9 +11,11 @@ if [[ ! -f /root/.aimokit-wheels ]]; then
   tar xf /root/rehearsal.tar -C /root
   # the built wheels dataset, as the notebook installs it: every wheel, no index, no resolver
   python3 -m pip install -q --no-index --no-deps /root/rehearsal/input/aimokit-wheels/*.whl
-  if [[ -d /root/rehearsal/train-wheels ]]; then  # trl and datasets for the DPO benchmarks
-    python3 -m pip install -q --no-index --no-deps /root/rehearsal/train-wheels/*.whl
-  fi
+  for extra in train-wheels ray-wheels; do  # trl and datasets for the DPO benchmarks; ray for evaluate --ray's
+    if [[ -d /root/rehearsal/$extra ]] && compgen -G "/root/rehearsal/$extra/*.whl" > /dev/null; then
+      python3 -m pip install -q --no-index --no-deps /root/rehearsal/$extra/*.whl
+    fi
+  done
   touch /root/.aimokit-wheels
 fi
 export PYTHONPATH=$PWD/src
