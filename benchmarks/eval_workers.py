@@ -62,6 +62,9 @@ def result(out: Path, workers: int, rc: int, wall: float, ray: bool = False) -> 
     entry.update(responses=df.height, unique=df.unique(subset=["problem_id", "sample"]).height, tokens=tokens,
                  engine_start_s=round(start, 1), generation_s=round(gen, 1), tok_s=round(tokens / gen, 1),
                  tok_s_with_start=round(tokens / wall, 1))
+    if "ray_init_s" in metas[0]:  # Ray's own start apart: what is left is the per-problem cost of the actor
+        entry.update(ray_init_s=metas[0]["ray_init_s"],
+                     tok_s_after_ray_init=round(tokens / (gen - metas[0]["ray_init_s"]), 1))
     return entry
 
 
@@ -121,6 +124,7 @@ def ray_overhead(out: Path, problems: Path, a, report: dict) -> None:
     if plain.get("tok_s") and ray.get("tok_s"):
         report["ray_over_plain"] = round(ray["tok_s"] / plain["tok_s"], 3)
         report["ray_over_plain_with_start"] = round(ray["tok_s_with_start"] / plain["tok_s_with_start"], 3)
+        report["ray_over_plain_after_ray_init"] = round(ray["tok_s_after_ray_init"] / plain["tok_s"], 3)
     print(f"-- ray overhead: {report}", flush=True)
     write(out, "eval_ray", report)
 

@@ -63,13 +63,13 @@ def main() -> None:
               "problems": a.problems, "samples": a.samples, "rounds": a.rounds, "round_tokens": a.round_tokens,
               "genselect_tokens": a.genselect_tokens, "genselect_chars": a.genselect_chars,
               "kv_cache_dtype": a.kv_cache_dtype, "enforce_eager": a.enforce_eager, **versions()}
-    warm = Solver(CodeShim(inner), off.override({"solver.max_rounds": 1, "solver.max_tokens_per_round": 64}).solver,
+    warm = Solver(CodeShim(inner), off.override({"solver.max_rounds": 1, "solver.max_tokens_per_round": min(64, a.round_tokens)}).solver,
                   off.sandbox, off.competition, max_model_len=a.max_model_len)
     warm.solve(problems[:1])  # untimed: the shapes a first problem meets compile here
     warm.close()
     runs = {}
     for name, cfg in (("off", off), ("on", on)):
-        solver = Solver(CodeShim(inner), cfg.solver, cfg.sandbox, cfg.competition, max_model_len=a.max_model_len)
+        solver = Solver(CodeShim(inner, vary_rounds=a.rounds), cfg.solver, cfg.sandbox, cfg.competition, max_model_len=a.max_model_len)
         seconds, tokens, picks = [], 0, []
         for p in problems:  # one at a time, as the gateway hands them to the kernel
             t = now()
@@ -78,7 +78,8 @@ def main() -> None:
             tokens += r.tokens  # with GenSelect on, its reply's tokens are counted in
             picks.append(r.genselect)
         solver.close()
-        runs[name] = {"s_per_problem": round(statistics.mean(seconds), 2), "tokens": tokens,
+        ran = sum(w.startswith(("picked", "the reply")) for w in picks)  # a selection request went to the engine
+        runs[name] = {"s_per_problem": round(statistics.mean(seconds), 2), "tokens": tokens, "selections": ran,
                       "seconds": [round(x, 2) for x in seconds], "genselect": sorted(set(picks))[:3]}
         print(f"-- genselect {name}: {runs[name]}", flush=True)
     report["runs"] = runs

@@ -151,6 +151,7 @@ def run_ray(cfg: Any, problems: list[Any], out: Path, ev: Any) -> pl.DataFrame:
     env = {k: os.environ[k] for k in (ENGINE_FACTORY, "PYTHONPATH") if k in os.environ}
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level=logging.WARNING,
              runtime_env={"py_modules": [os.path.dirname(aimokit.__file__)], "env_vars": env})
+    init_s = time.monotonic() - t0  # Ray's own start (a local cluster, or joining one)
     gpus = cfg.engine.tensor_parallel_size if ray.cluster_resources().get("GPU", 0) else 0
     queue = ray.remote(WorkQueue).options(num_cpus=0).remote(
         [{"id": p.id, "problem": p.problem, "answer": p.answer} for p in todo], ev.retries)
@@ -204,7 +205,7 @@ def run_ray(cfg: Any, problems: list[Any], out: Path, ev: Any) -> pl.DataFrame:
     atomic_write(out / "eval_meta.json", json.dumps({
         "model": cfg.engine.model, "lora": cfg.engine.lora, "samples": ev.samples, "ray": ev.ray or "local",
         "engines": ev.workers, "where": state["where"], "failed_actors": died, "engine_starts_s": starts,
-        "engine_start_s": max(starts.values(), default=None),
+        "engine_start_s": max(starts.values(), default=None), "ray_init_s": round(init_s, 2),
         "wall_s": round(time.monotonic() - t0, 2)}, indent=2))
     missing = sorted(set(p.id for p in todo) - set(df["problem_id"].to_list()))
     if missing:
