@@ -318,6 +318,16 @@ def counter_delta(before: dict[str, float], after: dict[str, float]) -> dict[str
             if any(x in k for x in keep) and after[k] != before.get(k, 0.0)}
 
 
+def engine_args(ap: Any, max_model_len: int = 8192) -> None:
+    """The engine and output flags the single-engine benchmarks share."""
+    ap.add_argument("--max-model-len", type=int, default=max_model_len)
+    ap.add_argument("--kv-cache-dtype", default="auto")
+    ap.add_argument("--dtype", default="bfloat16")
+    ap.add_argument("--gpu-memory-utilization", type=float, default=0.90)
+    ap.add_argument("--enforce-eager", action="store_true")
+    ap.add_argument("--out", default="bench-out")
+
+
 def versions() -> dict[str, str]:
     import importlib.metadata as md
 

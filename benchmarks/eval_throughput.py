@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common import CodeShim, now, versions, write
+from common import CodeShim, engine_args, now, versions, write
 
 from aimokit.config import KernelConfig
 from aimokit.engine import create_engine
@@ -70,12 +70,7 @@ def main() -> None:
     ap.add_argument("--sessions", action="store_true")
     ap.add_argument("--vary", action="store_true", help="samples answer after 1..rounds rounds")
     ap.add_argument("--skip-batched", action="store_true")
-    ap.add_argument("--max-model-len", type=int, default=8192)
-    ap.add_argument("--kv-cache-dtype", default="auto")
-    ap.add_argument("--dtype", default="bfloat16")
-    ap.add_argument("--gpu-memory-utilization", type=float, default=0.90)
-    ap.add_argument("--enforce-eager", action="store_true")
-    ap.add_argument("--out", default="bench-out")
+    engine_args(ap, max_model_len=8192)
     a = ap.parse_args()
 
     widths = [int(x) for x in a.concurrency.split(",")]

@@ -20,7 +20,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import CodeShim, now, versions, write
+from common import CodeShim, engine_args, now, versions, write
 
 from aimokit.config import KernelConfig
 from aimokit.engine import create_engine
@@ -38,12 +38,7 @@ def main() -> None:
     ap.add_argument("--round-tokens", type=int, default=512)
     ap.add_argument("--genselect-tokens", type=int, default=2048)
     ap.add_argument("--genselect-chars", type=int, default=3000)
-    ap.add_argument("--max-model-len", type=int, default=16384)
-    ap.add_argument("--kv-cache-dtype", default="auto")
-    ap.add_argument("--dtype", default="bfloat16")
-    ap.add_argument("--gpu-memory-utilization", type=float, default=0.90)
-    ap.add_argument("--enforce-eager", action="store_true")
-    ap.add_argument("--out", default="bench-out")
+    engine_args(ap, max_model_len=8192)
     a = ap.parse_args()
 
     base = {"engine": {"model": a.model, "lora": a.lora, "dtype": a.dtype, "max_model_len": a.max_model_len,
