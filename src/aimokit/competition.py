@@ -37,11 +37,11 @@ class CompetitionConfig:
             )
         if self.modulo < 0:
             raise ConfigError("competition.modulo must be positive, or 0 for no modulo")
-        from . import registry
+        from .registry import RegistryError
 
         try:
-            entry = registry.INTERFACES.get(self.interface, "competition.interface")
-        except registry.RegistryError as e:
+            entry = self.entry
+        except RegistryError as e:
             raise ConfigError(str(e)) from None
         if entry.answer_type is not int:  # the solver's extraction, votes and range check read integers
             raise ConfigError(f"competition.interface = {self.interface!r} takes {entry.answer_type.__name__} "

@@ -63,8 +63,9 @@ def check_prediction(out: object, problem_id: str, comp: CompetitionConfig) -> i
     if str(out["id"].item(0)) != problem_id:
         raise GatewayError(f"predict answered id {out['id'].item(0)!r} for problem {problem_id!r}")
     answer = out["answer"].item(0)
-    if not comp.entry.is_answer(answer):
-        raise GatewayError(f"answer for {problem_id!r} must be an {comp.entry.answer_type.__name__}, got {answer!r}")
+    entry = comp.entry
+    if not entry.is_answer(answer):
+        raise GatewayError(f"answer for {problem_id!r} must be an {entry.answer_type.__name__}, got {answer!r}")
     if not comp.answer_min <= answer <= comp.answer_max:
         raise GatewayError(f"answer {answer} for {problem_id!r} is outside [{comp.answer_min}, {comp.answer_max}]")
     return answer
