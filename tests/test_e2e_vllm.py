@@ -38,6 +38,9 @@ def test_lora_adapter_is_applied_by_vllm(default_model, lora_adapter):
     assert finish == "answer" and text.rstrip("$").endswith("\\boxed{4}") and full.startswith(text)
     assert n < full_n and n_entropies == n  # stopped the step its box closed, every streamed token counted
     assert got["full_ids"] == [full_n, full]  # the generated ids come back, and they spell the text
+    from aimokit.engine.vllm_warmup import token_counts
+
+    assert got["warm_up"]["prefill_lengths"] == len(token_counts(64)) and got["warm_up"]["decode_batches"] == 4
 
 
 def test_submission_kernel_end_to_end_on_vllm_with_lora(default_model, lora_adapter, tmp_path):

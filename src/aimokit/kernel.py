@@ -329,6 +329,7 @@ class Kernel:
             "generation_s": round(self.budget.gen_seconds, 2),
             "engine_backend": getattr(self.engine, "name", None),
             "engine_fallback": getattr(self.engine, "fell_back", "") or None,
+            "engine_warm_up": getattr(self.engine, "warm_up", None),  # the shape sweep inside the start, if any
             "protocol": self._protocol_summary(),
             "sandbox_layers": self.solver.sandbox_layers if self.solver is not None else None,
             "events": self.events,

@@ -44,3 +44,63 @@ def ship(folder: Path) -> Path:
     path = folder / FILE
     atomic_write(path, packaged())
     return path
+
+
+HARMONY_ENCODING = "o200k_harmony"  # tiktoken's name for gpt-oss's encoding: o200k_base plus harmony's specials
+TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"  # the key of its cache
+
+
+def harmony_encoding():
+    """tiktoken's own o200k_harmony encoding (its regex, ranks and special tokens), loaded offline: the checked
+    vocabulary is put where tiktoken's cache looks for it (TIKTOKEN_CACHE_DIR, the key being the sha1 of the
+    file's public address), so nothing is downloaded."""
+    import os
+    import tempfile
+
+    import tiktoken
+
+    with tempfile.TemporaryDirectory(prefix="aimokit-tiktoken-") as cache:
+        Path(cache, hashlib.sha1(TIKTOKEN_URL.encode()).hexdigest()).write_bytes(packaged())
+        before = os.environ.get("TIKTOKEN_CACHE_DIR")
+        os.environ["TIKTOKEN_CACHE_DIR"] = cache
+        try:
+            return tiktoken.get_encoding(HARMONY_ENCODING)
+        finally:
+            if before is None:
+                os.environ.pop("TIKTOKEN_CACHE_DIR", None)
+            else:
+                os.environ["TIKTOKEN_CACHE_DIR"] = before
+
+
+def write_hf_tokenizer(folder: Path) -> Path:
+    """gpt-oss's tokenizer in Hugging Face's format, built offline from the checked vocabulary: what a model
+    folder of gpt-oss's shape needs when the checkpoint itself is not at hand (the full-size benchmark's random
+    weights). transformers' own `TikTokenConverter` turns tiktoken's ranks into BPE merges with tiktoken's regex;
+    the 1,090 special tokens follow at tiktoken's ids, one name per id as openai-harmony names them (200018 is
+    `<|reserved_200018|>` there, not o200k_base's `<|endofprompt|>`, which stays text). Tests compare its ids
+    with openai-harmony's."""
+    import tempfile
+
+    from transformers import PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    enc = harmony_encoding()
+    names: dict[int, str] = {}
+    for name, i in sorted(enc._special_tokens.items(), key=lambda kv: not kv[0].startswith("<|reserved_")):
+        names.setdefault(i, name)
+    base = len(enc._mergeable_ranks)
+    if sorted(names) != list(range(base, base + len(names))):
+        raise VocabError(f"{HARMONY_ENCODING}'s special tokens do not follow its {base} ranks without a gap")
+    with tempfile.TemporaryDirectory(prefix="aimokit-vocab-") as tmp:
+        path = Path(tmp) / FILE
+        path.write_bytes(packaged())
+        inner = TikTokenConverter(vocab_file=str(path), pattern=enc._pat_str,
+                                  extra_special_tokens=[names[i] for i in sorted(names)]).converted()
+    tok = PreTrainedTokenizerFast(tokenizer_object=inner, bos_token="<|startoftext|>", eos_token="<|return|>",
+                                  pad_token="<|endoftext|>")
+    for i, name in names.items():
+        if tok.convert_tokens_to_ids(name) != i:
+            raise VocabError(f"the converted tokenizer gives {name} id {tok.convert_tokens_to_ids(name)}, not {i}")
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(str(folder))
+    return folder

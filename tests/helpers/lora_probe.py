@@ -16,6 +16,9 @@ def main() -> None:
     cfg = EngineConfig(backend="vllm", model=model, lora=adapter, max_model_len=512, dtype="float32",
                        max_num_seqs=8, backends={"vllm": {"gpu_memory_utilization": 0.2, "enforce_eager": True}})
     engine = create_engine(cfg)
+    from aimokit.engine.vllm_warmup import warm_up  # the shape sweep (engine.vllm.warm_up; off by default on CPU)
+
+    swept = warm_up(engine.llm, engine.lora, 4, 64, 512, len(engine.tokenizer))
     prompt = engine.chat_prompt([{"role": "user", "content": "What is 2 + 3? Answer briefly."}])
     req = [GenRequest(prompt, max_tokens=24, temperature=0.0, seed=0)]
     with_lora = generate(engine, req)[0].text
@@ -36,7 +39,7 @@ def main() -> None:
     print("LORA_PROBE " + json.dumps({"with": with_lora, "again": again, "without": without,
                                       "tokens": sampled.n_tokens, "entropies": sampled.entropies,
                                       "max_lora_rank": engine.engine.vllm_config.lora_config.max_lora_rank,
-                                      "full": [full.text, full.n_tokens, full.finish],
+                                      "warm_up": swept, "full": [full.text, full.n_tokens, full.finish],
                                       "full_ids": [len(full.token_ids), engine.tokenizer.decode(full.token_ids)],
                                       "answered": [answered.text, answered.n_tokens, answered.finish,
                                                    len(answered.entropies)]}), flush=True)

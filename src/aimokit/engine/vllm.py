@@ -50,7 +50,17 @@ class _Request:
 
 
 def _entropies(completion: Any) -> list[float]:
-    return [entropy_of(lp.logprob for lp in pos.values()) for pos in (completion.logprobs or [])]
+    """Each position's entropy over its top logprobs. Requests ask for vLLM's flat logprobs (a few flat lists per
+    request instead of a dict and k objects per token, which the garbage collector would walk); a position's run
+    holds the sampled token first and the top k after it, the sampled one again when it is among them."""
+    lp = completion.logprobs
+    if not lp:
+        return []
+    starts = getattr(lp, "start_indices", None)
+    if starts is None:  # the list-of-dicts form
+        return [entropy_of(x.logprob for x in pos.values()) for pos in lp]
+    ids, values = lp.token_ids, lp.logprobs
+    return [entropy_of(dict(zip(ids[s:e], values[s:e])).values()) for s, e in zip(starts, lp.end_indices)]
 
 
 @dataclass(frozen=True)
@@ -65,11 +75,23 @@ class VLLMSettings:
                                          "Larger only for adapters swapped in later: every adapter is padded to it, "
                                          "which costs memory, and on CPU time (vLLM-CPU copies the padded weights "
                                          "per prompt token: rank 64 for a rank-8 adapter made prefill 7.5x slower).")
+    warm_up: str = setting("auto", help="on: at start, run every batch shape the solver can produce (prefills of "
+                                        "each power of two up to the step's token budget, decode batches from "
+                                        "max_num_seqs down to 1), so kernels that compile per shape do it inside "
+                                        "the start and not in a problem's time (engine/vllm_warmup.py); auto: on, "
+                                        "except on a CPU, where vLLM compiles no kernels at run time (the log "
+                                        "says so); off.")
+    freeze_gc: bool = setting(True, help="After the start, move every object alive then (the model's config, "
+                                         "the tokenizer's tables, the warm-up's garbage collected first) out of "
+                                         "the garbage collector's reach, so its full passes between engine "
+                                         "steps walk only the run's own objects.")
     extra: dict[str, Any] = setting(default_factory=dict, help="Extra keyword arguments passed verbatim to vllm.LLM "
                                                                "(a $AIMOKIT_INPUT/... path among them is checked "
                                                                "against the kernel's inputs).")
 
     def __post_init__(self) -> None:
+        if self.warm_up not in ("auto", "on", "off"):
+            raise ConfigError(f"engine.vllm.warm_up = {self.warm_up!r}: use auto, on or off")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError("engine.vllm.gpu_memory_utilization must be in (0, 1]")
         from ..adapters import VLLM_LORA_RANKS
@@ -118,6 +140,20 @@ class VLLMEngine(SteppedEngine):
         from vllm.platforms import current_platform
 
         self.request_seeds = not current_platform.is_cpu()
+        self.warm_up = None
+        if own.warm_up == "auto" and current_platform.is_cpu():
+            log.info("engine.vllm.warm_up = auto: no shape sweep on a CPU (vLLM compiles no kernels there at run time)")
+        elif own.warm_up != "off":
+            from .vllm_warmup import warm_up
+
+            self.warm_up = warm_up(self.llm, self.lora, cfg.max_num_seqs, vllm_internals.max_tokens_per_step(
+                self.engine, cfg.max_model_len), cfg.max_model_len, len(self.tokenizer))
+        if own.freeze_gc:
+            import gc
+
+            gc.collect()
+            gc.freeze()
+            log.info("froze %d objects out of the garbage collector's passes", gc.get_freeze_count())
         self._seq = 0
         self._rid: dict[Hashable, str] = {}  # the caller's key -> vLLM's request id
         self._reqs: dict[str, _Request] = {}  # vLLM's request id -> what this engine keeps of it
@@ -155,6 +191,7 @@ class VLLMEngine(SteppedEngine):
             include_stop_str_in_output=True,
             seed=req.seed if self.request_seeds else None,
             logprobs=req.top_logprobs or None,
+            flat_logprobs=bool(req.top_logprobs),
             skip_special_tokens=req.skip_special_tokens,
             output_kind=RequestOutputKind.DELTA if req.done_when else RequestOutputKind.FINAL_ONLY,
         )

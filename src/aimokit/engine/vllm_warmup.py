@@ -1,0 +1,66 @@
+"""Warm every batch shape the solver can produce, inside the engine start, so nothing compiles in the timed run.
+
+Why: vLLM's own warm-up compiles the shapes it captures, but Triton kernels outside the CUDA graphs (gpt-oss's
+MoE routing, `_combined_routing_compute_pow2`, among them) compile on first sight of a new token count or its
+alignment. The solver makes counts plain generation never does: samples re-enter after their tool turns one by
+one, so steps of 1-7 requests and prefills of every length mix in. Measured on an H200 (docs/benchmarks.md),
+such compiles stalled the engine about 2 s each, inside the timed run, after the single warm-up problem.
+
+The sweep, paid once at start:
+- one prefill-only step at each power of two up to the engine's token budget per step, and at each power of
+  two plus one (Triton specializes integer arguments on their divisibility by 16), distinct random ids so the
+  prefix cache does not shorten them;
+- a decode batch that shrinks by one request per step from `max_num_seqs` to 1 (request i asks for i + 1
+  tokens), so every decode batch size occurs;
+- both with the kernel's sampling shapes mixed in (plain, top-p / min-p with top logprobs, greedy) and the
+  LoRA when there is one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def token_counts(max_tokens_per_step: int) -> list[int]:
+    """Prefill lengths: 1, 2, 3, 4, 5, 8, 9, ... up to the step budget."""
+    out, n = [], 1
+    while n <= max_tokens_per_step:
+        out += [n] + ([n + 1] if n + 1 <= max_tokens_per_step and n > 1 else [])
+        n *= 2
+    return sorted(set(out))
+
+
+def warm_up(llm: Any, lora: Any, max_num_seqs: int, max_tokens_per_step: int, max_model_len: int,
+            vocab: int) -> dict[str, Any]:
+    """Run the sweep on `llm` (a `vllm.LLM`); what it ran and what it cost."""
+    from vllm import SamplingParams
+
+    rng = random.Random(0)
+    top = max(2, min(vocab, 100_000))  # ordinary tokens: the special ones sit at the end of the vocabularies
+
+    def ids(n: int) -> dict:
+        return {"prompt_token_ids": [rng.randrange(1, top) for _ in range(n)]}
+
+    shapes = [dict(temperature=1.0), dict(temperature=1.0, top_p=0.95, min_p=0.02, logprobs=5),
+              dict(temperature=0.0)]
+    t = time.monotonic()
+    lengths = [n for n in token_counts(max_tokens_per_step) if n < max_model_len - 1]
+    for i, n in enumerate(lengths):  # one at a time: each is a step of exactly n tokens
+        llm.generate([ids(n)], SamplingParams(max_tokens=1, ignore_eos=True, **shapes[i % len(shapes)]),
+                     lora_request=lora, use_tqdm=False)
+    prefill_s = time.monotonic() - t
+    batch = [ids(16) for _ in range(max_num_seqs)]
+    params = [SamplingParams(max_tokens=i + 1, ignore_eos=True, **shapes[i % len(shapes)])
+              for i in range(max_num_seqs)]
+    llm.generate(batch, params, lora_request=lora, use_tqdm=False)
+    out = {"prefill_lengths": len(lengths), "longest_prefill": max(lengths, default=0),
+           "decode_batches": max_num_seqs, "prefill_s": round(prefill_s, 2),
+           "seconds": round(time.monotonic() - t, 2)}
+    log.info("engine warm-up: %d prefill lengths up to %d tokens, decode batches %d..1, in %.1f s",
+             out["prefill_lengths"], out["longest_prefill"], max_num_seqs, out["seconds"])
+    return out

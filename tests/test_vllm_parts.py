@@ -1,0 +1,67 @@
+"""The vLLM backend's pieces that need no engine: the shape sweep's plan and the entropies read from vLLM's
+flat logprobs (its own `FlatLogprobs`, which the backend asks for so the garbage collector has less to walk)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from aimokit.config import ConfigError, EngineConfig
+from aimokit.engine import vllm_warmup
+from aimokit.engine.types import entropy_of
+
+
+def test_the_sweep_covers_every_power_of_two_and_its_odd_neighbour_up_to_the_step_budget():
+    assert vllm_warmup.token_counts(64) == [1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 64]
+    counts = vllm_warmup.token_counts(8192)
+    assert counts[-1] == 8192 and all(2 ** k in counts and (k < 1 or 2 ** k + 1 in counts) for k in range(13))
+
+
+class _RecordingLLM:
+    """Stands in for `vllm.LLM` where only the calls matter: what the sweep asks the engine to run."""
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, prompts, params, lora_request=None, use_tqdm=True):
+        params = params if isinstance(params, list) else [params] * len(prompts)
+        self.calls.append([(len(p["prompt_token_ids"]), sp.max_tokens, sp.ignore_eos, sp.logprobs, lora_request)
+                           for p, sp in zip(prompts, params)])
+
+
+def test_the_sweep_runs_each_prefill_alone_then_a_decode_batch_that_shrinks_to_one():
+    pytest.importorskip("vllm")
+    llm = _RecordingLLM()
+    out = vllm_warmup.warm_up(llm, "the-lora", max_num_seqs=6, max_tokens_per_step=16, max_model_len=12, vocab=500)
+    prefills, decode = llm.calls[:-1], llm.calls[-1]
+    assert [c[0][0] for c in prefills] == [1, 2, 3, 4, 5, 8, 9]  # under the context length (12 - 1)
+    assert all(len(c) == 1 and c[0][1] == 1 for c in prefills)  # one request, one token: a prefill-only step
+    assert sorted(r[1] for r in decode) == [1, 2, 3, 4, 5, 6] and all(r[2] for r in decode)  # N..1 live
+    assert {r[3] for r in decode} == {None, 5} and {r[4] for r in decode + prefills[0]} == {"the-lora"}
+    assert out["prefill_lengths"] == 7 and out["decode_batches"] == 6
+
+
+def test_warm_up_is_auto_on_or_off():
+    with pytest.raises(ConfigError, match="warm_up"):
+        EngineConfig(backend="vllm", backends={"vllm": {"warm_up": "yes"}})
+
+
+def test_entropies_read_from_flat_logprobs_equal_those_of_the_dict_form():
+    pytest.importorskip("vllm")
+    from types import SimpleNamespace
+
+    from vllm.logprobs import FlatLogprobs, Logprob
+
+    from aimokit.engine.vllm import _entropies
+
+    # a position's run is the sampled token, then the top k; the sampled one repeats when it is among them
+    positions = [([7, 7, 3, 9], [-0.1, -0.1, -2.5, -3.0]), ([4, 1, 2, 5], [-4.0, -0.3, -1.6, -2.9])]
+    flat, dicts = FlatLogprobs(), []
+    for ids, lps in positions:
+        flat.append_fast(ids, lps, iter([1] * len(ids)), [None] * len(ids))
+        dicts.append({i: Logprob(lp) for i, lp in zip(ids, lps)})
+    got = _entropies(SimpleNamespace(logprobs=flat))
+    assert got == pytest.approx(_entropies(SimpleNamespace(logprobs=dicts)))
+    assert got[0] == pytest.approx(entropy_of([-0.1, -2.5, -3.0])) and not math.isclose(got[1], got[0])
+    assert _entropies(SimpleNamespace(logprobs=None)) == []
