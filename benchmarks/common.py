@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -150,6 +151,29 @@ def make_gpt_oss(out: Path, tokenizer_dir: Path, layers: int = 8, mxfp4: bool = 
 
     _save_shards(out, r, V, H, (layer(i) for i in range(layers)))
     (out / "config.json").write_text(json.dumps(d))
+    return out
+
+
+def make_gpt_oss_full(out: Path, tokenizer_dir: Path) -> Path:
+    """gpt-oss-120b's own configuration (transformers' GptOssConfig defaults are its shape: 36 layers, 128 experts
+    of which 4 active, hidden 2880, o200k's 201088 entries), MXFP4 experts as the checkpoint ships them, and no
+    weight files: vLLM loads it with `load_format = "dummy"` (random weights made on the GPU, nothing written to
+    disk). `tokenizer_dir` is gpt-oss's tokenizer as `aimokit.vocab.write_hf_tokenizer` builds it offline."""
+    from transformers import GptOssConfig
+
+    if (out / "config.json").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    d = GptOssConfig(eos_token_id=200002, pad_token_id=199999).to_dict()
+    d.update(architectures=["GptOssForCausalLM"], torch_dtype="bfloat16", quantization_config={
+        "quant_method": "mxfp4", "modules_to_not_convert": [
+            "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]})
+    (out / "config.json").write_text(json.dumps(d))
+    (out / "generation_config.json").write_text(json.dumps({"eos_token_id": [200002, 199999, 200012],
+                                                            "pad_token_id": 199999}))
+    for f in tokenizer_dir.iterdir():
+        if f.name.startswith("tokenizer"):
+            shutil.copy(f, out / f.name)
     return out
 
 
@@ -316,6 +340,71 @@ def counter_delta(before: dict[str, float], after: dict[str, float]) -> dict[str
             "request_decode_time", "request_queue_time", "iteration_tokens")
     return {k.removeprefix("vllm:"): round(after[k] - before.get(k, 0.0), 2) for k in after
             if any(x in k for x in keep) and after[k] != before.get(k, 0.0)}
+
+
+class CompileWatch:
+    """Kernel compiles the engine's processes report, with the time each was seen, so a benchmark can flag a
+    phase that had one. vLLM's JIT monitor (`jit_monitor_verbose`: every compile, not only each kernel's first)
+    logs "<backend> <event> during inference: <kernel>" from the engine core; the core inherits this process's
+    stderr, which is replaced here by a pipe read on a thread (each line is passed on to the real stderr and to
+    `log_path`)."""
+
+    PATTERN = re.compile(r"\b(Triton|CuTeDSL|TileLang) ([\w ]*?) during inference: ([^\s.(]+)")
+
+    def __init__(self, log_path: Path):
+        import threading
+
+        self.events: list[tuple[float, str]] = []
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log = open(log_path, "a", buffering=1)
+        self.real = os.fdopen(os.dup(2), "w", buffering=1)
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+        sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+        self.thread = threading.Thread(target=self._pump, args=(read,), daemon=True)
+        self.thread.start()
+
+    def _pump(self, fd: int) -> None:
+        with os.fdopen(fd, errors="replace") as pipe:
+            for line in pipe:
+                self.real.write(line)
+                self.log.write(line)
+                m = self.PATTERN.search(line)
+                if m:
+                    self.events.append((time.monotonic(), f"{m.group(1)} {m.group(3)}"))
+
+    def between(self, t0: float, t1: float) -> list[str]:
+        time.sleep(0.5)  # lines still in the pipe
+        return [name for t, name in self.events if t0 <= t <= t1 + 0.5]
+
+
+class GcTimer:
+    """Seconds the garbage collector ran, by generation (gc.callbacks), to set a phase's pauses against its wall."""
+
+    def __init__(self):
+        import gc
+
+        self.seconds = [0.0, 0.0, 0.0]
+        self.counts = [0, 0, 0]
+        self._t = 0.0
+        gc.callbacks.append(self._cb)
+
+    def _cb(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+        else:
+            g = info.get("generation", 2)
+            self.seconds[g] += time.perf_counter() - self._t
+            self.counts[g] += 1
+
+    def snapshot(self) -> tuple[list[float], list[int]]:
+        return list(self.seconds), list(self.counts)
+
+    def since(self, snap: tuple[list[float], list[int]]) -> dict:
+        s, c = snap
+        return {"gc_s": round(sum(self.seconds) - sum(s), 3), "gc_full_passes": self.counts[2] - c[2],
+                "gc_full_s": round(self.seconds[2] - s[2], 3)}
 
 
 def engine_args(ap: Any, max_model_len: int = 8192) -> None:

@@ -11,7 +11,8 @@ configs/ship.toml, the source, the adapters) plus the embedded model standing in
 upload, lays them out under input/ as Kaggle mounts them, and splits one tar into 56 MiB parts under
 .gpu/rehearsal/ (a call carries at most 64 MiB). With --bench it packs only what benchmarks/gpu_setup.sh and
 the benchmarks read: the wheelhouse, the embedded model's tokenizer files (not its weights: the benchmark
-models are built on the GPU) and the optional training and Ray wheels. `device` reassembles them in /kaggle/input, runs the
+models are built on the GPU), gpt-oss's tokenizer (vocab.write_hf_tokenizer) and the optional training and Ray
+wheels. `device` reassembles them in /kaggle/input, runs the
 generated notebook's cells with the machine's stock Python (which has torch, as Kaggle's image does): the
 setup cell installs the wheelhouse with --no-index, the kernel cell starts vLLM with the LoRA and answers
 the problems through the AIMO-3 gateway, which writes submission.parquet. It prints one JSON line of
@@ -94,6 +95,11 @@ def prepare(n_problems: int = 5, with_train: bool = False, bench: bool = False, 
             shutil.copytree(d, inp / f"aimokit-{name}")
     weights = shutil.ignore_patterns("*.safetensors", "*.bin", "*.gguf") if bench else None  # only its tokenizer
     shutil.copytree(model, inp / "smollm2-135m-instruct", ignore=weights)
+    if bench:  # gpt-oss's tokenizer, built here from the checked vocabulary, for the full-size benchmark's model
+        from aimokit.vocab import ship, write_hf_tokenizer
+
+        write_hf_tokenizer(inp / "o200k-harmony")
+        ship(inp / "o200k-harmony")  # and the vocabulary openai-harmony reads offline (TIKTOKEN_ENCODINGS_BASE)
     for folder, reqs in extras.items():
         if reqs:
             shutil.copytree(ROOT / "build-rehearsal" / folder, STAGE / folder)

@@ -1,0 +1,267 @@
+"""The winning recipe at full size on one GPU: configs/aimo3-gpt-oss-120b.toml's kernel, through the local gateway,
+on a gpt-oss-120b-shaped model with random weights, against raw vLLM on the same engine.
+
+    python benchmarks/gpt_oss_full.py --model DIR --phases kernel,raw --problems 3 --rounds 3 --round-tokens 2048 --out DIR
+    python benchmarks/gpt_oss_full.py --model DIR --phases genselect,evaluate --out DIR   # a second call: a warm cache
+
+DIR holds gpt-oss-120b's configuration and tokenizer, no weights (common.make_gpt_oss_full); vLLM makes random
+ones on the GPU (`load_format = "dummy"`). The engine is the recipe's (MXFP4 experts, FP8 KV unless
+--kv-cache-dtype, 65k context, prefix caching, the kit's shape sweep at start), started once; the phases share it:
+
+- kernel: `Kernel` behind `run_local_gateway`, problems served one at a time as on Kaggle, the recipe's solver
+  (8 attempts, harmony, persistent python sessions, entropy vote) with CodeShim writing the harmony tool calls a
+  random model cannot; each sample answers after 1..--rounds rounds of --round-tokens.
+- raw: `LLM.generate` on each problem's first prompt, as many tokens per sample as the kernel's samples wrote
+  (ignore_eos, the same sampling and top logprobs), 8 in flight: what a hand-written notebook gets.
+- genselect: the kernel again with `solver.genselect` on over the first --genselect-problems problems (every vote
+  is split: the shim's answers differ), seconds per problem against the kernel phase's.
+- evaluate: `Solver.solve_stream` at 64 and 256 in flight against raw vLLM refilled at the same width.
+
+Every phase reports the kernel compiles seen inside it (vLLM's JIT monitor, verbose, read off the engine's
+stderr: CompileWatch), the garbage collector's seconds, and is written as soon as it is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from common import CodeShim, CompileWatch, GcTimer, now, versions, write
+from eval_throughput import raw_streamed
+
+from aimokit.config import KernelConfig
+from aimokit.engine import create_engine
+from aimokit.problems import Problem, load_problems, sample_problems
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "configs" / "aimo3-gpt-oss-120b.toml"
+
+
+class SharedShim(CodeShim):
+    """CodeShim over an engine the phases share: the kernel's close leaves it running (and its processes alive). Each `run` (one problem,
+    the kernel solves them one at a time) keeps its samples' first prompts and generated tokens for raw."""
+
+    def __init__(self, engine, vary_rounds: int):
+        super().__init__(engine, "harmony", vary_rounds)
+        self.runs: list[dict] = []
+
+    def run(self, driver, deadline=None):
+        rec = {"prompts": {}, "tokens": {}, "selection_tokens": 0}
+        self.runs.append(rec)
+        outer = self
+
+        class Tap:
+            def poll(self):
+                new, dropped = driver.poll()
+                for key, req in new:
+                    rec["prompts"].setdefault(key, req.prompt)
+                return new, dropped
+
+            def finished(self, key, result):
+                if isinstance(key, tuple) and key[-1] == -1:  # GenSelect's own request is not a sample
+                    rec["selection_tokens"] += result.n_tokens
+                else:
+                    rec["tokens"][key] = rec["tokens"].get(key, 0) + result.n_tokens
+                return driver.finished(key, result)
+
+            def busy(self):
+                return driver.busy()
+
+            def wait(self, timeout):
+                return driver.wait(timeout)
+
+        return CodeShim.run(outer, Tap(), deadline)
+
+    def close(self):
+        pass
+
+    def processes(self):
+        return set()  # nothing for the kernel's close to kill: the engine outlives each kernel
+
+
+def phase_start(gc_timer: GcTimer) -> dict:
+    return {"t": now(), "gc": gc_timer.snapshot()}
+
+
+def phase_end(p: dict, watch: CompileWatch, gc_timer: GcTimer) -> dict:
+    t1 = now()
+    compiles = watch.between(p["t"], t1)
+    return {"wall_s": round(t1 - p["t"], 2), "compiles": len(compiles), "compiled": sorted(set(compiles))[:12],
+            **gc_timer.since(p["gc"])}
+
+
+def run_kernel(cfg: KernelConfig, shim: SharedShim, problems: list[Problem], out: Path, inner) -> dict:
+    from aimokit.gateway import run_local_gateway
+    from aimokit.kernel import Kernel
+    from aimokit.serving import make_predict
+
+    kernel = Kernel(cfg, total_problems=len(problems), engine_factory=lambda c: shim)
+    steps: list[float] = []
+    inner_step = inner.step
+
+    def timed_step(deadline):
+        t0 = now()
+        try:
+            return inner_step(deadline)
+        finally:
+            steps.append(now() - t0)
+
+    inner.step = timed_step
+    first = len(shim.runs)
+    t = now()
+    try:
+        run_local_gateway(make_predict(kernel), problems, out, cfg.competition, shuffle_seed=0)
+    finally:
+        wall = now() - t
+        inner.step = inner_step
+        kernel.close()
+    summary = json.loads((out / "kernel_summary.json").read_text())
+    runs = shim.runs[first:]
+    tokens = sum(sum(r["tokens"].values()) for r in runs)
+    return {"problems": len(kernel.results), "answered": sum(1 for r in kernel.results if r.answered),
+            "tokens": tokens, "selection_tokens": sum(r["selection_tokens"] for r in runs), "wall_s": round(wall, 2), "tok_s": round(tokens / wall, 1),
+            "s_per_problem": [round(r.seconds, 2) for r in kernel.results],
+            "genselect": sorted({r.genselect for r in kernel.results}),
+            "engine_step_s": round(sum(steps), 2), "engine_steps": len(steps),
+            "outside_steps_s": round(wall - sum(steps), 2), "events": summary.get("events", []), "_runs": runs}
+
+
+def run_raw(inner, runs: list[dict], cfg: KernelConfig) -> dict:
+    from vllm import SamplingParams
+
+    s = cfg.solver
+    t = now()
+    tokens = 0
+    for rec in runs:  # one problem at a time, its samples in flight together, as the kernel ran them
+        keys = sorted(rec["tokens"], key=repr)
+        prompts = [inner.encode(rec["prompts"][k]) for k in keys]
+        params = [SamplingParams(temperature=s.temperature, top_p=s.top_p, min_p=s.min_p, seed=i,
+                                 max_tokens=max(1, rec["tokens"][k]), ignore_eos=True, logprobs=s.top_logprobs or None)
+                  for i, k in enumerate(keys)]
+        outs = inner.llm.generate([{"prompt_token_ids": p} for p in prompts], params, lora_request=inner.lora,
+                                  use_tqdm=False)
+        tokens += sum(len(o.outputs[0].token_ids) for o in outs)
+    wall = now() - t
+    return {"tokens": tokens, "wall_s": round(wall, 2), "tok_s": round(tokens / wall, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True, help="gpt-oss-120b's config and tokenizer (common.make_gpt_oss_full)")
+    ap.add_argument("--phases", default="kernel,raw")
+    ap.add_argument("--problems", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="a sample answers after 1..ROUNDS rounds")
+    ap.add_argument("--round-tokens", type=int, default=2048)
+    ap.add_argument("--genselect-problems", type=int, default=2)
+    ap.add_argument("--genselect-tokens", type=int, default=1024)
+    ap.add_argument("--widths", default="64,256", help="evaluate's concurrencies")
+    ap.add_argument("--eval-problems", type=int, default=32)
+    ap.add_argument("--eval-round-tokens", type=int, default=512)
+    ap.add_argument("--kv-cache-dtype", default="", help="the recipe's (fp8) unless given")
+    ap.add_argument("--max-model-len", type=int, default=0, help="the recipe's (65536) unless given")
+    ap.add_argument("--warm-up", default="auto", help="engine.vllm.warm_up")
+    ap.add_argument("--dtype", default="", help="the recipe's (auto) unless given: float32 for a CPU smoke run")
+    ap.add_argument("--gpu-memory-utilization", type=float, default=0.0, help="the recipe's (0.95) unless given")
+    ap.add_argument("--max-num-seqs", type=int, default=0, help="the recipe's (256) unless given")
+    ap.add_argument("--out", default="bench-out")
+    a = ap.parse_args()
+    out = Path(a.out)
+    watch = CompileWatch(out / "engine.log")
+    gc_timer = GcTimer()
+    phases = a.phases.split(",")
+
+    recipe = KernelConfig.load(RECIPE)
+    sets = {"engine.model": a.model, "engine.vllm.warm_up": a.warm_up,
+            "engine.vllm.extra": {"load_format": "dummy", "jit_monitor_verbose": True},
+            "solver.max_rounds": a.rounds - 1, "solver.max_tokens_per_round": a.round_tokens,
+            "solver.max_tokens_total": a.rounds * a.round_tokens, "solver.early_stop_agree": 0,
+            "run.output_dir": str(out / "kernel")}
+    if a.kv_cache_dtype:
+        sets["engine.vllm.kv_cache_dtype"] = a.kv_cache_dtype
+    for flag, key in (("max_model_len", "engine.max_model_len"), ("dtype", "engine.dtype"),
+                      ("max_num_seqs", "engine.max_num_seqs"),
+                      ("gpu_memory_utilization", "engine.vllm.gpu_memory_utilization")):
+        if getattr(a, flag):
+            sets[key] = getattr(a, flag)
+    cfg = recipe.override(sets)
+    cache = Path(os.environ.get("VLLM_CACHE_ROOT", Path.home() / ".cache" / "vllm")) / "torch_compile_cache"
+    report = {"model": "gpt-oss-120b shape (random weights, MXFP4 experts)", "phases": phases,
+              "kv_cache_dtype": cfg.engine.section("vllm").kv_cache_dtype, "max_model_len": cfg.engine.max_model_len,
+              "compile_cache_before": "present" if cache.is_dir() and any(cache.iterdir()) else "empty",
+              "samples": cfg.solver.samples, "rounds": a.rounds, "round_tokens": a.round_tokens, **versions()}
+    p = phase_start(gc_timer)
+    inner = create_engine(cfg.engine)
+    report["engine_start"] = {**phase_end(p, watch, gc_timer), "warm_up": inner.warm_up}
+    vcfg = inner.engine.vllm_config.cache_config
+    kv_tokens = int(vcfg.num_gpu_blocks or 0) * int(vcfg.block_size)
+    report["kv_cache_tokens"] = kv_tokens
+    report["samples_at_65k"] = kv_tokens // 65536
+    write(out, "gpt_oss_full", report)
+
+    base = load_problems(sample_problems())
+    problems = [Problem(f"{p.id}-{i}", p.problem, p.answer) for i in range(8) for p in base]
+    shim = SharedShim(inner, vary_rounds=a.rounds)
+    kernel_runs: list[dict] = []
+    if "kernel" in phases:
+        p = phase_start(gc_timer)
+        k = run_kernel(cfg, shim, problems[: a.problems], out / "kernel", inner)
+        kernel_runs = k.pop("_runs")
+        report["kernel"] = {**k, **phase_end(p, watch, gc_timer)}
+        write(out, "gpt_oss_full", report)
+    if "raw" in phases and kernel_runs:
+        p = phase_start(gc_timer)
+        report["raw"] = {**run_raw(inner, kernel_runs, cfg), **phase_end(p, watch, gc_timer)}
+        report["kernel_over_raw"] = round(report["kernel"]["tok_s"] / report["raw"]["tok_s"], 3)
+        write(out, "gpt_oss_full", report)
+    if "genselect" in phases:
+        on = cfg.override({"solver.genselect": True, "solver.genselect_share": 1.0, "solver.genselect_min_s": 0.0,
+                           "solver.genselect_tokens": a.genselect_tokens, "run.output_dir": str(out / "genselect")})
+        off = cfg.override({"run.output_dir": str(out / "genselect-off")})
+        runs = {}
+        for name, c in (("off", off), ("on", on)):
+            p = phase_start(gc_timer)
+            g = run_kernel(c, shim, problems[: a.genselect_problems], Path(c.run.output_dir), inner)
+            g.pop("_runs")
+            runs[name] = {**g, **phase_end(p, watch, gc_timer)}
+            report["genselect"] = runs
+            write(out, "gpt_oss_full", report)
+        extra = statistics.mean(runs["on"]["s_per_problem"]) - statistics.mean(runs["off"]["s_per_problem"])
+        report["genselect_extra_s_per_problem"] = round(extra, 2)
+        report["genselect_extra_share"] = round(extra / statistics.mean(runs["off"]["s_per_problem"]), 3)
+        write(out, "gpt_oss_full", report)
+    if "evaluate" in phases:
+        from aimokit.solver import Solver
+
+        ev = cfg.override({"solver.max_rounds": 2, "solver.max_tokens_per_round": a.eval_round_tokens,
+                           "solver.max_tokens_total": 3 * a.eval_round_tokens, "sandbox.sessions": False,
+                           "sandbox.workers": 64})
+        solver = Solver(CodeShim(inner, "harmony", vary_rounds=3), ev.solver, ev.sandbox, ev.competition,
+                        max_model_len=ev.engine.max_model_len)
+        report["evaluate"] = []
+        for width in (int(w) for w in a.widths.split(",")):
+            got: list = []
+            p = phase_start(gc_timer)
+            solver.solve_stream(problems[: a.eval_problems], got.append, concurrency=width, keep_responses=True)
+            streamed = phase_end(p, watch, gc_timer)
+            tokens = sum(r.tokens for r in got)
+            got.sort(key=lambda r: r.id)
+            p = phase_start(gc_timer)
+            raw_tokens, raw_s = raw_streamed(inner, [r.responses[0]["prompt"] for r in got],
+                                             [[x["tokens"] for x in r.responses] for r in got], width,
+                                             ev.solver.temperature, ev.solver.top_p)
+            raw = phase_end(p, watch, gc_timer)
+            report["evaluate"].append({"concurrency": width, "tokens": tokens, "tok_s": round(tokens / streamed["wall_s"], 1),
+                                       "streamed": streamed, "raw_tokens": raw_tokens,
+                                       "raw_tok_s": round(raw_tokens / raw_s, 1), "raw": raw,
+                                       "over_raw": round((tokens / streamed["wall_s"]) / (raw_tokens / raw_s), 3)})
+            write(out, "gpt_oss_full", report)
+        solver.close()
+    inner.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
