@@ -345,9 +345,9 @@ def counter_delta(before: dict[str, float], after: dict[str, float]) -> dict[str
 class CompileWatch:
     """Kernel compiles the engine's processes report, with the time each was seen, so a benchmark can flag a
     phase that had one. vLLM's JIT monitor (`jit_monitor_verbose`: every compile, not only each kernel's first)
-    logs "<backend> <event> during inference: <kernel>" from the engine core; the core inherits this process's
-    stderr, which is replaced here by a pipe read on a thread (each line is passed on to the real stderr and to
-    `log_path`)."""
+    logs "<backend> <event> during inference: <kernel>" from the engine core, to stdout (VLLM_LOGGING_STREAM's
+    default) or wherever its logging goes; the core inherits this process's stdout and stderr, which are both
+    replaced here by one pipe read on a thread (each line is passed on to the real stdout and to `log_path`)."""
 
     PATTERN = re.compile(r"\b(Triton|CuTeDSL|TileLang) ([\w ]*?) during inference: ([^\s.(]+)")
 
@@ -357,10 +357,14 @@ class CompileWatch:
         self.events: list[tuple[float, str]] = []
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(log_path, "a", buffering=1)
-        self.real = os.fdopen(os.dup(2), "w", buffering=1)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.real = os.fdopen(os.dup(1), "w", buffering=1)
         read, write = os.pipe()
-        os.dup2(write, 2)
+        for fd in (1, 2):
+            os.dup2(write, fd)
         os.close(write)
+        sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
         self.thread = threading.Thread(target=self._pump, args=(read,), daemon=True)
         self.thread.start()

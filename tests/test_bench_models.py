@@ -70,3 +70,40 @@ def test_the_code_shim_drives_real_tool_rounds_and_varies_them_per_sample(common
     shim, res = run(3)
     runs = [x["code_runs"] for x in res.responses]
     assert runs == [shim.rounds_for((0, k)) - 1 for k in range(6)] and len(set(runs)) > 1 and res.answered == 6
+
+
+def test_the_full_size_gpt_oss_folder_is_gpt_oss_120b_with_gpt_oss_tokenizer(common, tmp_path):
+    """No weights: vLLM makes them (load_format = "dummy"); the config is 120b's and the vocabulary o200k's."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from aimokit.vocab import write_hf_tokenizer
+
+    out = common.make_gpt_oss_full(tmp_path / "full", write_hf_tokenizer(tmp_path / "tok"))
+    cfg = AutoConfig.from_pretrained(out)
+    assert (cfg.num_hidden_layers, cfg.num_local_experts, cfg.num_experts_per_tok, cfg.hidden_size) == (36, 128, 4, 2880)
+    assert cfg.vocab_size == len(AutoTokenizer.from_pretrained(out)) == 201088
+    assert cfg.quantization_config["quant_method"] == "mxfp4" and not list(out.glob("*.safetensors"))
+
+
+def test_the_compile_watch_sees_a_child_process_report_on_stdout_or_stderr(common, tmp_path):
+    """vLLM's JIT monitor logs from the engine core (a child) to stdout by default: the watch reads both streams,
+    names the kernel, and places it in its time window; other lines pass through."""
+    import subprocess
+    import sys
+
+    script = ("import sys, time\n"
+              "print('(EngineCore pid=7) WARNING [jit_monitor.py:132] Triton kernel JIT compilation during inference:"
+              " _topk_forward (constexprs={BLOCK_M=32}). This causes a latency spike', flush=True)\n"
+              "print('TileLang JIT compilation during inference: mhc_pre. x', file=sys.stderr, flush=True)\n"
+              "print('an ordinary line', flush=True)\n")
+    probe = ("import sys, time, subprocess; sys.path.insert(0, %r)\n"
+             "from common import CompileWatch\n"
+             "w = CompileWatch(__import__('pathlib').Path(%r))\n"
+             "t0 = time.monotonic(); subprocess.run([sys.executable, '-c', %r]); t1 = time.monotonic()\n"
+             "got = w.between(t0, t1); before = w.between(0, t0 - 1)\n"
+             "print('WATCHED', sorted(got), before, file=w.real, flush=True)\n") % (
+        str(common.ROOT / "benchmarks"), str(tmp_path / "engine.log"), script)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    line = next(l for l in out.stdout.splitlines() if l.startswith("WATCHED"))
+    assert line == "WATCHED ['TileLang mhc_pre', 'Triton _topk_forward'] []", out.stdout + out.stderr
+    assert "an ordinary line" in out.stdout and "an ordinary line" in (tmp_path / "engine.log").read_text()
