@@ -11,6 +11,7 @@ generated tokens, the engine, the sandbox and the voting are all real.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -381,6 +382,27 @@ class CompileWatch:
     def between(self, t0: float, t1: float) -> list[str]:
         time.sleep(0.5)  # lines still in the pipe
         return [name for t, name in self.events if t0 <= t <= t1 + 0.5]
+
+
+@contextlib.contextmanager
+def timed_steps(inner: Any):
+    """The engine's `step` timed while inside: the seconds a run spent in engine steps, against its wall (the
+    rest is the solver's own Python and its tool turns)."""
+    steps: list[float] = []
+    step = inner.step
+
+    def timed(deadline):
+        t0 = now()
+        try:
+            return step(deadline)
+        finally:
+            steps.append(now() - t0)
+
+    inner.step = timed
+    try:
+        yield steps
+    finally:
+        inner.step = step
 
 
 class GcTimer:

@@ -30,7 +30,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import CodeShim, CompileWatch, GcTimer, now, versions, write
+from common import CodeShim, CompileWatch, GcTimer, now, timed_steps, versions, write
 from eval_throughput import raw_streamed
 
 from aimokit.config import KernelConfig
@@ -100,24 +100,13 @@ def run_kernel(cfg: KernelConfig, shim: SharedShim, problems: list[Problem], out
     from aimokit.serving import make_predict
 
     kernel = Kernel(cfg, total_problems=len(problems), engine_factory=lambda c: shim)
-    steps: list[float] = []
-    inner_step = inner.step
-
-    def timed_step(deadline):
-        t0 = now()
-        try:
-            return inner_step(deadline)
-        finally:
-            steps.append(now() - t0)
-
-    inner.step = timed_step
     first = len(shim.runs)
     t = now()
     try:
-        run_local_gateway(make_predict(kernel), problems, out, cfg.competition, shuffle_seed=0)
+        with timed_steps(inner) as steps:
+            run_local_gateway(make_predict(kernel), problems, out, cfg.competition, shuffle_seed=0)
     finally:
         wall = now() - t
-        inner.step = inner_step
         kernel.close()
     summary = json.loads((out / "kernel_summary.json").read_text())
     runs = shim.runs[first:]

@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common import CodeShim, boundary_stats, counter_delta, now, versions, vllm_counters, write
+from common import CodeShim, boundary_stats, counter_delta, now, timed_steps, versions, vllm_counters, write
 
 from aimokit.config import KernelConfig
 from aimokit.problems import sample_problems
@@ -101,27 +101,16 @@ def measure(cfg: KernelConfig, engine: CodeShim, inner, problems, samples: int, 
         solver.sessions.warm(threads=16)
     rounds_before = engine.rounds
     engine.events.clear()
-    steps: list[float] = []
-    inner_step = inner.step
-
-    def timed_step(deadline):  # the solver's engine steps, to set against raw generation's
-        t0 = now()
-        try:
-            return inner_step(deadline)
-        finally:
-            steps.append(now() - t0)
-
-    inner.step = timed_step
     llm = getattr(inner, "llm", None)
     counters = vllm_counters(llm) if a.stats and llm is not None else {}
     t = now()
-    for p in problems:  # one problem at a time, as the kernel is fed
-        r = solver.solve([p], samples=samples, keep_responses=True)[0]
-        results.append(r)
-        prompts.append(r.responses[0]["prompt"])
-        per_sample.append([x["tokens"] for x in r.responses])
+    with timed_steps(inner) as steps:  # the solver's engine steps, to set against raw generation's
+        for p in problems:  # one problem at a time, as the kernel is fed
+            r = solver.solve([p], samples=samples, keep_responses=True)[0]
+            results.append(r)
+            prompts.append(r.responses[0]["prompt"])
+            per_sample.append([x["tokens"] for x in r.responses])
     solver_s = now() - t
-    inner.step = inner_step
     solver.close()
     solver_tokens = sum(r.tokens for r in results)
     out = {
