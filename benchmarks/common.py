@@ -218,8 +218,8 @@ SHIM_ANSWER = {
 
 
 class _ShimDriver:
-    def __init__(self, inner: Any, shim: "CodeShim"):
-        self.inner, self.shim = inner, shim
+    def __init__(self, inner: Any, shim: "CodeShim", record: dict):
+        self.inner, self.shim, self.record = inner, shim, record
         self.last_round: dict = {}
         self.done_rounds: dict = {}
 
@@ -230,12 +230,15 @@ class _ShimDriver:
             # past the solver's round limit a call is answered "Tool budget spent": the model answers then
             self.last_round[key] = "Tool budget spent" in req.prompt[-600:]
             self.shim.events.append((t, "submit", key))
+            self.record["prompts"].setdefault(key, req.prompt)
         return new, dropped
 
     def finished(self, key, result: GenResult):
         self.shim.events.append((time.monotonic(), "finish", key))
         if isinstance(key, tuple) and key[-1] == -1:  # GenSelect's request (problem, -1): the model's own reply
+            self.record["selection_tokens"] += result.n_tokens
             return self.inner.finished(key, result)
+        self.record["tokens"][key] = self.record["tokens"].get(key, 0) + result.n_tokens
         if result.finish != "aborted":
             self.shim.rounds += 1
             done = self.done_rounds[key] = self.done_rounds.get(key, 0) + 1
@@ -268,6 +271,8 @@ class CodeShim:
         self.protocol = protocol
         self.rounds = 0
         self.events: list[tuple[float, str, Any]] = []  # (time, "submit" | "finish", sample): see boundary_stats
+        # per `run` (one solve): each sample's first prompt and generated tokens, and GenSelect's reply tokens
+        self.runs: list[dict] = []
 
     def rounds_for(self, key: Any) -> int:
         if not self.vary_rounds:
@@ -284,7 +289,8 @@ class CodeShim:
         return self.engine.chat_prompt(messages, tools)
 
     def run(self, driver, deadline=None):
-        return self.engine.run(_ShimDriver(driver, self), deadline)
+        self.runs.append({"prompts": {}, "tokens": {}, "selection_tokens": 0})
+        return self.engine.run(_ShimDriver(driver, self, self.runs[-1]), deadline)
 
     def processes(self):
         return self.engine.processes()

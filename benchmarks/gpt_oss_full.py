@@ -18,7 +18,7 @@ ones on the GPU (`load_format = "dummy"`). The engine is the recipe's (MXFP4 exp
 - evaluate: `Solver.solve_stream` at 64 and 256 in flight against raw vLLM refilled at the same width.
 
 Every phase reports the kernel compiles seen inside it (vLLM's JIT monitor, verbose, read off the engine's
-stderr: CompileWatch), the garbage collector's seconds, and is written as soon as it is measured.
+stdout and stderr: CompileWatch), the garbage collector's seconds, and is written as soon as it is measured.
 """
 
 from __future__ import annotations
@@ -42,39 +42,11 @@ RECIPE = ROOT / "configs" / "aimo3-gpt-oss-120b.toml"
 
 
 class SharedShim(CodeShim):
-    """CodeShim over an engine the phases share: the kernel's close leaves it running (and its processes alive). Each `run` (one problem,
-    the kernel solves them one at a time) keeps its samples' first prompts and generated tokens for raw."""
+    """CodeShim over an engine the phases share: the kernel's close leaves it running and its processes alive.
+    CodeShim's `runs` (one per problem: the kernel solves them one at a time) give raw its prompts and counts."""
 
     def __init__(self, engine, vary_rounds: int):
         super().__init__(engine, "harmony", vary_rounds)
-        self.runs: list[dict] = []
-
-    def run(self, driver, deadline=None):
-        rec = {"prompts": {}, "tokens": {}, "selection_tokens": 0}
-        self.runs.append(rec)
-        outer = self
-
-        class Tap:
-            def poll(self):
-                new, dropped = driver.poll()
-                for key, req in new:
-                    rec["prompts"].setdefault(key, req.prompt)
-                return new, dropped
-
-            def finished(self, key, result):
-                if isinstance(key, tuple) and key[-1] == -1:  # GenSelect's own request is not a sample
-                    rec["selection_tokens"] += result.n_tokens
-                else:
-                    rec["tokens"][key] = rec["tokens"].get(key, 0) + result.n_tokens
-                return driver.finished(key, result)
-
-            def busy(self):
-                return driver.busy()
-
-            def wait(self, timeout):
-                return driver.wait(timeout)
-
-        return CodeShim.run(outer, Tap(), deadline)
 
     def close(self):
         pass
@@ -112,7 +84,8 @@ def run_kernel(cfg: KernelConfig, shim: SharedShim, problems: list[Problem], out
     runs = shim.runs[first:]
     tokens = sum(sum(r["tokens"].values()) for r in runs)
     return {"problems": len(kernel.results), "answered": sum(1 for r in kernel.results if r.answered),
-            "tokens": tokens, "selection_tokens": sum(r["selection_tokens"] for r in runs), "wall_s": round(wall, 2), "tok_s": round(tokens / wall, 1),
+            "tokens": tokens, "selection_tokens": sum(r["selection_tokens"] for r in runs),
+            "wall_s": round(wall, 2), "tok_s": round(tokens / wall, 1),
             "s_per_problem": [round(r.seconds, 2) for r in kernel.results],
             "genselect": sorted({r.genselect for r in kernel.results}),
             "engine_step_s": round(sum(steps), 2), "engine_steps": len(steps),

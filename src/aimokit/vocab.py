@@ -50,26 +50,23 @@ HARMONY_ENCODING = "o200k_harmony"  # tiktoken's name for gpt-oss's encoding: o2
 TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"  # the key of its cache
 
 
-def harmony_encoding():
-    """tiktoken's own o200k_harmony encoding (its regex, ranks and special tokens), loaded offline: the checked
-    vocabulary is put where tiktoken's cache looks for it (TIKTOKEN_CACHE_DIR, the key being the sha1 of the
-    file's public address), so nothing is downloaded."""
+def _harmony_encoding(cache: Path):
+    """tiktoken's own o200k_harmony encoding (its regex, ranks and special tokens), loaded offline from `cache`, a
+    folder holding the checked vocabulary under the name tiktoken's cache gives it (the sha1 of the file's public
+    address, as `write_hf_tokenizer` writes it), so nothing is downloaded."""
     import os
-    import tempfile
 
     import tiktoken
 
-    with tempfile.TemporaryDirectory(prefix="aimokit-tiktoken-") as cache:
-        Path(cache, hashlib.sha1(TIKTOKEN_URL.encode()).hexdigest()).write_bytes(packaged())
-        before = os.environ.get("TIKTOKEN_CACHE_DIR")
-        os.environ["TIKTOKEN_CACHE_DIR"] = cache
-        try:
-            return tiktoken.get_encoding(HARMONY_ENCODING)
-        finally:
-            if before is None:
-                os.environ.pop("TIKTOKEN_CACHE_DIR", None)
-            else:
-                os.environ["TIKTOKEN_CACHE_DIR"] = before
+    before = os.environ.get("TIKTOKEN_CACHE_DIR")
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
+    try:
+        return tiktoken.get_encoding(HARMONY_ENCODING)
+    finally:
+        if before is None:
+            os.environ.pop("TIKTOKEN_CACHE_DIR", None)
+        else:
+            os.environ["TIKTOKEN_CACHE_DIR"] = before
 
 
 def write_hf_tokenizer(folder: Path) -> Path:
@@ -84,16 +81,16 @@ def write_hf_tokenizer(folder: Path) -> Path:
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
-    enc = harmony_encoding()
-    names: dict[int, str] = {}
-    for name, i in sorted(enc._special_tokens.items(), key=lambda kv: not kv[0].startswith("<|reserved_")):
-        names.setdefault(i, name)
-    base = len(enc._mergeable_ranks)
-    if sorted(names) != list(range(base, base + len(names))):
-        raise VocabError(f"{HARMONY_ENCODING}'s special tokens do not follow its {base} ranks without a gap")
-    with tempfile.TemporaryDirectory(prefix="aimokit-vocab-") as tmp:
-        path = Path(tmp) / FILE
+    with tempfile.TemporaryDirectory(prefix="aimokit-tiktoken-") as cache:
+        path = Path(cache, hashlib.sha1(TIKTOKEN_URL.encode()).hexdigest())  # where tiktoken's cache looks
         path.write_bytes(packaged())
+        enc = _harmony_encoding(Path(cache))
+        names: dict[int, str] = {}
+        for name, i in sorted(enc._special_tokens.items(), key=lambda kv: not kv[0].startswith("<|reserved_")):
+            names.setdefault(i, name)
+        base = len(enc._mergeable_ranks)
+        if sorted(names) != list(range(base, base + len(names))):
+            raise VocabError(f"{HARMONY_ENCODING}'s special tokens do not follow its {base} ranks without a gap")
         inner = TikTokenConverter(vocab_file=str(path), pattern=enc._pat_str,
                                   extra_special_tokens=[names[i] for i in sorted(names)]).converted()
     tok = PreTrainedTokenizerFast(tokenizer_object=inner, bos_token="<|startoftext|>", eos_token="<|return|>",

@@ -32,7 +32,7 @@ def token_counts(max_tokens_per_step: int) -> list[int]:
     while n <= max_tokens_per_step:
         out += [n] + ([n + 1] if n + 1 <= max_tokens_per_step and n > 1 else [])
         n *= 2
-    return sorted(set(out))
+    return out
 
 
 def warm_up(llm: Any, lora: Any, max_num_seqs: int, max_tokens_per_step: int, max_model_len: int,
