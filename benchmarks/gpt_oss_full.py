@@ -3,6 +3,8 @@ on a gpt-oss-120b-shaped model with random weights, against raw vLLM on the same
 
     python benchmarks/gpt_oss_full.py --model DIR --phases kernel,raw --problems 3 --rounds 3 --round-tokens 2048 --out DIR
     python benchmarks/gpt_oss_full.py --model DIR --phases genselect,evaluate --out DIR   # a second call: a warm cache
+    python benchmarks/gpt_oss_full.py ... --compile-cache-save C1          # a cold start that keeps its cache
+    python benchmarks/gpt_oss_full.py ... --compile-cache SHIPPED          # a start from that cache, as Kaggle mounts it
 
 DIR holds gpt-oss-120b's configuration and tokenizer, no weights (common.make_gpt_oss_full); vLLM makes random
 ones on the GPU (`load_format = "dummy"`). The engine is the recipe's (MXFP4 experts, FP8 KV unless
@@ -129,6 +131,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="", help="the recipe's (auto) unless given: float32 for a CPU smoke run")
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.0, help="the recipe's (0.95) unless given")
     ap.add_argument("--max-num-seqs", type=int, default=0, help="the recipe's (256) unless given")
+    ap.add_argument("--compile-cache", default="", help="engine.vllm.compile_cache: a cache an earlier run saved")
+    ap.add_argument("--compile-cache-save", default="", help="engine.vllm.compile_cache_save: keep this start's cache")
     ap.add_argument("--out", default="bench-out")
     a = ap.parse_args()
     out = Path(a.out)
@@ -142,6 +146,8 @@ def main() -> None:
             "solver.max_rounds": a.rounds - 1, "solver.max_tokens_per_round": a.round_tokens,
             "solver.max_tokens_total": a.rounds * a.round_tokens, "solver.early_stop_agree": 0,
             "run.output_dir": str(out / "kernel")}
+    # the recipe keeps its cache under /kaggle/working; here only where asked
+    sets.update({"engine.vllm.compile_cache": a.compile_cache, "engine.vllm.compile_cache_save": a.compile_cache_save})
     if a.kv_cache_dtype:
         sets["engine.vllm.kv_cache_dtype"] = a.kv_cache_dtype
     for flag, key in (("max_model_len", "engine.max_model_len"), ("dtype", "engine.dtype"),
@@ -151,13 +157,16 @@ def main() -> None:
             sets[key] = getattr(a, flag)
     cfg = recipe.override(sets)
     cache = Path(os.environ.get("VLLM_CACHE_ROOT", Path.home() / ".cache" / "vllm")) / "torch_compile_cache"
+    if a.compile_cache or a.compile_cache_save:  # the kit's own cache folder, seeded or not: its report says
+        cache = Path(a.compile_cache or a.compile_cache_save) / "vllm" / "torch_compile_cache"
     report = {"model": "gpt-oss-120b shape (random weights, MXFP4 experts)", "phases": phases,
               "kv_cache_dtype": cfg.engine.section("vllm").kv_cache_dtype, "max_model_len": cfg.engine.max_model_len,
               "compile_cache_before": "present" if cache.is_dir() and any(cache.iterdir()) else "empty",
               "samples": cfg.solver.samples, "rounds": a.rounds, "round_tokens": a.round_tokens, **versions()}
     p = phase_start(gc_timer)
     inner = create_engine(cfg.engine)
-    report["engine_start"] = {**phase_end(p, watch, gc_timer), "warm_up": inner.warm_up}
+    report["engine_start"] = {**phase_end(p, watch, gc_timer), "warm_up": inner.warm_up,
+                              "compile_cache": inner.compile_cache}
     vcfg = inner.engine.vllm_config.cache_config
     kv_tokens = int(vcfg.num_gpu_blocks or 0) * int(vcfg.block_size)
     report["kv_cache_tokens"] = kv_tokens

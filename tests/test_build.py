@@ -224,3 +224,60 @@ def test_empty_requirements_are_what_the_kernels_backends_and_the_kit_need(tmp_p
     assert _cfg(tmp_path, **{"wheels.requirements": ["x==1"]}).wheel_requirements(ROOT) == ["x==1"]  # set: as set
     with pytest.raises(ConfigError, match="pyproject.toml, which is missing"):
         cfg.wheel_requirements(tmp_path)
+
+
+def _saved_cache(folder, device="NVIDIA H100 80GB HBM3"):
+    from aimokit.engine.compile_cache import MANIFEST
+
+    (folder / "vllm/torch_compile_cache/h1/rank_0_0").mkdir(parents=True)
+    (folder / "vllm/torch_compile_cache/h1/rank_0_0/model").write_bytes(b"compiled")
+    (folder / MANIFEST).write_text(json.dumps({"identity": {"vllm": "0.26.0", "torch": "2.11.0", "device": device,
+                                                            "capability": "9.0"}}))
+    return folder
+
+
+def test_a_kernels_compile_cache_ships_as_a_dataset_its_config_and_notebook_find(tmp_path):
+    from aimokit.kaggle.inputs import required_paths
+
+    cache = _saved_cache(tmp_path / "runs" / "kaggle" / "aimokit-compile-cache")
+    cfg = _cfg(tmp_path)
+    cfg = replace(cfg, kernels=[replace(cfg.kernels[0], compile_cache=str(cache))])
+    built = build_all(ROOT, cfg, tmp_path / "build", wheels=False)
+    d = built["datasets"]["compile-cache"]
+    assert json.loads((d / "dataset-metadata.json").read_text())["id"] == "alice/aimokit-compile-cache"
+    assert (d / "submission" / "vllm/torch_compile_cache/h1/rank_0_0/model").read_bytes() == b"compiled"
+    assert json.loads((d / "aimokit-compile-caches.json").read_text())["submission"]["identity"]["vllm"] == "0.26.0"
+    kmeta = json.loads((built["kernels"][0] / "kernel-metadata.json").read_text())
+    assert "alice/aimokit-compile-cache" in kmeta["dataset_sources"]
+    from aimokit.config import KernelConfig
+
+    shipped = KernelConfig.load(built["datasets"]["source"] / "submission.toml")
+    assert shipped.engine.section("vllm").compile_cache == "$AIMOKIT_COMPILE_CACHE/submission"
+    assert "$AIMOKIT_COMPILE_CACHE/submission" in required_paths(shipped)  # the first cell checks it is there
+    nb = next(built["kernels"][0].glob("*.ipynb")).read_text()
+    assert "aimokit-compile-caches.json" in nb and "AIMOKIT_COMPILE_CACHE" in nb
+
+
+def test_a_compile_cache_that_cannot_ship_stops_the_build(tmp_path):
+    cfg = _cfg(tmp_path)
+    (tmp_path / "half").mkdir()
+    half = replace(cfg, kernels=[replace(cfg.kernels[0], compile_cache=str(tmp_path / "half"))])
+    with pytest.raises(BuildError, match="kernel submission: compile_cache: .*no aimokit-compile-cache.json"):
+        build_all(ROOT, half, tmp_path / "build", wheels=False)
+    local = tmp_path / "k.toml"  # a kernel config naming a local cache: Kaggle would not have it
+    local.write_text(f'[engine.vllm]\ncompile_cache = "{tmp_path / "half"}"\n')
+    with pytest.raises(BuildError, match="local folder.*\\[\\[kernels\\]\\] compile_cache"):
+        build_all(ROOT, replace(cfg, kernels=[replace(cfg.kernels[0], config=str(local))]), tmp_path / "b2",
+                  wheels=False)
+    hf = tmp_path / "hf.toml"
+    hf.write_text('[engine]\nbackend = "transformers"\n')
+    cache = _saved_cache(tmp_path / "cache")
+    with pytest.raises(BuildError, match="compile_cache is vLLM's"):
+        build_all(ROOT, replace(cfg, kernels=[replace(cfg.kernels[0], config=str(hf), compile_cache=str(cache))]),
+                  tmp_path / "b3", wheels=False)
+
+
+def test_a_ship_files_compile_cache_is_relative_to_it(tmp_path):
+    ship = tmp_path / "ship.toml"
+    ship.write_text('user = "alice"\n[[kernels]]\nconfig = "k.toml"\ncompile_cache = "runs/cache"\n')
+    assert ShipConfig.load(ship).kernels[0].compile_cache == str(tmp_path / "runs" / "cache")

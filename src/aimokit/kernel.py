@@ -330,6 +330,7 @@ class Kernel:
             "engine_backend": getattr(self.engine, "name", None),
             "engine_fallback": getattr(self.engine, "fell_back", "") or None,
             "engine_warm_up": getattr(self.engine, "warm_up", None),  # the shape sweep inside the start, if any
+            "engine_compile_cache": getattr(self.engine, "compile_cache", None),  # seeded, loaded, saved
             "protocol": self._protocol_summary(),
             "sandbox_layers": self.solver.sandbox_layers if self.solver is not None else None,
             "events": self.events,

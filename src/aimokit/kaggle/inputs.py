@@ -119,4 +119,6 @@ def required_paths(cfg: KernelConfig) -> list[str]:
         value: Any = getattr(getattr(cfg, section), key)
         if isinstance(value, str) and value.startswith(("$", layouts.PREFIX)) and dotted != "run.output_dir":
             out.append(value)
+    # a path among a backend's own settings too (engine.vllm.compile_cache = "$AIMOKIT_COMPILE_CACHE/<kernel>")
+    out += [value for _, value in section_strings(cfg) if value.startswith(("$", layouts.PREFIX))]
     return out
