@@ -162,3 +162,14 @@ def test_identity_here_names_the_device_without_starting_cuda():
     import vllm
 
     assert got["vllm"] == vllm.__version__
+
+
+def test_a_seeded_copy_nobody_keeps_is_removed_when_the_engine_closes(tmp_path):
+    from aimokit.engine.vllm import VLLMEngine
+
+    cache = _prepare(_saved(tmp_path / "seed"))  # no compile_cache_save: a temporary folder
+    assert cache.work.is_dir() and not cache.save
+    engine = VLLMEngine.__new__(VLLMEngine)  # only what close() reads: the engine core it shuts down, the folder
+    engine.engine, engine._scratch_cache = object(), cache.work
+    engine.close()
+    assert not cache.work.exists() and (tmp_path / "seed" / cc.MANIFEST).is_file()

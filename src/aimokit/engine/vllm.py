@@ -174,6 +174,7 @@ class VLLMEngine(SteppedEngine):
         # what the start compiled (the sweep's kernels included), and the saved cache's manifest
         self.compile_cache = (cache.finish(time.monotonic() - started, vllm_internals.compiles(self.engine))
                               if cache is not None else None)
+        self._scratch_cache = cache.work if cache is not None and not cache.save else None  # removed at close
         if own.freeze_gc:
             import gc
 
@@ -299,3 +300,8 @@ class VLLMEngine(SteppedEngine):
 
     def close(self) -> None:
         vllm_internals.shutdown(self.engine)
+        scratch = getattr(self, "_scratch_cache", None)  # a seeded copy nobody keeps (no compile_cache_save)
+        if scratch is not None:  # 100 MiB at gpt-oss-120b's shape
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
