@@ -571,3 +571,32 @@ def test_push_runs_the_preflight_first_and_a_failed_row_sends_nothing(kaggle, tm
     proc = _cli(tmp_path, env, "push", "--no-wheels", "--engine-summary", str(summary))
     assert proc.returncode == 0, proc.stderr
     assert "SaveKernel" in kaggle.calls
+
+
+def test_a_fetched_compile_cache_keeps_its_empty_lock_files_and_an_empty_result_is_still_refused(tmp_path):
+    """A saved compile cache holds Inductor's empty lock files: inside a folder with the cache's manifest they
+    are content, anywhere else an empty file is a failed download."""
+    from aimokit.engine.compile_cache import MANIFEST
+    from aimokit.kaggle.config import PushOptions
+    from aimokit.kaggle.push import PushError
+    from aimokit.kaggle.runs import kernel_output
+
+    class Api:  # stands in for KaggleApi.kernels_output: writes the files, returns their paths
+        def __init__(self, files):
+            self.files = files
+
+        def kernels_output(self, ref, path, force=True, quiet=True):
+            out = []
+            for rel, body in self.files.items():
+                (tmp_path / "out" / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp_path / "out" / rel).write_bytes(body)
+                out.append(str(tmp_path / "out" / rel))
+            return out, None
+
+    cache = {f"aimokit-compile-cache/{MANIFEST}": b'{"identity": {}}',
+             "aimokit-compile-cache/vllm/torch_compile_cache/h/inductor_cache/locks/c1.lock": b""}
+    got = kernel_output(Api(cache), "alice/k", tmp_path / "out", PushOptions(attempts=1))
+    lock = tmp_path / "out" / "aimokit-compile-cache/vllm/torch_compile_cache/h/inductor_cache/locks/c1.lock"
+    assert len(got) == 2 and lock.is_file()
+    with pytest.raises(PushError, match="fetched submission.parquet is empty"):
+        kernel_output(Api({"submission.parquet": b""}), "alice/k", tmp_path / "out", PushOptions(attempts=1))

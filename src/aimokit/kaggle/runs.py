@@ -41,12 +41,15 @@ _TEXT = {".json", ".jsonl", ".csv", ".txt", ".md", ".toml", ".ipynb", ".html"}
 _ERROR_PAGE = re.compile(rb"^\s*(?:<\?xml[^>]*>\s*<Error>|<!DOCTYPE html|<html)", re.IGNORECASE)
 
 
-def check_output_file(path: Path) -> None:
+def check_output_file(path: Path, may_be_empty: bool = False) -> None:
     """A fetched output file that is empty, an error page, or not what its name says is an error, never a
-    result: every file, not only the binary formats (JSON must parse, text must be text)."""
+    result: every file, not only the binary formats (JSON must parse, text must be text). `may_be_empty`: a
+    file of a saved compile cache, where Inductor's empty lock files belong."""
     data = path.read_bytes() if path.is_file() else b""
     why = ""
     magic = _MAGIC.get(path.suffix)
+    if not data and may_be_empty and path.is_file():
+        return
     if not data:
         why = "is empty or missing"
     elif magic and not data.startswith(magic):
@@ -73,9 +76,13 @@ def kernel_output(api: Any, ref: str, path: Path, opts: PushOptions) -> list[str
     path.mkdir(parents=True, exist_ok=True)
     files, _ = _access(lambda: call(lambda: api.kernels_output(ref, str(path), force=True, quiet=True),
                                     f"output of {ref}", opts), ref)
+    from ..engine.compile_cache import MANIFEST
+
     for f in files:
         if not f.endswith(".log"):  # the log is the run's text, written by the client itself
-            check_output_file(Path(f))
+            p = Path(f)
+            in_cache = any((d / MANIFEST).is_file() for d in p.parents if d.is_relative_to(path))
+            check_output_file(p, may_be_empty=in_cache)
     return files
 
 
