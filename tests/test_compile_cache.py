@@ -14,6 +14,8 @@ import pytest
 from aimokit.config import ConfigError, EngineConfig
 from aimokit.engine import compile_cache as cc
 
+from layout import make_read_only
+
 H1 = "32ea1f2e2c34475d5f89cc9e93d56f3131b589239d958489081a7956eb617100"  # vLLM 0.26's hash folders, from the H200
 H2 = "aba38cbc76"
 HERE = {"vllm": "0.26.0", "torch": "2.11.0", "device": "NVIDIA H100 80GB HBM3", "capability": "9.0"}
@@ -29,13 +31,6 @@ def _saved(folder, identity=HERE, files=(f"vllm/torch_compile_cache/torch_aot_co
     return folder
 
 
-def _read_only(folder):
-    for dirpath, dirs, files in os.walk(folder):
-        for name in files:
-            os.chmod(os.path.join(dirpath, name), stat.S_IRUSR)
-        os.chmod(dirpath, stat.S_IRUSR | stat.S_IXUSR)
-
-
 def _prepare(seed, save="", on_mismatch="compile", here=HERE, env=None):
     ticks = iter([10.0, 12.5])
     return cc.prepare(str(seed) if seed else "", str(save) if save else "", on_mismatch, env if env is not None else {},
@@ -49,7 +44,7 @@ def test_nothing_configured_changes_nothing():
 
 def test_a_read_only_seed_is_copied_writable_and_every_cache_is_pointed_inside(tmp_path):
     seed = _saved(tmp_path / "mount")
-    _read_only(seed)  # as /kaggle/input mounts it
+    make_read_only(seed)  # as /kaggle/input mounts it
     env = {}
     cache = _prepare(seed, tmp_path / "work", env=env)
     try:

@@ -12,7 +12,7 @@ import pytest
 from aimokit.config import KernelConfig, to_toml
 from aimokit.problems import load_problems
 
-from layout import AIME, ROOT, lay_out_competition
+from layout import AIME, ROOT, lay_out_competition, make_read_only
 
 pytestmark = pytest.mark.slow
 
@@ -117,10 +117,7 @@ def test_generated_notebook_runs_with_inputs_mounted_as_kaggle_mounts_them(defau
     inp = tmp_path / "kaggle" / "input"
     for name, d in built["datasets"].items():
         shutil.copytree(d, inp / f"aimokit-{name}")
-    for dirpath, _, files in os.walk(inp / "aimokit-compile-cache"):  # /kaggle/input is read-only
-        for f in files:
-            os.chmod(os.path.join(dirpath, f), 0o444)
-        os.chmod(dirpath, 0o555)
+    make_read_only(inp / "aimokit-compile-cache")  # /kaggle/input is read-only
     (inp / "smollm2-135m-instruct").symlink_to(default_model, target_is_directory=True)
     ps = load_problems(AIME)[:3]
     # The competition folder, with the stand-in that refuses what the real relay refuses (bound methods, lambdas).
@@ -234,11 +231,7 @@ def test_compile_cache_e2e_a_start_saves_what_vllm_compiled_and_the_next_is_seed
     assert list(compiled.rglob("*")), "vLLM compiled into the kit's folder, not its default cache"
     import shutil
 
-    shutil.copytree(tmp_path / "c1", tmp_path / "mount")
-    for dirpath, _, files in os.walk(tmp_path / "mount"):  # as /kaggle/input mounts it
-        for f in files:
-            os.chmod(os.path.join(dirpath, f), 0o444)
-        os.chmod(dirpath, 0o555)
+    make_read_only(shutil.copytree(tmp_path / "c1", tmp_path / "mount"))  # as /kaggle/input mounts it
     second, log_text = start(str(tmp_path / "mount"), tmp_path / "c2")
     shipped = [p for p in (tmp_path / "c1").rglob("*") if p.is_file() and p.name != cc.MANIFEST]
     assert second["compiles"] and second["seeded_files"] == len(shipped) and not second["set_aside"], second

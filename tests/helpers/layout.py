@@ -22,3 +22,14 @@ def lay_out_competition(data: Path, rows: list[dict], file: str = "test.csv") ->
                     ignore=shutil.ignore_patterns("__pycache__"))
     pl.DataFrame(rows).write_csv(data / file)
     return data
+
+
+def make_read_only(folder: Path) -> Path:
+    """Every file and folder under `folder` read-only, as Kaggle mounts /kaggle/input (files 0444, folders 0555)."""
+    import os
+
+    for dirpath, _, files in os.walk(folder):
+        for f in files:
+            os.chmod(os.path.join(dirpath, f), 0o444)
+        os.chmod(dirpath, 0o555)
+    return folder

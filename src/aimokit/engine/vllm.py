@@ -152,7 +152,7 @@ class VLLMEngine(SteppedEngine):
         kwargs.update(own.extra)
         from . import compile_cache
 
-        started = time.monotonic()
+        started = self.clock()
         cache = compile_cache.prepare(own.compile_cache, own.compile_cache_save, own.compile_cache_mismatch)
         self.llm = LLM(**kwargs)
         self.engine = self.llm.llm_engine
@@ -172,7 +172,7 @@ class VLLMEngine(SteppedEngine):
             self.warm_up = warm_up(self.llm, self.lora, cfg.max_num_seqs, vllm_internals.max_tokens_per_step(
                 self.engine, cfg.max_model_len), cfg.max_model_len, len(self.tokenizer))
         # what the start compiled (the sweep's kernels included), and the saved cache's manifest
-        self.compile_cache = (cache.finish(time.monotonic() - started, vllm_internals.compiles(self.engine))
+        self.compile_cache = (cache.finish(self.clock() - started, vllm_internals.compiles(self.engine))
                               if cache is not None else None)
         self._scratch_cache = cache.work if cache is not None and not cache.save else None  # removed at close
         if own.freeze_gc:
@@ -300,8 +300,7 @@ class VLLMEngine(SteppedEngine):
 
     def close(self) -> None:
         vllm_internals.shutdown(self.engine)
-        scratch = getattr(self, "_scratch_cache", None)  # a seeded copy nobody keeps (no compile_cache_save)
-        if scratch is not None:  # 100 MiB at gpt-oss-120b's shape
+        if self._scratch_cache is not None:  # a seeded copy nobody keeps: 100 MiB at gpt-oss-120b's shape
             import shutil
 
-            shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(self._scratch_cache, ignore_errors=True)

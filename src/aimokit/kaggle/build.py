@@ -164,7 +164,7 @@ def build_compile_cache(root: Path, cfg: ShipConfig, out: Path) -> Path | None:
             made = read_manifest(Path(k.compile_cache))
         except CompileCacheError as e:
             raise BuildError(f"kernel {k.name}: compile_cache: {e}") from None
-        if k.machine_shape and made.get("identity", {}).get("device", "").startswith("cpu"):
+        if made["identity"]["device"].startswith("cpu"):
             log.warning("kernel %s: its compile cache %s was made on a CPU; the kernel runs on %s, where it is "
                         "set aside", k.name, k.compile_cache, k.machine_shape)
         copy_cache(Path(k.compile_cache), d / k.name)

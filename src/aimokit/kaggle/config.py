@@ -200,7 +200,7 @@ class ShipConfig(Job):
         kernels = data.get("kernels", [{}])
         if isinstance(kernels, list):
             data["kernels"] = [{**k, **{f: file_relative(k[f], folder) for f in ("file", "config", "compile_cache")
-                                        if k.get(f)}}
+                                        if f in k}}
                                if isinstance(k, dict) else k for k in kernels]
         return data
 

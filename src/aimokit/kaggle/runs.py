@@ -78,11 +78,11 @@ def kernel_output(api: Any, ref: str, path: Path, opts: PushOptions) -> list[str
                                     f"output of {ref}", opts), ref)
     from ..engine.compile_cache import MANIFEST
 
+    caches = [m.parent for m in path.rglob(MANIFEST)]  # saved compile caches among the output
     for f in files:
         if not f.endswith(".log"):  # the log is the run's text, written by the client itself
             p = Path(f)
-            in_cache = any((d / MANIFEST).is_file() for d in p.parents if d.is_relative_to(path))
-            check_output_file(p, may_be_empty=in_cache)
+            check_output_file(p, may_be_empty=any(p.is_relative_to(c) for c in caches))
     return files
 
 
