@@ -32,8 +32,9 @@ from aimokit.solver import Solver
 
 
 def raw_streamed(inner, prompts: list[str], counts: list[list[int]], concurrency: int, temperature: float,
-                 top_p: float) -> tuple[int, float]:
-    """Raw vLLM with at most `concurrency` requests in flight, refilled as they finish (public engine calls)."""
+                 top_p: float, min_p: float = 0.0, logprobs: int | None = None) -> tuple[int, float]:
+    """Raw vLLM with at most `concurrency` requests in flight, refilled as they finish (public engine calls),
+    sampling as the solver does (its min_p and top logprobs too, where it asks for them)."""
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
@@ -47,7 +48,8 @@ def raw_streamed(inner, prompts: list[str], counts: list[list[int]], concurrency
             ids, n, i = todo.pop()
             seq += 1
             engine.add_request(f"raw{seq}", {"prompt_token_ids": ids},
-                               SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max(1, n),
+                               SamplingParams(temperature=temperature, top_p=top_p, min_p=min_p, logprobs=logprobs,
+                                              max_tokens=max(1, n),
                                               ignore_eos=True, seed=i, output_kind=RequestOutputKind.FINAL_ONLY),
                                lora_request=inner.lora)
             live += 1

@@ -17,7 +17,8 @@ ones on the GPU (`load_format = "dummy"`). The engine is the recipe's (MXFP4 exp
   (ignore_eos, the same sampling and top logprobs), 8 in flight: what a hand-written notebook gets.
 - genselect: the kernel again with `solver.genselect` on over the first --genselect-problems problems (every vote
   is split: the shim's answers differ), seconds per problem against the kernel phase's.
-- evaluate: `Solver.solve_stream` at 64 and 256 in flight against raw vLLM refilled at the same width.
+- evaluate: `Solver.solve_stream` at 64 and 256 in flight against raw vLLM refilled at the same width, sampling as
+  the solver does (min_p and the top logprobs the entropy vote reads; until 2026-12-03 raw asked for neither).
 
 Every phase reports the kernel compiles seen inside it (vLLM's JIT monitor, verbose, read off the engine's
 stdout and stderr: CompileWatch), the garbage collector's seconds, and is written as soon as it is measured.
@@ -167,6 +168,9 @@ def main() -> None:
     inner = create_engine(cfg.engine)
     report["engine_start"] = {**phase_end(p, watch, gc_timer), "warm_up": inner.warm_up,
                               "compile_cache": inner.compile_cache}
+    sched = inner.engine.vllm_config.scheduler_config
+    report["scheduler"] = {"async_scheduling": sched.async_scheduling,
+                           "max_num_batched_tokens": sched.max_num_batched_tokens}
     vcfg = inner.engine.vllm_config.cache_config
     kv_tokens = int(vcfg.num_gpu_blocks or 0) * int(vcfg.block_size)
     report["kv_cache_tokens"] = kv_tokens
@@ -223,7 +227,8 @@ def main() -> None:
             p = phase_start(gc_timer)
             raw_tokens, raw_s = raw_streamed(inner, [r.responses[0]["prompt"] for r in got],
                                              [[x["tokens"] for x in r.responses] for r in got], width,
-                                             ev.solver.temperature, ev.solver.top_p)
+                                             ev.solver.temperature, ev.solver.top_p, ev.solver.min_p,
+                                             ev.solver.top_logprobs or None)
             raw = phase_end(p, watch, gc_timer)
             report["evaluate"].append({"concurrency": width, "tokens": tokens, "tok_s": round(tokens / streamed["wall_s"], 1),
                                        "streamed": streamed, "raw_tokens": raw_tokens,

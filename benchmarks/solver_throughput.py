@@ -14,7 +14,8 @@ cannot, in the protocol under test), the sandbox (a fresh process per block, or
 persistent sessions with --sessions) and voting. Raw vLLM then generates, from the same first
 prompts at the same concurrency, exactly as many tokens per sample as the
 solver's samples generated (ignore_eos), with the same LoRA. The ratio is the
-share of raw throughput the solver keeps.
+share of raw throughput the solver keeps. With the vLLM backend each phase also reports the kernel compiles
+seen inside it (CompileWatch: vLLM's JIT monitor, verbose), so a run that compiled in a timed phase is flagged.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from common import CodeShim, boundary_stats, counter_delta, now, timed_steps, versions, vllm_counters, write
+from common import (CodeShim, CompileWatch, boundary_stats, counter_delta, now, timed_steps, versions,
+                    vllm_counters, write)
 
 from aimokit.config import KernelConfig
 from aimokit.problems import sample_problems
@@ -54,6 +56,9 @@ def main() -> None:
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.90, help="about 0.2 on a CPU (its RAM)")
     ap.add_argument("--top-logprobs", type=int, default=0)
     ap.add_argument("--enforce-eager", action="store_true")
+    ap.add_argument("--max-num-batched-tokens", type=int, default=0, help="engine.vllm.max_num_batched_tokens "
+                    "(0: vLLM's own); the recipe's is 4096")
+    ap.add_argument("--warm-up", default="auto", help="engine.vllm.warm_up")
     ap.add_argument("--stats", action="store_true",
                     help="vLLM's counters per phase (prefill computed vs cached, preemptions) and the solver's step times")
     ap.add_argument("--out", default="bench-out")
@@ -66,18 +71,23 @@ def main() -> None:
         "engine": {"backend": a.backend, "model": a.model, "dtype": a.dtype, "lora": a.lora, "max_model_len": a.max_model_len,
                    "max_num_seqs": 256,
                    "vllm": {"gpu_memory_utilization": a.gpu_memory_utilization, "enforce_eager": a.enforce_eager,
-                            "kv_cache_dtype": a.kv_cache_dtype, "extra": {"disable_log_stats": not a.stats}}},
+                            "kv_cache_dtype": a.kv_cache_dtype, "warm_up": a.warm_up,
+                            "max_num_batched_tokens": a.max_num_batched_tokens,
+                            "extra": {"disable_log_stats": not a.stats,
+                                      **({"jit_monitor_verbose": True} if a.backend == "vllm" else {})}}},
         "sandbox": {"sessions": a.sessions, "workers": widest},
         "solver": {"protocol": a.protocol, "top_logprobs": a.top_logprobs, "early_stop": [], "early_stop_agree": 0},
     })
     all_problems = load_problems(a.problems_file)
+    a.watch = CompileWatch(Path(a.out) / "engine.log") if a.backend == "vllm" else None
     t = now()
     inner = create_engine(base.engine)
     start_s = now() - t
     engine = CodeShim(inner, a.protocol)
     tag = f"solver_throughput_{a.backend}_{a.protocol}{'_lora' if a.lora else ''}{'_sessions' if a.sessions else ''}"
     report = {"backend": a.backend, "protocol": a.protocol, "lora": bool(a.lora), "sessions": a.sessions,
-              "model": Path(a.model).name, "engine_start_s": round(start_s, 1), "shapes": [], **versions()}
+              "model": Path(a.model).name, "engine_start_s": round(start_s, 1),
+              "warm_up": getattr(inner, "warm_up", None), "shapes": [], **versions()}
     for samples, rounds, round_tokens, n_problems in shapes:
         cfg = base.override({"solver.samples": samples, "solver.max_rounds": rounds - 1,
                              "solver.max_tokens_per_round": round_tokens,
@@ -104,6 +114,7 @@ def measure(cfg: KernelConfig, engine: CodeShim, inner, problems, samples: int, 
     llm = getattr(inner, "llm", None)
     counters = vllm_counters(llm) if a.stats and llm is not None else {}
     t = now()
+    t_solver = t
     with timed_steps(inner) as steps:  # the solver's engine steps, to set against raw generation's
         for p in problems:  # one problem at a time, as the kernel is fed
             r = solver.solve([p], samples=samples, keep_responses=True)[0]
@@ -122,6 +133,8 @@ def measure(cfg: KernelConfig, engine: CodeShim, inner, problems, samples: int, 
         "answered": sum(r.answered for r in results), "warmup_tokens": warm[0].tokens if warm else 0,
         "solver_steps": len(steps), "solver_step_s": round(sum(steps), 2), **boundary_stats(engine.events),
     }
+    if a.watch is not None:
+        out["solver_compiles"] = a.watch.between(t_solver, t_solver + solver_s)
     if counters:
         after = vllm_counters(llm)
         out["solver_vllm"], counters = counter_delta(counters, after), after
@@ -141,6 +154,7 @@ def measure(cfg: KernelConfig, engine: CodeShim, inner, problems, samples: int, 
                                 use_tqdm=False)
             raw_tokens += sum(len(o.outputs[0].token_ids) for o in outs)
         raw_s = now() - t
+        out["raw_compiles"] = a.watch.between(t, t + raw_s)
         if counters:
             out["raw_vllm"] = counter_delta(counters, vllm_counters(llm))
         out.update(raw_tokens=raw_tokens, raw_s=round(raw_s, 2), raw_tok_s=round(raw_tokens / raw_s, 1),

@@ -18,6 +18,36 @@ def test_the_sweep_covers_every_power_of_two_and_its_odd_neighbour_up_to_the_ste
     assert counts[-1] == 8192 and all(2 ** k in counts and (k < 1 or 2 ** k + 1 in counts) for k in range(13))
 
 
+def test_past_the_cuda_graphs_the_sweep_covers_every_multiple_of_the_alignment():
+    counts = vllm_warmup.token_counts(4096, align=32, above=1024)
+    assert set(range(1056, 4097, 32)) <= set(counts)  # each a kernel of its own for gpt-oss's MoE routing
+    assert not [n for n in counts if n <= 1024 and n not in vllm_warmup.token_counts(1024)]  # graphs pad those
+    assert counts == sorted(set(counts)) and counts[-1] == 4096
+    assert vllm_warmup.token_counts(100, align=32, above=40) == sorted({1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 64, 65, 96})
+    assert vllm_warmup.token_counts(64, align=0, above=0) == vllm_warmup.token_counts(64)  # 0: powers of two only
+
+
+def test_the_largest_graph_step_is_read_from_vllms_compilation_config():
+    pytest.importorskip("vllm")
+    from types import SimpleNamespace
+
+    from vllm.config.compilation import CUDAGraphMode
+
+    from aimokit.engine import vllm_internals
+
+    def engine(mode, sizes):
+        cc = SimpleNamespace(cudagraph_mode=mode, cudagraph_capture_sizes=sizes)
+        return SimpleNamespace(vllm_config=SimpleNamespace(compilation_config=cc))
+
+    assert vllm_internals.largest_graph_step(engine(CUDAGraphMode.FULL_AND_PIECEWISE, [1, 2, 4, 512, 1024])) == 1024
+    assert vllm_internals.largest_graph_step(engine(CUDAGraphMode.PIECEWISE, [8, 16])) == 16
+    # prefill-bearing steps never run in a graph: every length is its own
+    assert vllm_internals.largest_graph_step(engine(CUDAGraphMode.FULL_DECODE_ONLY, [1, 2, 4])) == 0
+    assert vllm_internals.largest_graph_step(engine(CUDAGraphMode.NONE, [1, 2])) == 0
+    assert vllm_internals.largest_graph_step(engine(CUDAGraphMode.PIECEWISE, [])) == 0
+    assert vllm_internals.largest_graph_step(SimpleNamespace()) == 0  # moved: the whole range swept, with a warning
+
+
 class _RecordingLLM:
     """Stands in for `vllm.LLM` where only the calls matter: what the sweep asks the engine to run."""
 
@@ -42,9 +72,21 @@ def test_the_sweep_runs_each_prefill_alone_then_a_decode_batch_that_shrinks_to_o
     assert out["prefill_lengths"] == 7 and out["decode_batches"] == 6
 
 
+def test_the_sweep_runs_the_aligned_lengths_past_the_graphs_too():
+    pytest.importorskip("vllm")
+    llm = _RecordingLLM()
+    out = vllm_warmup.warm_up(llm, None, max_num_seqs=2, max_tokens_per_step=64, max_model_len=4096, vocab=500,
+                              align=8, above=40)
+    lengths = [c[0][0] for c in llm.calls[:-1]]
+    assert {48, 56, 64} <= set(lengths) and 40 not in lengths and 24 not in lengths
+    assert out["prefill_tokens"] == sum(lengths) and out["align"] == 8 and out["largest_graph_step"] == 40
+
+
 def test_warm_up_is_auto_on_or_off():
     with pytest.raises(ConfigError, match="warm_up"):
         EngineConfig(backend="vllm", backends={"vllm": {"warm_up": "yes"}})
+    with pytest.raises(ConfigError, match="warm_up_align"):
+        EngineConfig(backend="vllm", backends={"vllm": {"warm_up_align": -32}})
 
 
 def test_entropies_read_from_flat_logprobs_equal_those_of_the_dict_form():

@@ -75,12 +75,23 @@ class VLLMSettings:
                                          "Larger only for adapters swapped in later: every adapter is padded to it, "
                                          "which costs memory, and on CPU time (vLLM-CPU copies the padded weights "
                                          "per prompt token: rank 64 for a rank-8 adapter made prefill 7.5x slower).")
+    max_num_batched_tokens: int = setting(0, help="vLLM's token budget per engine step; 0: vLLM's own default "
+                                                  "(16,384 for an offline LLM on an H200). The shape sweep covers "
+                                                  "every step length up to it, so a smaller budget is a shorter "
+                                                  "sweep; decoding steps are at most max_num_seqs tokens anyway.")
     warm_up: str = setting("auto", help="on: at start, run every batch shape the solver can produce (prefills of "
-                                        "each power of two up to the step's token budget, decode batches from "
+                                        "each power of two up to the step's token budget, and of every multiple "
+                                        "of warm_up_align above vLLM's largest CUDA graph; decode batches from "
                                         "max_num_seqs down to 1), so kernels that compile per shape do it inside "
                                         "the start and not in a problem's time (engine/vllm_warmup.py); auto: on, "
                                         "except on a CPU, where vLLM compiles no kernels at run time (the log "
                                         "says so); off.")
+    warm_up_align: int = setting(32, help="The sweep also runs a prefill of every multiple of this many tokens "
+                                          "between vLLM's largest CUDA graph size and the step budget: steps there "
+                                          "run outside the graphs at their own length, and gpt-oss's MoE routing "
+                                          "kernels (_topk_forward, _sum_bitmatrix_rows) compile once per length "
+                                          "rounded up to 32 (seen on an H200 as 1-2 s stalls inside evaluate). "
+                                          "0: powers of two only.")
     freeze_gc: bool = setting(True, help="After the start, move every object alive then (the model's config, "
                                          "the tokenizer's tables, the warm-up's garbage collected first) out of "
                                          "the garbage collector's reach, so its full passes between engine "
@@ -111,6 +122,8 @@ class VLLMSettings:
             raise ConfigError("engine.vllm.compile_cache and compile_cache_save name one folder: the seed is copied "
                               "into the save folder, so give the save its own (or leave compile_cache empty to "
                               "reuse the folder in place)")
+        if self.warm_up_align < 0 or self.max_num_batched_tokens < 0:
+            raise ConfigError("engine.vllm.warm_up_align and max_num_batched_tokens must be >= 0 (0: off / vLLM's own)")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError("engine.vllm.gpu_memory_utilization must be in (0, 1]")
         from ..adapters import VLLM_LORA_RANKS
@@ -145,6 +158,8 @@ class VLLMEngine(SteppedEngine):
             enforce_eager=own.enforce_eager,
             seed=cfg.seed,
         )
+        if own.max_num_batched_tokens:
+            kwargs["max_num_batched_tokens"] = own.max_num_batched_tokens
         if cfg.lora:
             from ..adapters import adapter_rank
 
@@ -170,7 +185,8 @@ class VLLMEngine(SteppedEngine):
             from .vllm_warmup import warm_up
 
             self.warm_up = warm_up(self.llm, self.lora, cfg.max_num_seqs, vllm_internals.max_tokens_per_step(
-                self.engine, cfg.max_model_len), cfg.max_model_len, len(self.tokenizer))
+                self.engine, cfg.max_model_len), cfg.max_model_len, len(self.tokenizer),
+                align=own.warm_up_align, above=vllm_internals.largest_graph_step(self.engine))
         # what the start compiled (the sweep's kernels included), and the saved cache's manifest
         self.compile_cache = (cache.finish(self.clock() - started, vllm_internals.compiles(self.engine))
                               if cache is not None else None)

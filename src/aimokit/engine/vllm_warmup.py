@@ -10,6 +10,12 @@ The sweep, paid once at start:
 - one prefill-only step at each power of two up to the engine's token budget per step, and at each power of
   two plus one (Triton specializes integer arguments on their divisibility by 16), distinct random ids so the
   prefix cache does not shorten them;
+- one at every multiple of `align` (32) between the largest CUDA graph step and the budget. Steps up to the
+  graphs' size are padded to a captured size, whose kernels vLLM compiled when it captured it; longer ones run
+  at their own length. gpt-oss's MoE routing kernels (`_topk_forward`, `_sum_bitmatrix_rows`) take that length
+  rounded up to 32 as a constexpr, so each multiple of 32 is a kernel of its own (an H200 met 1,184, 1,376,
+  1,408 ... inside evaluate's timed run when the sweep had powers of two only). A smaller step budget
+  (`max_num_batched_tokens`) makes this part shorter;
 - a decode batch that shrinks by one request per step from `max_num_seqs` to 1 (request i asks for i + 1
   tokens), so every decode batch size occurs;
 - both with the kernel's sampling shapes mixed in (plain, top-p / min-p with top logprobs, greedy) and the
@@ -26,17 +32,22 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def token_counts(max_tokens_per_step: int) -> list[int]:
-    """Prefill lengths: 1, 2, 3, 4, 5, 8, 9, ... up to the step budget."""
-    out, n = [], 1
+def token_counts(max_tokens_per_step: int, align: int = 0, above: int = 0) -> list[int]:
+    """Prefill lengths: 1, 2, 3, 4, 5, 8, 9, ... up to the step budget, and every multiple of `align` past
+    `above` (the largest CUDA graph step: shorter steps are padded up to a captured size, longer ones run at
+    their own length)."""
+    out, n = set(), 1
     while n <= max_tokens_per_step:
-        out += [n] + ([n + 1] if n + 1 <= max_tokens_per_step and n > 1 else [])
+        out |= {n} | ({n + 1} if n + 1 <= max_tokens_per_step and n > 1 else set())
         n *= 2
-    return out
+    if align > 0:
+        first = (above // align + 1) * align
+        out |= set(range(first, max_tokens_per_step + 1, align))
+    return sorted(out)
 
 
 def warm_up(llm: Any, lora: Any, max_num_seqs: int, max_tokens_per_step: int, max_model_len: int,
-            vocab: int) -> dict[str, Any]:
+            vocab: int, align: int = 0, above: int = 0) -> dict[str, Any]:
     """Run the sweep on `llm` (a `vllm.LLM`); what it ran and what it cost."""
     from vllm import SamplingParams
 
@@ -49,7 +60,7 @@ def warm_up(llm: Any, lora: Any, max_num_seqs: int, max_tokens_per_step: int, ma
     shapes = [dict(temperature=1.0), dict(temperature=1.0, top_p=0.95, min_p=0.02, logprobs=5),
               dict(temperature=0.0)]
     t = time.monotonic()
-    lengths = [n for n in token_counts(max_tokens_per_step) if n < max_model_len - 1]
+    lengths = [n for n in token_counts(max_tokens_per_step, align, above) if n < max_model_len - 1]
     for i, n in enumerate(lengths):  # one at a time: each is a step of exactly n tokens
         llm.generate([ids(n)], SamplingParams(max_tokens=1, ignore_eos=True, **shapes[i % len(shapes)]),
                      lora_request=lora, use_tqdm=False)
@@ -58,9 +69,11 @@ def warm_up(llm: Any, lora: Any, max_num_seqs: int, max_tokens_per_step: int, ma
     params = [SamplingParams(max_tokens=i + 1, ignore_eos=True, **shapes[i % len(shapes)])
               for i in range(max_num_seqs)]
     llm.generate(batch, params, lora_request=lora, use_tqdm=False)
-    out = {"prefill_lengths": len(lengths), "longest_prefill": max(lengths, default=0),
+    out = {"prefill_lengths": len(lengths), "longest_prefill": max(lengths, default=0), "align": align,
+           "largest_graph_step": above, "prefill_tokens": sum(lengths),
            "decode_batches": max_num_seqs, "prefill_s": round(prefill_s, 2),
            "seconds": round(time.monotonic() - t, 2)}
-    log.info("engine warm-up: %d prefill lengths up to %d tokens, decode batches %d..1, in %.1f s",
-             out["prefill_lengths"], out["longest_prefill"], max_num_seqs, out["seconds"])
+    log.info("engine warm-up: %d prefill lengths up to %d tokens (every %d past the CUDA graphs' %d), decode "
+             "batches %d..1, in %.1f s", out["prefill_lengths"], out["longest_prefill"], align, above,
+             max_num_seqs, out["seconds"])
     return out
