@@ -77,6 +77,7 @@ def test_inductor_adding_files_to_the_seeded_entry_is_still_a_load(tmp_path):
     report = cache.finish(157.0)
     assert report["loaded"] and report["added_files"] == 1 and report["compiled_files"] == 1
     assert report["new_entries"] == [] and report["rewritten_files"] == 0
+    assert report["added"] == [f"torch_aot_compile/{H1}/inductor_cache/aotautograd/a/b"] and report["rewritten"] == []
 
 
 def test_a_seeded_entry_compiled_again_is_not_a_load(tmp_path, caplog):
@@ -87,6 +88,7 @@ def test_a_seeded_entry_compiled_again_is_not_a_load(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         report = cache.finish(120.0)
     assert report["loaded"] is False and report["rewritten_files"] == 1 and report["new_entries"] == []
+    assert report["rewritten"] == [f"torch_aot_compile/{H1}/rank_0_0/model"]  # named, to tell what vLLM wrote
     assert "compiled again over the seeded entry" in caplog.text
 
 

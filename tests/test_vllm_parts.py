@@ -21,9 +21,13 @@ def test_the_sweep_covers_every_power_of_two_and_its_odd_neighbour_up_to_the_ste
 def test_past_the_cuda_graphs_the_sweep_covers_every_multiple_of_the_alignment():
     counts = vllm_warmup.token_counts(4096, align=32, above=1024)
     assert set(range(1056, 4097, 32)) <= set(counts)  # each a kernel of its own for gpt-oss's MoE routing
+    # ... and the count below each: the same rounded length, the other divisibility-by-16 variant
+    assert set(range(1055, 4096, 32)) <= set(counts) and all(n % 16 for n in range(1055, 4096, 32))
     assert not [n for n in counts if n <= 1024 and n not in vllm_warmup.token_counts(1024)]  # graphs pad those
     assert counts == sorted(set(counts)) and counts[-1] == 4096
-    assert vllm_warmup.token_counts(100, align=32, above=40) == sorted({1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 64, 65, 96})
+    assert vllm_warmup.token_counts(100, align=32, above=40) == sorted(
+        {1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 63, 64, 65, 95, 96})
+    assert 31 not in vllm_warmup.token_counts(64, align=32, above=32)  # nothing at or under the graphs' size added
     assert vllm_warmup.token_counts(64, align=0, above=0) == vllm_warmup.token_counts(64)  # 0: powers of two only
 
 
@@ -78,7 +82,7 @@ def test_the_sweep_runs_the_aligned_lengths_past_the_graphs_too():
     out = vllm_warmup.warm_up(llm, None, max_num_seqs=2, max_tokens_per_step=64, max_model_len=4096, vocab=500,
                               align=8, above=40)
     lengths = [c[0][0] for c in llm.calls[:-1]]
-    assert {48, 56, 64} <= set(lengths) and 40 not in lengths and 24 not in lengths
+    assert {47, 48, 55, 56, 63, 64} <= set(lengths) and 40 not in lengths and 39 not in lengths and 24 not in lengths
     assert out["prefill_tokens"] == sum(lengths) and out["align"] == 8 and out["largest_graph_step"] == 40
 
 

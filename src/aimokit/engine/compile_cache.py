@@ -174,7 +174,8 @@ class CompileCache:
         report = {"compiles": compiles, "seed": self.seed, "seeded_files": self.seeded_files,
                   "seeded_mib": round(self.seeded_bytes / 2**20, 1), "copy_s": round(self.copy_s, 2),
                   "set_aside": self.set_aside, "loaded": loaded, "compiled_files": len(written),
-                  "new_entries": missed, "rewritten_files": len(rewritten), "added_files": len(added), "saved": ""}
+                  "new_entries": missed, "rewritten_files": len(rewritten), "added_files": len(added),
+                  "rewritten": rewritten[:12], "added": added[:12], "saved": ""}  # which, to tell a load from a compile
         if self.save:
             files = _snapshot(self.work)
             atomic_write(self.work / MANIFEST, json.dumps({

@@ -87,11 +87,12 @@ class VLLMSettings:
                                         "except on a CPU, where vLLM compiles no kernels at run time (the log "
                                         "says so); off.")
     warm_up_align: int = setting(32, help="The sweep also runs a prefill of every multiple of this many tokens "
-                                          "between vLLM's largest CUDA graph size and the step budget: steps there "
-                                          "run outside the graphs at their own length, and gpt-oss's MoE routing "
-                                          "kernels (_topk_forward, _sum_bitmatrix_rows) compile once per length "
-                                          "rounded up to 32 (seen on an H200 as 1-2 s stalls inside evaluate). "
-                                          "0: powers of two only.")
+                                          "between vLLM's largest CUDA graph size and the step budget, and of the "
+                                          "count one below each: steps there run outside the graphs at their own "
+                                          "length, and gpt-oss's MoE routing kernels (_topk_forward, "
+                                          "_sum_bitmatrix_rows) compile once per length rounded up to 32 and per "
+                                          "divisibility of the count by 16 (seen on an H200 as 1-2 s stalls "
+                                          "inside evaluate). 0: powers of two only.")
     freeze_gc: bool = setting(True, help="After the start, move every object alive then (the model's config, "
                                          "the tokenizer's tables, the warm-up's garbage collected first) out of "
                                          "the garbage collector's reach, so its full passes between engine "

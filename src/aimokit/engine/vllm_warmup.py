@@ -14,7 +14,10 @@ The sweep, paid once at start:
   graphs' size are padded to a captured size, whose kernels vLLM compiled when it captured it; longer ones run
   at their own length. gpt-oss's MoE routing kernels (`_topk_forward`, `_sum_bitmatrix_rows`) take that length
   rounded up to 32 as a constexpr, so each multiple of 32 is a kernel of its own (an H200 met 1,184, 1,376,
-  1,408 ... inside evaluate's timed run when the sweep had powers of two only). A smaller step budget
+  1,408 ... inside evaluate's timed run when the sweep had powers of two only). Triton also specializes the
+  count itself on its divisibility by 16, so each multiple m is swept with m - 1 too: a sweep of the multiples
+  alone left 1,248, 1,344 and 1,760 to compile again inside evaluate, each as the non-divisible variant (the JIT
+  monitor's `(1,): []` against the sweep's `(1,): [['tt.divisibility', 16]]`). A smaller step budget
   (`max_num_batched_tokens`) makes this part shorter;
 - a decode batch that shrinks by one request per step from `max_num_seqs` to 1 (request i asks for i + 1
   tokens), so every decode batch size occurs;
@@ -35,14 +38,14 @@ log = logging.getLogger(__name__)
 def token_counts(max_tokens_per_step: int, align: int = 0, above: int = 0) -> list[int]:
     """Prefill lengths: 1, 2, 3, 4, 5, 8, 9, ... up to the step budget, and every multiple of `align` past
     `above` (the largest CUDA graph step: shorter steps are padded up to a captured size, longer ones run at
-    their own length)."""
+    their own length), each with the count one below it."""
     out, n = set(), 1
     while n <= max_tokens_per_step:
         out |= {n} | ({n + 1} if n + 1 <= max_tokens_per_step and n > 1 else set())
         n *= 2
-    if align > 0:
+    if align > 0:  # each multiple, and the count just below it: the same rounded length, not divisible by 16
         first = (above // align + 1) * align
-        out |= set(range(first, max_tokens_per_step + 1, align))
+        out |= {n for m in range(first, max_tokens_per_step + 1, align) for n in (m - 1, m) if n > above}
     return sorted(out)
 
 
