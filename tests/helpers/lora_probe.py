@@ -16,9 +16,12 @@ def main() -> None:
     cfg = EngineConfig(backend="vllm", model=model, lora=adapter, max_model_len=512, dtype="float32",
                        max_num_seqs=8, backends={"vllm": {"gpu_memory_utilization": 0.2, "enforce_eager": True}})
     engine = create_engine(cfg)
+    from aimokit.engine import vllm_internals
     from aimokit.engine.vllm_warmup import warm_up  # the shape sweep (engine.vllm.warm_up; off by default on CPU)
 
-    swept = warm_up(engine.llm, engine.lora, 4, 64, 512, len(engine.tokenizer))
+    # as the engine calls it: the setting's alignment, past the CUDA graphs vLLM reports (none on a CPU)
+    swept = warm_up(engine.llm, engine.lora, 4, 64, 512, len(engine.tokenizer),
+                    align=cfg.section("vllm").warm_up_align, above=vllm_internals.largest_graph_step(engine.engine))
     prompt = engine.chat_prompt([{"role": "user", "content": "What is 2 + 3? Answer briefly."}])
     req = [GenRequest(prompt, max_tokens=24, temperature=0.0, seed=0)]
     with_lora = generate(engine, req)[0].text
