@@ -458,10 +458,17 @@ def versions() -> dict[str, str]:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             out[pkg] = "absent"
-    try:
-        import torch
+    try:  # through vLLM's platform (NVML), not torch.cuda: CUDA initialised here makes vLLM fall back to spawn
+        from vllm.platforms import current_platform
 
-        out["gpu"] = torch.cuda.get_device_name(0)
+        out["gpu"] = "none" if current_platform.is_cpu() else str(current_platform.get_device_name())
+    except ImportError:
+        try:
+            import torch
+
+            out["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+        except Exception:
+            out["gpu"] = "none"
     except Exception:
         out["gpu"] = "none"
     return out
