@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--top-logprobs", type=int, default=0)
     ap.add_argument("--enforce-eager", action="store_true")
     ap.add_argument("--max-num-batched-tokens", type=int, default=0, help="engine.vllm.max_num_batched_tokens "
-                    "(0: vLLM's own); the recipe's is 4096")
+                    "(0: vLLM's own); configs/aimo3-gpt-oss-120b.toml sets the recipe's")
     ap.add_argument("--warm-up", default="auto", help="engine.vllm.warm_up")
     ap.add_argument("--stats", action="store_true",
                     help="vLLM's counters per phase (prefill computed vs cached, preemptions) and the solver's step times")

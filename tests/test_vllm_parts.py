@@ -89,8 +89,11 @@ def test_the_sweep_runs_the_aligned_lengths_past_the_graphs_too():
 def test_warm_up_is_auto_on_or_off():
     with pytest.raises(ConfigError, match="warm_up"):
         EngineConfig(backend="vllm", backends={"vllm": {"warm_up": "yes"}})
-    with pytest.raises(ConfigError, match="warm_up_align"):
+    with pytest.raises(ConfigError, match=r"warm_up_align = -32: must be >= 0") as bad:
         EngineConfig(backend="vllm", backends={"vllm": {"warm_up_align": -32}})
+    assert "max_num_batched_tokens" not in str(bad.value)
+    with pytest.raises(ConfigError, match=r"max_num_batched_tokens = -1: must be >= 0 \(0: vLLM's own"):
+        EngineConfig(backend="vllm", backends={"vllm": {"max_num_batched_tokens": -1}})
 
 
 def test_entropies_read_from_flat_logprobs_equal_those_of_the_dict_form():

@@ -124,8 +124,9 @@ class VLLMSettings:
             raise ConfigError("engine.vllm.compile_cache and compile_cache_save name one folder: the seed is copied "
                               "into the save folder, so give the save its own (or leave compile_cache empty to "
                               "reuse the folder in place)")
-        if self.warm_up_align < 0 or self.max_num_batched_tokens < 0:
-            raise ConfigError("engine.vllm.warm_up_align and max_num_batched_tokens must be >= 0 (0: off / vLLM's own)")
+        for name, meaning in (("warm_up_align", "no aligned sweep"), ("max_num_batched_tokens", "vLLM's own budget")):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"engine.vllm.{name} = {getattr(self, name)}: must be >= 0 (0: {meaning})")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError("engine.vllm.gpu_memory_utilization must be in (0, 1]")
         from ..adapters import VLLM_LORA_RANKS
