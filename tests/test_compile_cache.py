@@ -92,6 +92,26 @@ def test_a_seeded_entry_compiled_again_is_not_a_load(tmp_path, caplog):
     assert "compiled again over the seeded entry" in caplog.text
 
 
+def test_inductor_writing_its_own_cache_files_again_is_still_a_load(tmp_path, caplog):
+    """The H200's shipped start (209 s against 495 s cold) wrote 14 seeded files again, every one of them under
+    the entry's inductor_cache (AOTAutograd and FX graph entries, autotune results), none of vLLM's own."""
+    files = (f"vllm/torch_compile_cache/torch_aot_compile/{H1}/rank_0_0/model",
+             f"vllm/torch_compile_cache/torch_aot_compile/{H1}/inductor_cache/cy/6a55.best_config",
+             f"vllm/torch_compile_cache/torch_aot_compile/{H1}/inductor_cache/fxgraph/kv/fkvo/mjxm")
+    cache = _prepare(_saved(tmp_path / "seed", files=files), tmp_path / "work")
+    for rel in files[1:]:
+        (tmp_path / "work" / rel).write_bytes(b"written again by Inductor, longer")
+    with caplog.at_level("INFO"):
+        report = cache.finish(209.0)
+    assert report["loaded"] is True and report["rewritten_files"] == 0 and report["rewritten"] == []
+    assert report["refreshed_files"] == 2 and report["refreshed"] == [r.split("torch_compile_cache/")[1] for r in files[1:]]
+    assert "compiled again" not in caplog.text and "2 written again" in caplog.text
+    model = tmp_path / "work" / files[0]  # vLLM's own artifact written too: that is a recompile
+    model.write_bytes(b"recompiled by vLLM, longer than before")
+    again = cache.finish(300.0)
+    assert again["loaded"] is False and again["rewritten"] == [files[0].split("torch_compile_cache/")[1]]
+
+
 def test_a_new_entry_is_a_miss(tmp_path, caplog):
     """Another config (the H200's bf16 KV start from an FP8 cache) compiles into a hash folder of its own."""
     cache = _prepare(_saved(tmp_path / "seed"), tmp_path / "work")
