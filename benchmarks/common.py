@@ -411,6 +411,42 @@ def timed_steps(inner: Any):
         inner.step = step
 
 
+@contextlib.contextmanager
+def live_steps(inner: Any):
+    """The engine's `step` timed with the requests it held when it began (vLLM's public
+    `get_num_unfinished_requests`): (seconds, live) per step. Set against raw vLLM's, it says whether a gap is
+    the batch running thinner (samples out at their tool turns) or time outside the engine's steps."""
+    records: list[tuple[float, int]] = []
+    step = inner.step
+    engine = inner.engine
+
+    def timed(deadline):
+        live = engine.get_num_unfinished_requests()
+        t0 = now()
+        try:
+            return step(deadline)
+        finally:
+            records.append((now() - t0, live))
+
+    inner.step = timed
+    try:
+        yield records
+    finally:
+        inner.step = step
+
+
+def step_summary(records: list[tuple[float, int]], wall_s: float) -> dict[str, float]:
+    """Engine steps against a phase's wall: their count and seconds, the wall outside them, and the requests in
+    flight per step (plain mean, and weighted by each step's seconds: what the GPU saw)."""
+    step_s = sum(s for s, _ in records)
+    peak = max((n for _, n in records), default=0)
+    return {"engine_steps": len(records), "engine_step_s": round(step_s, 2),
+            "outside_steps_s": round(wall_s - step_s, 2),
+            "mean_live": round(sum(n for _, n in records) / len(records), 1) if records else 0.0,
+            "time_weighted_live": round(sum(s * n for s, n in records) / step_s, 1) if step_s else 0.0,
+            "peak_live": peak, "steps_under_half_peak": sum(1 for _, n in records if n < peak / 2)}
+
+
 class GcTimer:
     """Seconds the garbage collector ran, by generation (gc.callbacks), to set a phase's pauses against its wall."""
 

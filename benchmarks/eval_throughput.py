@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common import CodeShim, engine_args, now, versions, write
+from common import CodeShim, engine_args, live_steps, now, step_summary, versions, write
 
 from aimokit.config import KernelConfig
 from aimokit.engine import create_engine
@@ -32,9 +32,11 @@ from aimokit.solver import Solver
 
 
 def raw_streamed(inner, prompts: list[str], counts: list[list[int]], concurrency: int, temperature: float,
-                 top_p: float, min_p: float = 0.0, logprobs: int | None = None) -> tuple[int, float]:
+                 top_p: float, min_p: float = 0.0, logprobs: int | None = None,
+                 records: list[tuple[float, int]] | None = None) -> tuple[int, float]:
     """Raw vLLM with at most `concurrency` requests in flight, refilled as they finish (public engine calls),
-    sampling as the solver does (its min_p and top logprobs too, where it asks for them)."""
+    sampling as the solver does (its min_p and top logprobs too, where it asks for them). `records` gets
+    (seconds, live) per engine step, as `common.live_steps` records the solver's."""
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
@@ -53,7 +55,11 @@ def raw_streamed(inner, prompts: list[str], counts: list[list[int]], concurrency
                                               ignore_eos=True, seed=i, output_kind=RequestOutputKind.FINAL_ONLY),
                                lora_request=inner.lora)
             live += 1
-        for out in engine.step():
+        t0 = now()
+        outs = engine.step()
+        if records is not None:
+            records.append((now() - t0, live))
+        for out in outs:
             if out.finished:
                 live -= 1
                 tokens += len(out.outputs[0].token_ids)
@@ -106,11 +112,12 @@ def main() -> None:
             solver.sessions.warm(threads=16)
         got = []
         t = now()
-        solver.solve_stream(problems, got.append, concurrency=width, keep_responses=True)
+        with live_steps(inner) as records:
+            solver.solve_stream(problems, got.append, concurrency=width, keep_responses=True)
         streamed_s = now() - t
         tokens = sum(r.tokens for r in got)
         run = {"concurrency": width, "streamed_tokens": tokens, "streamed_s": round(streamed_s, 2),
-               "streamed_tok_s": round(tokens / streamed_s, 1)}
+               "streamed_tok_s": round(tokens / streamed_s, 1), "streamed_steps": step_summary(records, streamed_s)}
         if not a.skip_batched:
             per = max(1, width // a.samples)
             t = now()
@@ -119,10 +126,13 @@ def main() -> None:
             run.update(batched_tokens=sum(r.tokens for r in batched), batched_s=round(batched_s, 2),
                        batched_tok_s=round(sum(r.tokens for r in batched) / batched_s, 1))
         got.sort(key=lambda r: r.id)
+        records = []
         raw_tokens, raw_s = raw_streamed(inner, [r.responses[0]["prompt"] for r in got],
                                          [[x["tokens"] for x in r.responses] for r in got], width,
-                                         cfg.solver.temperature, cfg.solver.top_p)
+                                         cfg.solver.temperature, cfg.solver.top_p, cfg.solver.min_p,
+                                         cfg.solver.top_logprobs or None, records=records)
         run.update(raw_tokens=raw_tokens, raw_s=round(raw_s, 2), raw_tok_s=round(raw_tokens / raw_s, 1),
+                   raw_steps=step_summary(records, raw_s),
                    streamed_over_raw=round((tokens / streamed_s) / (raw_tokens / raw_s), 3))
         if "batched_tok_s" in run:
             run["batched_over_raw"] = round(run["batched_tok_s"] / run["raw_tok_s"], 3)

@@ -33,7 +33,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import CodeShim, CompileWatch, GcTimer, now, timed_steps, versions, write
+from common import (CodeShim, CompileWatch, GcTimer, live_steps, now, step_summary, timed_steps, versions,
+                    write)
 from eval_throughput import raw_streamed
 
 from aimokit.config import KernelConfig
@@ -220,16 +221,20 @@ def main() -> None:
         for width in (int(w) for w in a.widths.split(",")):
             got: list = []
             p = phase_start(gc_timer)
-            solver.solve_stream(problems[: a.eval_problems], got.append, concurrency=width, keep_responses=True)
+            with live_steps(inner) as records:
+                solver.solve_stream(problems[: a.eval_problems], got.append, concurrency=width, keep_responses=True)
             streamed = phase_end(p, watch, gc_timer)
+            streamed.update(step_summary(records, streamed["wall_s"]))
             tokens = sum(r.tokens for r in got)
             got.sort(key=lambda r: r.id)
             p = phase_start(gc_timer)
+            records = []
             raw_tokens, raw_s = raw_streamed(inner, [r.responses[0]["prompt"] for r in got],
                                              [[x["tokens"] for x in r.responses] for r in got], width,
                                              ev.solver.temperature, ev.solver.top_p, ev.solver.min_p,
-                                             ev.solver.top_logprobs or None)
+                                             ev.solver.top_logprobs or None, records=records)
             raw = phase_end(p, watch, gc_timer)
+            raw.update(step_summary(records, raw["wall_s"]))
             report["evaluate"].append({"concurrency": width, "tokens": tokens, "tok_s": round(tokens / streamed["wall_s"], 1),
                                        "streamed": streamed, "raw_tokens": raw_tokens,
                                        "raw_tok_s": round(raw_tokens / raw_s, 1), "raw": raw,

@@ -107,3 +107,31 @@ def test_the_compile_watch_sees_a_child_process_report_on_stdout_or_stderr(commo
     line = next(l for l in out.stdout.splitlines() if l.startswith("WATCHED"))
     assert line == "WATCHED ['TileLang mhc_pre', 'Triton _topk_forward'] []", out.stdout + out.stderr
     assert "an ordinary line" in out.stdout and "an ordinary line" in (tmp_path / "engine.log").read_text()
+
+
+def test_live_steps_records_each_step_with_the_requests_it_began_with(common, monkeypatch):
+    """What the evaluate benchmarks set side by side: the solver's steps and raw vLLM's, each with the requests
+    in flight, so a gap reads as a thinner batch (samples at their tool turns) or as time outside the steps."""
+    clock = iter([0.0, 0.5, 1.0, 3.0])
+    monkeypatch.setattr(common, "now", lambda: next(clock))
+
+    class Engine:
+        live = [8, 2]
+
+        def get_num_unfinished_requests(self):
+            return self.live.pop(0)
+
+    class Inner:
+        engine = Engine()
+
+        def step(self, deadline):
+            return [deadline]
+
+    inner = Inner()
+    with common.live_steps(inner) as records:
+        assert inner.step(7.0) == [7.0] and inner.step(None) == [None]
+    assert records == [(0.5, 8), (2.0, 2)] and inner.step.__func__ is Inner.step  # the engine's own step is back
+    got = common.step_summary(records, wall_s=4.0)
+    assert got == {"engine_steps": 2, "engine_step_s": 2.5, "outside_steps_s": 1.5, "mean_live": 5.0,
+                   "time_weighted_live": 3.2, "peak_live": 8, "steps_under_half_peak": 1}
+    assert common.step_summary([], 1.0)["mean_live"] == 0.0
