@@ -102,7 +102,7 @@ class VLLMSettings:
                                           "config's [[kernels]] compile_cache): copied to a writable folder and "
                                           "vLLM, Triton and FlashInfer pointed at it, so the start loads compiled "
                                           "kernels instead of compiling (gpt-oss-120b's shape on an H200, the "
-                                          "powers-of-two sweep: 294 s cold, 157 s from a shipped copy). Empty: "
+                                          "recipe's sweep: 495 s cold, 209 s from a shipped copy). Empty: "
                                           "none (engine/compile_cache.py).")
     compile_cache_save: str = setting("", help="A folder this run's compile cache is kept in, whole once the start "
                                                "(warm-up included) is done and its manifest written: on Kaggle "
