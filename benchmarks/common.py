@@ -22,7 +22,7 @@ import time
 import zlib
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -391,42 +391,21 @@ class CompileWatch:
 
 
 @contextlib.contextmanager
-def timed_steps(inner: Any):
-    """The engine's `step` timed while inside: the seconds a run spent in engine steps, against its wall (the
-    rest is the solver's own Python and its tool turns)."""
-    steps: list[float] = []
+def timed_steps(inner: Any, live: Callable[[], int] | None = None):
+    """The engine's `step` timed while inside: (seconds, live) per step, against a run's wall (the rest is the
+    solver's own Python and its tool turns). With `live` (vLLM's public `get_num_unfinished_requests`), `live` is
+    the requests the step began with, else None: set against raw vLLM's, it says whether a gap is the batch
+    running thinner (samples out at their tool turns) or time outside the engine's steps (`step_summary`)."""
+    records: list[tuple[float, int | None]] = []
     step = inner.step
 
     def timed(deadline):
+        n = live() if live is not None else None
         t0 = now()
         try:
             return step(deadline)
         finally:
-            steps.append(now() - t0)
-
-    inner.step = timed
-    try:
-        yield steps
-    finally:
-        inner.step = step
-
-
-@contextlib.contextmanager
-def live_steps(inner: Any):
-    """The engine's `step` timed with the requests it held when it began (vLLM's public
-    `get_num_unfinished_requests`): (seconds, live) per step. Set against raw vLLM's, it says whether a gap is
-    the batch running thinner (samples out at their tool turns) or time outside the engine's steps."""
-    records: list[tuple[float, int]] = []
-    step = inner.step
-    engine = inner.engine
-
-    def timed(deadline):
-        live = engine.get_num_unfinished_requests()
-        t0 = now()
-        try:
-            return step(deadline)
-        finally:
-            records.append((now() - t0, live))
+            records.append((now() - t0, n))
 
     inner.step = timed
     try:
@@ -436,8 +415,9 @@ def live_steps(inner: Any):
 
 
 def step_summary(records: list[tuple[float, int]], wall_s: float) -> dict[str, float]:
-    """Engine steps against a phase's wall: their count and seconds, the wall outside them, and the requests in
-    flight per step (plain mean, and weighted by each step's seconds: what the GPU saw)."""
+    """Engine steps against a phase's wall (records of `timed_steps` with `live`, or of `raw_streamed`): their
+    count and seconds, the wall outside them, and the requests in flight per step (plain mean, and weighted by
+    each step's seconds: what the GPU saw)."""
     step_s = sum(s for s, _ in records)
     peak = max((n for _, n in records), default=0)
     return {"engine_steps": len(records), "engine_step_s": round(step_s, 2),

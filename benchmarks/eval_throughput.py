@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common import CodeShim, engine_args, live_steps, now, step_summary, versions, write
+from common import CodeShim, engine_args, now, step_summary, timed_steps, versions, write
 
 from aimokit.config import KernelConfig
 from aimokit.engine import create_engine
@@ -36,7 +36,7 @@ def raw_streamed(inner, prompts: list[str], counts: list[list[int]], concurrency
                  records: list[tuple[float, int]] | None = None) -> tuple[int, float]:
     """Raw vLLM with at most `concurrency` requests in flight, refilled as they finish (public engine calls),
     sampling as the solver does (its min_p and top logprobs too, where it asks for them). `records` gets
-    (seconds, live) per engine step, as `common.live_steps` records the solver's."""
+    (seconds, live) per engine step, as `common.timed_steps` records the solver's."""
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
@@ -112,7 +112,7 @@ def main() -> None:
             solver.sessions.warm(threads=16)
         got = []
         t = now()
-        with live_steps(inner) as records:
+        with timed_steps(inner, live=inner.engine.get_num_unfinished_requests) as records:
             solver.solve_stream(problems, got.append, concurrency=width, keep_responses=True)
         streamed_s = now() - t
         tokens = sum(r.tokens for r in got)

@@ -33,8 +33,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import (CodeShim, CompileWatch, GcTimer, live_steps, now, step_summary, timed_steps, versions,
-                    write)
+from common import CodeShim, CompileWatch, GcTimer, now, step_summary, timed_steps, versions, write
 from eval_throughput import raw_streamed
 
 from aimokit.config import KernelConfig
@@ -92,8 +91,8 @@ def run_kernel(cfg: KernelConfig, shim: SharedShim, problems: list[Problem], out
             "wall_s": round(wall, 2), "tok_s": round(tokens / wall, 1),
             "s_per_problem": [round(r.seconds, 2) for r in kernel.results],
             "genselect": sorted({r.genselect for r in kernel.results}),
-            "engine_step_s": round(sum(steps), 2), "engine_steps": len(steps),
-            "outside_steps_s": round(wall - sum(steps), 2), "events": summary.get("events", []), "_runs": runs}
+            "engine_step_s": round(sum(s for s, _ in steps), 2), "engine_steps": len(steps),
+            "outside_steps_s": round(wall - sum(s for s, _ in steps), 2), "events": summary.get("events", []), "_runs": runs}
 
 
 def run_raw(inner, runs: list[dict], cfg: KernelConfig) -> dict:
@@ -221,7 +220,7 @@ def main() -> None:
         for width in (int(w) for w in a.widths.split(",")):
             got: list = []
             p = phase_start(gc_timer)
-            with live_steps(inner) as records:
+            with timed_steps(inner, live=inner.engine.get_num_unfinished_requests) as records:
                 solver.solve_stream(problems[: a.eval_problems], got.append, concurrency=width, keep_responses=True)
             streamed = phase_end(p, watch, gc_timer)
             streamed.update(step_summary(records, streamed["wall_s"]))

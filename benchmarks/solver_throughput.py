@@ -131,7 +131,7 @@ def measure(cfg: KernelConfig, engine: CodeShim, inner, problems, samples: int, 
         "solver_tok_s": round(solver_tokens / solver_s, 1), "engine_rounds": engine.rounds - rounds_before,
         "code_runs": sum(r.code_runs for r in results), "code_errors": sum(r.code_errors for r in results),
         "answered": sum(r.answered for r in results), "warmup_tokens": warm[0].tokens if warm else 0,
-        "solver_steps": len(steps), "solver_step_s": round(sum(steps), 2), **boundary_stats(engine.events),
+        "solver_steps": len(steps), "solver_step_s": round(sum(s for s, _ in steps), 2), **boundary_stats(engine.events),
     }
     if a.watch is not None:
         out["solver_compiles"] = a.watch.between(t_solver, t_solver + solver_s)

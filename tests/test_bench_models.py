@@ -109,10 +109,10 @@ def test_the_compile_watch_sees_a_child_process_report_on_stdout_or_stderr(commo
     assert "an ordinary line" in out.stdout and "an ordinary line" in (tmp_path / "engine.log").read_text()
 
 
-def test_live_steps_records_each_step_with_the_requests_it_began_with(common, monkeypatch):
+def test_timed_steps_records_each_step_with_the_requests_it_began_with(common, monkeypatch):
     """What the evaluate benchmarks set side by side: the solver's steps and raw vLLM's, each with the requests
     in flight, so a gap reads as a thinner batch (samples at their tool turns) or as time outside the steps."""
-    clock = iter([0.0, 0.5, 1.0, 3.0])
+    clock = iter([0.0, 0.5, 1.0, 3.0, 5.0, 5.25])
     monkeypatch.setattr(common, "now", lambda: next(clock))
 
     class Engine:
@@ -128,9 +128,12 @@ def test_live_steps_records_each_step_with_the_requests_it_began_with(common, mo
             return [deadline]
 
     inner = Inner()
-    with common.live_steps(inner) as records:
+    with common.timed_steps(inner, live=inner.engine.get_num_unfinished_requests) as records:
         assert inner.step(7.0) == [7.0] and inner.step(None) == [None]
     assert records == [(0.5, 8), (2.0, 2)] and inner.step.__func__ is Inner.step  # the engine's own step is back
+    with common.timed_steps(inner) as untold:  # any backend: the seconds alone
+        inner.step(1.0)
+    assert untold == [(0.25, None)]
     got = common.step_summary(records, wall_s=4.0)
     assert got == {"engine_steps": 2, "engine_step_s": 2.5, "outside_steps_s": 1.5, "mean_live": 5.0,
                    "time_weighted_live": 3.2, "peak_live": 8, "steps_under_half_peak": 1}
