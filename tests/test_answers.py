@@ -1,6 +1,5 @@
 import pytest
 
-from aimokit import mathparse
 from aimokit.answers import extract_answer, is_correct, last_boxed, last_printed_integer
 from aimokit.config import CompetitionConfig
 
@@ -8,13 +7,7 @@ AIMO2 = CompetitionConfig()
 AIMO3 = CompetitionConfig(name="aimo3", answer_max=99999, modulo=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def parser_started():
-    """The Solver starts the sympy helper when it is built, so no answer waits for sympy's import; these tests
-    call the parser directly, so they start it first. Otherwise the first LaTeX answer in a fresh process (a
-    fresh venv compiles sympy on import) meets a helper still starting, and the bound gives it no answer, which
-    is the designed behaviour (test_bounded_parsing), not what these tests check."""
-    assert mathparse.shared_worker().start(wait=True)
+pytestmark = pytest.mark.usefixtures("sympy_helper")
 
 
 def test_boxed_wins_over_printed_and_latex_is_evaluated():

@@ -31,9 +31,7 @@ HOSTILE = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def warm_worker():
-    assert mathparse.shared_worker().start(wait=True)  # the Solver starts it without waiting
+pytestmark = pytest.mark.usefixtures("sympy_helper")  # the helper ready, as the Solver starts it
 
 
 def _ticking(fn):
