@@ -187,9 +187,10 @@ def test_a_continued_sample_is_prompted_with_the_ids_it_generated_not_a_re_token
 
 
 def test_streamed_problems_enter_as_room_frees_and_leave_as_they_finish(scripted, fast_cfg):
-    """solve_stream: at most `concurrency` samples in flight; a finished problem is handed out at once, its
-    samples let go, and the next problem takes its place while slower ones run on. A problem is drawn from the
-    iterable only when it can enter (drawing is a claim for evaluate's workers), never held ahead."""
+    """solve_stream: at most `concurrency` samples started and not done; the next problem enters as soon as one
+    sample of room is free, its samples starting one by one as room frees, so the batch stays full across
+    problem boundaries; a finished problem is handed out at once and its samples let go. A problem is drawn
+    from the iterable only when it can start (drawing is a claim for evaluate's workers), never held ahead."""
     drawn_when: list[int] = []  # problems handed out when each problem was drawn
 
     def problems_drawn():
@@ -199,11 +200,14 @@ def test_streamed_problems_enter_as_room_frees_and_leave_as_they_finish(scripted
 
     problems = problems_drawn()
     in_flight: list[set[str]] = []  # problems with a request in the engine, at each step
+    started: list[tuple[int, bool]] = []  # (samples started and not done, more problems to draw) at each step
     handed: list[tuple[str, int]] = []  # (problem, engine calls so far) at each on_result
 
     def respond(prompt, req):
         qid = prompt.split("Question ", 1)[1].split(":", 1)[0]
         in_flight.append({qid} | {f"{k[0]}" for k, _ in eng.queue})
+        run = solver.current[0]
+        started.append((run.live - len(run.waiting), run.pending is not None))
         if qid == "0" and "```output\n42" not in prompt:  # q0 takes a tool round; the others answer at once
             return GenResult("Compute.\n```python\nprint(6 * 7)\n```\n", 8, "stop", "\n```\n")
         return GenResult("\\boxed{42}", 3, "eos")
@@ -217,11 +221,14 @@ def test_streamed_problems_enter_as_room_frees_and_leave_as_they_finish(scripted
     assert sorted(h[0] for h in handed) == [f"q{i}" for i in range(5)]
     assert handed[0][0] == "q1"  # q0 waits on its tool round while q1 finishes and q2 takes its place
     assert handed[0][1] < eng.calls  # handed out while the engine still had work
-    # never more than two problems (4 samples of 2) in flight, and the slow one overlapped others
-    assert max(len(s) for s in in_flight) <= 2 and any(len(s) == 2 for s in in_flight)
+    # never more than 4 samples started; while problems remain to draw, always 4: full across boundaries
+    assert max(n for n, _ in started) == 4
+    assert all(n == 4 for n, more in started if more), started
+    assert any(len(s) >= 2 for s in in_flight)  # the slow one overlapped others
     assert solver.current is None  # the run is over and let go
-    # two problems fit at once: q0 and q1 are drawn at the start, each later one once another has left
-    assert drawn_when[:2] == [0, 0] and all(drawn_when[k] >= k - 1 for k in range(2, 5)), drawn_when
+    # q2 is drawn when q1's first sample is done, before q1 is handed out (it waited for two slots until
+    # 2026-12-03); each later one once a slot is free again
+    assert drawn_when[:3] == [0, 0, 0] and all(drawn_when[k] >= k - 2 for k in range(3, 5)), drawn_when
 
 
 def test_a_decided_problem_with_code_still_running_is_handed_out_and_the_late_result_ignored(scripted, fast_cfg):

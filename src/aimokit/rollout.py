@@ -36,8 +36,10 @@ def _seed(base: int, problem_id: str, sample: int, call: int) -> int:
 class Rollout:
     """The Driver for one `Solver.solve` / `Solver.solve_stream` call (see engine.Driver).
 
-    Problems enter through `_admit`: all at once for `solve`, or (streaming) whenever the samples in flight
-    leave room for the next one's, so the engine's batch stays full across problem boundaries."""
+    Problems enter through `_admit`: all at once for `solve`, or (streaming) as soon as one sample of room is
+    free, their samples starting one by one as room frees (`_start_waiting`), so the engine's batch stays full
+    across problem boundaries: a problem that waited for room for all its samples at once left up to
+    samples - 1 slots empty at every boundary (5% of the batch at 64 in flight with 8 samples)."""
 
     def __init__(self, solver: Any, problems: list[Problem], samples: list[int], deadline: float | None = None,
                  pending: Iterator[Problem] | None = None, pending_samples: int = 0, concurrency: int = 0,
@@ -65,7 +67,8 @@ class Rollout:
         self.concurrency = concurrency
         self.on_result = on_result
         self.keep_responses = keep_responses
-        self.live = 0  # samples not done, over every problem
+        self.live = 0  # samples not done, over every problem (started or waiting)
+        self.waiting: list[tuple[int, int]] = []  # streaming: admitted samples not started yet, oldest first
         self.picks: dict[int, "genselect.Outcome"] = {}  # GenSelect's outcome, by problem
         self.selecting: dict[int, tuple[str, list]] = {}  # a selection request in the engine: (prompt, candidates)
         for p, n in zip(problems, samples):
@@ -88,23 +91,36 @@ class Rollout:
         self.closed.append(False)
         self.live += n
         for key in self.keys[pi]:
-            smp = self.samples[key] = Sample(pi, key[1], ids=[] if ids is not None else None)
-            self.todo.append((key, self._request(smp)))
+            self.samples[key] = Sample(pi, key[1], ids=[] if ids is not None else None)
+            self.waiting.append(key)
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        """Start admitted samples while fewer than `concurrency` are started and not done (all of them when
+        there is no limit: `solve`)."""
+        started = self.live - len(self.waiting)
+        room = len(self.waiting) if not self.concurrency else self.concurrency - started
+        if room <= 0:
+            return
+        go, self.waiting = self.waiting[:room], self.waiting[room:]
+        for key in go:
+            self.todo.append((key, self._request(self.samples[key])))
             self.in_engine.add(key)
 
     def _admit_pending(self) -> None:
-        """Streaming: the next problems enter while their samples fit under `concurrency` (one always may,
-        when nothing is in flight). A problem is drawn only once it fits, never held ahead: drawing may claim
-        it (evaluate's workers), and a claimed problem should be one that starts now."""
-        n = self.pending_samples
+        """Streaming: waiting samples start as room frees, then the next problem enters once a sample of room
+        is free (one always may, when nothing is in flight); what does not fit of its samples waits. A problem
+        is drawn only once it can start, never held ahead: drawing may claim it (evaluate's workers), and a
+        claimed problem should be one that starts now."""
+        self._start_waiting()
         while self.pending is not None:
-            if self.live and self.live + n > self.concurrency:
+            if self.live and self.live >= self.concurrency:
                 return
             problem = next(self.pending, None)
             if problem is None:
                 self.pending = None
                 return
-            self._admit(problem, n)
+            self._admit(problem, self.pending_samples)
 
     def _select_finished(self) -> None:
         """GenSelect: a problem whose samples are all done and out of the engine, and whose vote is not
@@ -241,7 +257,7 @@ class Rollout:
         return None
 
     def busy(self) -> bool:
-        return bool(self.running) or bool(self.todo) or self.pending is not None
+        return bool(self.running) or bool(self.todo) or bool(self.waiting) or self.pending is not None
 
     def wait(self, timeout: float) -> None:
         if self.running:
@@ -337,6 +353,7 @@ class Rollout:
             self._mark_done(self.samples[k])
         gone = set(cancel)
         self.todo = [(k, r) for k, r in self.todo if k not in gone]
+        self.waiting = [k for k in self.waiting if k not in gone]  # never started: nothing to cut
         in_engine = [k for k in cancel if k in self.in_engine]
         self.in_engine.difference_update(in_engine)
         return in_engine
