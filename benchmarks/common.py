@@ -321,8 +321,9 @@ def boundary_stats(events: list[tuple[float, str, Any]]) -> dict[str, float]:
             live += 1
     gaps.sort()
     pick = lambda q: round(gaps[min(len(gaps) - 1, int(q * len(gaps)))], 4) if gaps else None  # noqa: E731
-    return {"tool_turns": len(gaps), "turn_s_p50": pick(0.5), "turn_s_p99": pick(0.99),
-            "turn_s_max": round(gaps[-1], 4) if gaps else None, "engine_empty_s": round(idle, 3)}
+    return {"tool_turns": len(gaps), "turn_s_total": round(sum(gaps), 2), "turn_s_p50": pick(0.5),
+            "turn_s_p99": pick(0.99), "turn_s_max": round(gaps[-1], 4) if gaps else None,
+            "engine_empty_s": round(idle, 3)}
 
 
 def vllm_counters(llm: Any) -> dict[str, float]:

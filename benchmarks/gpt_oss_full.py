@@ -19,6 +19,9 @@ ones on the GPU (`load_format = "dummy"`). The engine is the recipe's (MXFP4 exp
   is split: the shim's answers differ), seconds per problem against the kernel phase's.
 - evaluate: `Solver.solve_stream` at 64 and 256 in flight against raw vLLM refilled at the same width, sampling as
   the solver does (min_p and the top logprobs the entropy vote reads; until 2026-12-03 raw asked for neither).
+  Each of --eval-variants runs both sides: `tools` (samples answer after 1..3 rounds, a tool call between) and
+  `no-tools` (every sample answers after its first round: no tool turn, so what is left of the gap is not the
+  batch thinning at tool turns). The streamed side also reports its tool turns (`boundary_stats`).
 
 Every phase reports the kernel compiles seen inside it (vLLM's JIT monitor, verbose, read off the engine's
 stdout and stderr: CompileWatch), the garbage collector's seconds, and is written as soon as it is measured.
@@ -33,7 +36,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import CodeShim, CompileWatch, GcTimer, now, step_summary, timed_steps, versions, write
+from common import CodeShim, CompileWatch, GcTimer, boundary_stats, now, step_summary, timed_steps, versions, write
 from eval_throughput import raw_streamed
 
 from aimokit.config import KernelConfig
@@ -42,6 +45,7 @@ from aimokit.problems import Problem, load_problems, sample_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "aimo3-gpt-oss-120b.toml"
+EVAL_VARIANTS = {"tools": 3, "no-tools": 1}  # evaluate's variants: a sample answers after 1..N rounds (CodeShim)
 
 
 class SharedShim(CodeShim):
@@ -126,6 +130,7 @@ def main() -> None:
     ap.add_argument("--widths", default="64,256", help="evaluate's concurrencies")
     ap.add_argument("--eval-problems", type=int, default=32)
     ap.add_argument("--eval-round-tokens", type=int, default=512)
+    ap.add_argument("--eval-variants", default="tools", help=f"evaluate's variants, of {sorted(EVAL_VARIANTS)}")
     ap.add_argument("--kv-cache-dtype", default="", help="the recipe's (fp8) unless given")
     ap.add_argument("--max-model-len", type=int, default=0, help="the recipe's (65536) unless given")
     ap.add_argument("--warm-up", default="auto", help="engine.vllm.warm_up")
@@ -136,6 +141,9 @@ def main() -> None:
     ap.add_argument("--compile-cache-save", default="", help="engine.vllm.compile_cache_save: keep this start's cache")
     ap.add_argument("--out", default="bench-out")
     a = ap.parse_args()
+    unknown = sorted(set(a.eval_variants.split(",")) - set(EVAL_VARIANTS))
+    if unknown:
+        ap.error(f"--eval-variants: {', '.join(unknown)} unknown; choose from {', '.join(sorted(EVAL_VARIANTS))}")
     out = Path(a.out)
     watch = CompileWatch(out / "engine.log")
     gc_timer = GcTimer()
@@ -214,31 +222,36 @@ def main() -> None:
         ev = cfg.override({"solver.max_rounds": 2, "solver.max_tokens_per_round": a.eval_round_tokens,
                            "solver.max_tokens_total": 3 * a.eval_round_tokens, "sandbox.sessions": False,
                            "sandbox.workers": 64})
-        solver = Solver(CodeShim(inner, "harmony", vary_rounds=3), ev.solver, ev.sandbox, ev.competition,
-                        max_model_len=ev.engine.max_model_len)
         report["evaluate"] = []
-        for width in (int(w) for w in a.widths.split(",")):
-            got: list = []
-            p = phase_start(gc_timer)
-            with timed_steps(inner, live=inner.engine.get_num_unfinished_requests) as records:
-                solver.solve_stream(problems[: a.eval_problems], got.append, concurrency=width, keep_responses=True)
-            streamed = phase_end(p, watch, gc_timer)
-            streamed.update(step_summary(records, streamed["wall_s"]))
-            tokens = sum(r.tokens for r in got)
-            got.sort(key=lambda r: r.id)
-            p = phase_start(gc_timer)
-            records = []
-            raw_tokens, raw_s = raw_streamed(inner, [r.responses[0]["prompt"] for r in got],
-                                             [[x["tokens"] for x in r.responses] for r in got], width,
-                                             ev.solver.temperature, ev.solver.top_p, ev.solver.min_p,
-                                             ev.solver.top_logprobs or None, records=records)
-            raw = phase_end(p, watch, gc_timer)
-            raw.update(step_summary(records, raw["wall_s"]))
-            report["evaluate"].append({"concurrency": width, "tokens": tokens, "tok_s": round(tokens / streamed["wall_s"], 1),
-                                       "streamed": streamed, "raw_tokens": raw_tokens,
-                                       "raw_tok_s": round(raw_tokens / raw_s, 1), "raw": raw,
-                                       "over_raw": round((tokens / streamed["wall_s"]) / (raw_tokens / raw_s), 3)})
-            write(out, "gpt_oss_full", report)
+        for variant in a.eval_variants.split(","):
+            shim = CodeShim(inner, "harmony", vary_rounds=EVAL_VARIANTS[variant])
+            solver = Solver(shim, ev.solver, ev.sandbox, ev.competition, max_model_len=ev.engine.max_model_len)
+            for width in (int(w) for w in a.widths.split(",")):
+                got: list = []
+                first = len(shim.events)
+                p = phase_start(gc_timer)
+                with timed_steps(inner, live=inner.engine.get_num_unfinished_requests) as records:
+                    solver.solve_stream(problems[: a.eval_problems], got.append, concurrency=width, keep_responses=True)
+                streamed = phase_end(p, watch, gc_timer)
+                streamed.update(step_summary(records, streamed["wall_s"]))
+                streamed.update(boundary_stats(shim.events[first:]))
+                tokens = sum(r.tokens for r in got)
+                got.sort(key=lambda r: r.id)
+                p = phase_start(gc_timer)
+                records = []
+                raw_tokens, raw_s = raw_streamed(inner, [r.responses[0]["prompt"] for r in got],
+                                                 [[x["tokens"] for x in r.responses] for r in got], width,
+                                                 ev.solver.temperature, ev.solver.top_p, ev.solver.min_p,
+                                                 ev.solver.top_logprobs or None, records=records)
+                raw = phase_end(p, watch, gc_timer)
+                raw.update(step_summary(records, raw["wall_s"]))
+                report["evaluate"].append({"variant": variant, "concurrency": width, "tokens": tokens,
+                                           "tok_s": round(tokens / streamed["wall_s"], 1), "streamed": streamed,
+                                           "raw_tokens": raw_tokens, "raw_tok_s": round(raw_tokens / raw_s, 1),
+                                           "raw": raw,
+                                           "over_raw": round((tokens / streamed["wall_s"]) / (raw_tokens / raw_s), 3)})
+                write(out, "gpt_oss_full", report)
+            solver.close()
         solver.close()
     inner.close()
 
