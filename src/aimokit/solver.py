@@ -96,11 +96,11 @@ class Solver:
         deadline: float | None = None,
         keep_responses: bool = False,
     ) -> list[ProblemResult]:
-        """Solve problems one after another in one engine loop, `samples` each: a problem enters as soon as
-        one sample of room is free under `concurrency` (its samples start as room frees), and goes to
-        `on_result` the moment its last sample is done (so a caller can write it away). Returns what the
-        deadline or an engine failure left unfinished (normally nothing); SolveError carries those too. Why: solving problems in batches
-        lets the engine's batch drain at the end of every batch, and waits on the slowest problem of each."""
+        """Solve problems one after another in one engine loop, `samples` each: a problem enters as soon as one sample of
+        room is free under `concurrency` (its samples start as room frees), and goes to `on_result` the moment
+        its last sample is done (so a caller can write it away). Returns what the deadline or an engine failure
+        left unfinished (normally nothing); SolveError carries those too. Why: solving problems in batches lets
+        the engine's batch drain at the end of every batch, and waits on the slowest problem of each."""
         n = samples or self.cfg.samples
         return self._solve(dict(problems=[], samples=[], pending=iter(problems), pending_samples=n,
                                 concurrency=max(concurrency, n), on_result=on_result,
