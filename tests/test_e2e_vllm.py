@@ -35,8 +35,10 @@ def test_lora_adapter_is_applied_by_vllm(default_model, lora_adapter):
     assert got["tokens"] > 0 and len(got["entropies"]) == got["tokens"] and all(e >= 0 for e in got["entropies"])
     (full, full_n, full_finish), (text, n, finish, n_entropies) = got["full"], got["answered"]
     assert full_finish == "length" and full.count("\\boxed{") > 2  # the model goes on boxing 4, 5, 6, ...
-    assert finish == "answer" and text.rstrip("$").endswith("\\boxed{4}") and full.startswith(text)
-    assert n < full_n and n_entropies == n  # stopped the step its box closed, every streamed token counted
+    # its tokens came 16 at a time (engine.vllm.stream_interval): the text is cut at the brace that closed it
+    assert got["stream_interval"] == 16
+    assert finish == "answer" and text.endswith("\\boxed{4}") and full.startswith(text)
+    assert n < full_n and n_entropies == n  # every token kept is counted, with its entropy
     assert got["full_ids"] == [full_n, full]  # the generated ids come back, and they spell the text
     from aimokit.engine.vllm_warmup import token_counts
 

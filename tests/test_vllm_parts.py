@@ -114,3 +114,77 @@ def test_entropies_read_from_flat_logprobs_equal_those_of_the_dict_form():
     assert got == pytest.approx(_entropies(SimpleNamespace(logprobs=dicts)))
     assert got[0] == pytest.approx(entropy_of([-0.1, -2.5, -3.0])) and not math.isclose(got[1], got[0])
     assert _entropies(SimpleNamespace(logprobs=None)) == []
+
+
+class _CharTokenizer:
+    """One id per character: decoding a slice of ids is exact, as vLLM's detokenizer is for whole tokens."""
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(map(chr, ids))
+
+    def encode(self, text, add_special_tokens=False):
+        return [ord(ch) for ch in text]
+
+
+class _DeltaEngine:
+    """vLLM's LLMEngine as the backend's step sees it: each step, every request's next delta (several tokens at
+    once, as `stream_interval` sends them), and the aborts it was asked for."""
+
+    def __init__(self, deltas: dict[str, list[tuple[str, bool]]]):
+        self.deltas, self.aborted = deltas, []
+
+    def step(self):
+        from types import SimpleNamespace
+
+        outs = []
+        for rid, queue in self.deltas.items():
+            if queue and rid not in self.aborted:
+                text, finished = queue.pop(0)
+                c = SimpleNamespace(text=text, token_ids=[ord(ch) for ch in text], logprobs=None,
+                                    finish_reason="stop" if finished else None,
+                                    stop_reason="<|call|>" if finished else None)
+                outs.append(SimpleNamespace(request_id=rid, outputs=[c], finished=finished))
+        return outs
+
+    def abort_request(self, rids):
+        self.aborted.extend(rids)
+
+
+def test_a_delta_of_several_tokens_is_cut_where_its_answer_closed():
+    """engine.vllm.stream_interval sends a streamed request's tokens several at a time: the text, tokens and
+    entropies come back up to the brace that closed the answer, as one token a step would have stopped them,
+    and a request not finished yet is aborted; a stop string in the same delta after the answer is cut too."""
+    from aimokit.engine.vllm import VLLMEngine, _Request, _Streamed
+    from aimokit.protocols import get_protocol
+
+    done_when = get_protocol("cot").answer_check("", "")
+    eng = object.__new__(VLLMEngine)
+    eng.tokenizer = _CharTokenizer()
+    eng.engine = _DeltaEngine({
+        "a": [("So x = 4 and ", False), ("\\boxed{4}. Then", False), ("more", False)],
+        "b": [("first {1} then \\boxed{7}<|call|>", True)],  # answer and a stop string in one final delta
+        "c": [("no answer {here}", False), (" at", False), (" all", True)],
+    })
+    eng._rid, eng._reqs = {}, {}
+    for key in "abc":
+        eng._rid[key] = key
+        eng._reqs[key] = _Request(key, True, _Streamed(done_when))
+    got = dict(eng.step(None))
+    assert set(got) == {"b"} and got["b"].text == "first {1} then \\boxed{7}" and got["b"].finish == "answer"
+    assert got["b"].n_tokens == len(got["b"].text) and got["b"].token_ids == [ord(ch) for ch in got["b"].text]
+    assert eng.engine.aborted == []  # finished: nothing to abort
+    got = dict(eng.step(None))
+    a = got.pop("a")
+    assert a.text == "So x = 4 and \\boxed{4}" and a.finish == "answer" and a.n_tokens == len(a.text)
+    assert a.token_ids == [ord(ch) for ch in a.text] and a.stop_str is None
+    assert eng.engine.aborted == ["a"] and got == {}  # "c"'s braces close no answer: it runs on
+    got = dict(eng.step(None))
+    assert got["c"].text == "no answer {here} at all" and got["c"].finish == "stop"
+
+
+def test_stream_interval_is_checked():
+    from aimokit.engine.vllm import VLLMSettings
+
+    with pytest.raises(ConfigError, match=r"stream_interval = 0: must be >= 1"):
+        VLLMSettings(stream_interval=0)
+    assert VLLMSettings().stream_interval == 16

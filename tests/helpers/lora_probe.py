@@ -42,6 +42,7 @@ def main() -> None:
     print("LORA_PROBE " + json.dumps({"with": with_lora, "again": again, "without": without,
                                       "tokens": sampled.n_tokens, "entropies": sampled.entropies,
                                       "max_lora_rank": engine.engine.vllm_config.lora_config.max_lora_rank,
+                                      "stream_interval": engine.engine.vllm_config.scheduler_config.stream_interval,
                                       "warm_up": swept, "full": [full.text, full.n_tokens, full.finish],
                                       "full_ids": [len(full.token_ids), engine.tokenizer.decode(full.token_ids)],
                                       "answered": [answered.text, answered.n_tokens, answered.finish,
