@@ -52,7 +52,8 @@ def raw_streamed(inner, prompts: list[str], counts: list[list[int]], concurrency
             engine.add_request(f"raw{seq}", {"prompt_token_ids": ids},
                                SamplingParams(temperature=temperature, top_p=top_p, min_p=min_p, logprobs=logprobs,
                                               max_tokens=max(1, n),
-                                              ignore_eos=True, seed=i, output_kind=RequestOutputKind.FINAL_ONLY),
+                                              ignore_eos=True, seed=i if inner.request_seeds else None,
+                                              output_kind=RequestOutputKind.FINAL_ONLY),
                                lora_request=inner.lora)
             live += 1
         t0 = now()

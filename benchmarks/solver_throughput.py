@@ -147,7 +147,7 @@ def measure(cfg: KernelConfig, engine: CodeShim, inner, problems, samples: int, 
         for prompt, counts in zip(prompts, per_sample):  # same prompts, same concurrency, same token counts
             ids = inner.tokenizer.encode(prompt, add_special_tokens=False)
             params = [SamplingParams(temperature=cfg.solver.temperature, top_p=cfg.solver.top_p,
-                                     max_tokens=max(1, n), ignore_eos=True, seed=i,
+                                     max_tokens=max(1, n), ignore_eos=True, seed=i if inner.request_seeds else None,
                                      logprobs=cfg.solver.top_logprobs or None)
                       for i, n in enumerate(counts)]
             outs = llm.generate([{"prompt_token_ids": ids}] * len(counts), params, lora_request=inner.lora,
