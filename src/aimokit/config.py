@@ -91,7 +91,10 @@ class SandboxConfig:
     max_output_chars: int = setting(1200, help="Characters of output shown back to the model (head and tail kept).")
     max_output_bytes: int = setting(1 << 20, help="Bytes the process may write to its stdout/stderr file before writes fail.")
     max_file_bytes: int = setting(16 << 20, help="Largest file the code may write (in its scratch directory only).")
-    workers: int = setting(8, help="Code blocks run at once.")
+    workers: int = setting(8, help="Code blocks run at once; a block waits for a free worker. Raise it with "
+                                   "evaluate's concurrency where cores and memory allow: at 256 samples in flight "
+                                   "with 64 workers, tool turns (a fresh process each) took 0.64 s at the median "
+                                   "on an H200 host against 0.13 s at 64 in flight (docs/benchmarks.md).")
     sessions: bool = setting(False, help="Persistent Python sessions: each sample keeps one interpreter for its "
                                          "life (names persist, nothing is re-run), reset between problems. Off: a "
                                          "fresh process per block (with `cumulative`).")
