@@ -136,6 +136,8 @@ def main() -> None:
     ap.add_argument("--eval-problems", type=int, default=32)
     ap.add_argument("--eval-round-tokens", type=int, default=512)
     ap.add_argument("--eval-variants", default="tools", help=f"evaluate's variants, of {sorted(EVAL_VARIANTS)}")
+    ap.add_argument("--eval-workers", type=int, default=64,
+                    help="evaluate's sandbox.workers (a fresh process per block); at 256 in flight 64 queued")
     ap.add_argument("--kv-cache-dtype", default="", help="the recipe's (fp8) unless given")
     ap.add_argument("--max-model-len", type=int, default=0, help="the recipe's (65536) unless given")
     ap.add_argument("--warm-up", default="auto", help="engine.vllm.warm_up")
@@ -227,8 +229,8 @@ def main() -> None:
         from aimokit.solver import Solver
 
         base_ev = cfg.override({"solver.max_rounds": 2, "solver.max_tokens_per_round": a.eval_round_tokens,
-                           "solver.max_tokens_total": 3 * a.eval_round_tokens, "sandbox.sessions": False,
-                           "sandbox.workers": 64})
+                                "solver.max_tokens_total": 3 * a.eval_round_tokens, "sandbox.sessions": False,
+                                "sandbox.workers": a.eval_workers})
         report["evaluate"] = []
         for variant in a.eval_variants.split(","):
             vary, changes = EVAL_VARIANTS[variant]
