@@ -39,7 +39,7 @@ class Rollout:
     Problems enter through `_admit`: all at once for `solve`, or (streaming) as soon as one sample of room is
     free, their samples starting one by one as room frees (`_start_waiting`), so the engine's batch stays full
     across problem boundaries: a problem that waited for room for all its samples at once left up to
-    samples - 1 slots empty at every boundary (5% of the batch at 64 in flight with 8 samples)."""
+    samples - 1 slots empty at every boundary (7 of 64 at evaluate's 64 in flight with 8 samples)."""
 
     def __init__(self, solver: Any, problems: list[Problem], samples: list[int], deadline: float | None = None,
                  pending: Iterator[Problem] | None = None, pending_samples: int = 0, concurrency: int = 0,
