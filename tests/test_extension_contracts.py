@@ -62,6 +62,33 @@ def test_protocol_contract(name):
     assert genselect.read_pick(p, GenResult(reply, 5, "eos"), select, cands, AIMO3).answer == 42
 
 
+@pytest.mark.parametrize("region", ["answer", "anywhere"])
+@pytest.mark.parametrize("name", PROTOCOLS.names())
+def test_protocol_answer_check_skips_only_braces_that_cannot_close_an_answer(name, region):
+    """An engine streaming a sample checks its answer at each "}" and skips the braces `may_close` rules out:
+    on texts with LaTeX braces everywhere, boxes in and out of the region, a box too long to count and nested
+    ones, the first "}" that completes an answer is the same with the skip as without it."""
+    from fakes import ScriptedEngine
+
+    cfg = SamplingConfig(protocol=name, answer_region=region)
+    p = get_protocol(name, cfg)
+    prompt = p.prompt(ScriptedEngine(lambda *a: None), "What is 6 * 7?", cfg, AIMO3)
+    latex = "Let $f(x) = \\frac{x^{2}}{2}$ and $\\binom{n}{k}$, so {a} + {b} = \\sqrt{c}. " * 30
+    texts = [p.written_solution(prompt, latex + "Hence 42.", answer, thinks=thinks)
+             for thinks in (False, True) for answer in ("42", "\\frac{84}{2}")]
+    texts.append(latex + "\\boxed{" + "1 + " * 80 + "1} then " + latex + "\\boxed{7}")  # too long, then one
+    texts.append("```python\nprint('\\boxed{5}')\n```\n" + latex + "so \\boxed{6}.")  # in code, then out
+    for text in texts:
+        check = p.answer_check(prompt, "")
+        braces = [i for i, ch in enumerate(text) if ch == "}"]
+        plain = next((i for i in braces if check(text[: i + 1])), None)
+        skipped = next((i for i in braces if check.may_close(text, i) and check(text[: i + 1])), None)
+        assert skipped == plain, (name, region, text[-200:])
+        assert sum(check.may_close(text, i) for i in braces) < len(braces) / 3  # most braces are skipped
+    assert any(next((i for i, ch in enumerate(t) if ch == "}" and p.answer_check(prompt, "")(t[: i + 1])), None)
+               is not None for t in texts)  # some text completes an answer in this region
+
+
 # -- vote policies ---------------------------------------------------------------------------------
 def _majority_selector(path):
     """A selector fitted where the most-voted answer is the right one (what a policy that reads a file gets)."""

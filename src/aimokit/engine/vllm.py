@@ -41,10 +41,12 @@ class _Streamed:
 
     def answer_end(self, start: int) -> int | None:
         """Where the text first holds a complete answer, checked at each "}" from `start` (the newest delta's
-        offset) on: a delta of several tokens may run past the brace that closed it."""
+        offset) on: a delta of several tokens may run past the brace that closed it. A check that says which
+        braces cannot close an answer (`AnswerCheck.may_close`) spares the rest a copy of the text."""
+        may_close = getattr(self.done_when, "may_close", None)
         at = self.text.find("}", start)
         while at >= 0:
-            if self.done_when(self.text[: at + 1]):
+            if (may_close is None or may_close(self.text, at)) and self.done_when(self.text[: at + 1]):
                 return at + 1
             at = self.text.find("}", at + 1)
         return None

@@ -16,7 +16,6 @@ and SFT/DPO checks all read through here, so they read the same region.
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -101,7 +100,7 @@ class ToolProtocol:
         requests that share it batch together."""
         opened = in_thinking(text, prompt)
         if opened not in self._checks:
-            self._checks[opened] = functools.partial(_complete, self, "<think>" if opened else "")
+            self._checks[opened] = AnswerCheck(self, "<think>" if opened else "")
         return self._checks[opened]
 
 
@@ -135,8 +134,25 @@ def answer_at(region: list[Segment]) -> str:
     return ""
 
 
-def _complete(protocol: ToolProtocol, prompt: str, text: str) -> bool:
-    return protocol.answer_complete(text, prompt)
+class AnswerCheck:
+    """`answer_complete` for one reasoning state, as an engine calls it on the text a request has streamed so far.
+
+    `may_close` lets an engine skip most calls: every protocol's answer ends in `closed_boxed`, whose box closes
+    within BOXED_SPAN characters of its `\\boxed{`, so a "}" can complete an answer only when such a box opens
+    close enough before it. Without it, each "}" of a long LaTeX-heavy round (one every dozen characters) paid a
+    copy and a parse of the whole text: quadratic in the round's length."""
+
+    def __init__(self, protocol: ToolProtocol, prompt: str):
+        self.protocol, self.prompt = protocol, prompt
+
+    def __call__(self, text: str) -> bool:
+        return self.protocol.answer_complete(text, self.prompt)
+
+    @staticmethod
+    def may_close(text: str, at: int) -> bool:
+        """Whether the "}" at `at` in `text` can be the brace that completes an answer (never False when it is;
+        exact for an engine that checks every "}" as it arrives)."""
+        return text.rfind("\\boxed{", max(0, at - BOXED_SPAN - len("\\boxed{")), at) >= 0
 
 
 def get_protocol(name: str, cfg: "SamplingConfig | None" = None) -> ToolProtocol:
