@@ -39,6 +39,8 @@ def test_lora_adapter_is_applied_by_vllm(default_model, lora_adapter):
     assert got["stream_interval"] == 16
     assert finish == "answer" and text.endswith("\\boxed{4}") and full.startswith(text)
     assert n < full_n and n_entropies == n  # every token kept is counted, with its entropy
+    sent, cut_n, cut_text, cut_spelled = got["cut"]  # cut after 10 steps: 1 token sent, the rest read at the abort
+    assert sent < cut_n <= 12 and cut_text == cut_spelled and full.startswith(cut_text), got["cut"]
     assert got["full_ids"] == [full_n, full]  # the generated ids come back, and they spell the text
     from aimokit.engine.vllm_warmup import token_counts
 

@@ -188,3 +188,32 @@ def test_stream_interval_is_checked():
     with pytest.raises(ConfigError, match=r"stream_interval = 0: must be >= 1"):
         VLLMSettings(stream_interval=0)
     assert VLLMSettings().stream_interval == 16
+
+
+def test_a_streamed_request_cut_short_keeps_the_tokens_it_had_not_sent_yet():
+    """At a deadline or a decided vote, a streamed request has sent all but its last few tokens
+    (stream_interval): the abort reads those from vLLM's detokenizer (vllm_internals.partial_output), and keeps
+    what was sent where that read disagrees with it."""
+    from types import SimpleNamespace
+
+    from aimokit.engine.vllm import VLLMEngine, _Request, _Streamed
+
+    eng = object.__new__(VLLMEngine)
+    eng.tokenizer = _CharTokenizer()
+    eng.engine = _DeltaEngine({"a": [("so far", False)], "b": [("so far", False)]})
+    full = {"a": "so far and more", "b": "something else"}  # b's read does not extend what it sent
+    eng.engine.output_processor = SimpleNamespace(
+        external_req_ids={rid: [rid + "-0"] for rid in full},
+        request_states={rid + "-0": SimpleNamespace(detokenizer=SimpleNamespace(
+            output_token_ids=[ord(ch) for ch in text], output_text=text)) for rid, text in full.items()})
+    eng._rid, eng._reqs = {}, {}
+    for key in "ab":
+        eng._rid[key] = key
+        eng._reqs[key] = _Request(key, True, _Streamed(lambda text: False))
+    assert eng.step(None) == []
+    eng._reqs["a"].streamed.entropies = [0.5] * 6
+    got = eng.abort(["a", "b"])
+    assert got["a"].text == "so far and more" and got["a"].n_tokens == 15 and got["a"].finish == "aborted"
+    assert got["a"].token_ids == [ord(ch) for ch in "so far and more"] and got["a"].entropies == [0.5] * 6
+    assert got["b"].text == "so far" and got["b"].n_tokens == 6
+    assert sorted(eng.engine.aborted) == ["a", "b"]

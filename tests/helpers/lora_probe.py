@@ -39,12 +39,19 @@ def main() -> None:
         GenRequest(boxes, max_tokens=40, temperature=0.0, seed=0),
         GenRequest(boxes, max_tokens=40, temperature=0.0, seed=0, top_logprobs=2,
                    done_when=get_protocol("cot").answer_check("", ""))])
+    # a streamed request cut short (a deadline): the tokens it generated after its last delta come back too
+    engine.submit("cut", GenRequest(boxes, max_tokens=40, temperature=0.0, seed=0, done_when=lambda text: False))
+    for _ in range(10):
+        engine.step(None)
+    sent = len(engine._reqs[engine._rid["cut"]].streamed.ids)
+    cut = engine.abort(["cut"])["cut"]
     print("LORA_PROBE " + json.dumps({"with": with_lora, "again": again, "without": without,
                                       "tokens": sampled.n_tokens, "entropies": sampled.entropies,
                                       "max_lora_rank": engine.engine.vllm_config.lora_config.max_lora_rank,
                                       "stream_interval": engine.engine.vllm_config.scheduler_config.stream_interval,
                                       "warm_up": swept, "full": [full.text, full.n_tokens, full.finish],
                                       "full_ids": [len(full.token_ids), engine.tokenizer.decode(full.token_ids)],
+                                      "cut": [sent, cut.n_tokens, cut.text, engine.tokenizer.decode(cut.token_ids)],
                                       "answered": [answered.text, answered.n_tokens, answered.finish,
                                                    len(answered.entropies)]}), flush=True)
     engine.close()

@@ -37,7 +37,8 @@ class GenResult:
     # "stop" (a stop string), "eos", "length", "answer" (`done_when` held) or "aborted"
     finish: str = "aborted"
     stop_str: str | None = None
-    entropies: list[float] = field(default_factory=list)  # per generated token, when top_logprobs > 0
+    # per generated token, when top_logprobs > 0 (a streamed request cut short: per token it sent, so fewer)
+    entropies: list[float] = field(default_factory=list)
     # Token ids that spell `text` exactly (the generated ones where they decode to it, else `text` re-encoded),
     # from backends that take `prompt_ids`; empty elsewhere.
     token_ids: list[int] = field(default_factory=list)

@@ -272,7 +272,7 @@ class VLLMEngine(SteppedEngine):
     def abort(self, keys: list[Hashable]) -> dict[Hashable, GenResult]:
         rids = {k: self._rid.pop(k) for k in keys if k in self._rid}
         reqs = {rid: self._reqs.pop(rid) for rid in rids.values()}
-        partial = {k: reqs[rid].streamed.result("aborted") if reqs[rid].streamed is not None
+        partial = {k: self._streamed_partial(reqs[rid].streamed, rid) if reqs[rid].streamed is not None
                    else vllm_internals.partial_output(self.engine, rid) for k, rid in rids.items()}
         if rids:
             self.engine.abort_request(list(rids.values()))
@@ -318,6 +318,16 @@ class VLLMEngine(SteppedEngine):
         if answered:
             self.engine.abort_request(answered)
         return done
+
+    def _streamed_partial(self, streamed: _Streamed, rid: str) -> GenResult:
+        """A streamed request cut short (a deadline, a decided vote): what it sent, and the tokens it generated
+        after its last delta (up to stream_interval - 1), read from vLLM's detokenizer where that read agrees
+        with what was sent. Their entropies never came: the list is shorter than the tokens by as many."""
+        got = vllm_internals.partial_output(self.engine, rid)
+        sent = len(streamed.ids)
+        if len(got.token_ids) > sent and got.token_ids[:sent] == streamed.ids and got.text.startswith(streamed.text):
+            return GenResult(got.text, len(got.token_ids), "aborted", None, streamed.entropies, got.token_ids)
+        return streamed.result("aborted")
 
     def _answered(self, streamed: _Streamed, at: int, start: int, before: int, skip: bool) -> GenResult:
         """The request's result cut where its answer closed (`at` in its text): the text up to there, the

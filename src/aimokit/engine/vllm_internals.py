@@ -3,7 +3,9 @@
 - The partial output of a request about to be aborted. The loop asks for
   FINAL_ONLY outputs (as `LLM.generate` does, so stepping by hand costs
   nothing), and an aborted request then reports nothing; its detokenizer
-  state is still held by the engine's output processor until the abort.
+  state is still held by the engine's output processor until the abort. A
+  streamed request has sent all but its last few tokens (stream_interval);
+  the same read gives those.
 - The scheduler's token budget per step, which the warm-up sweep covers, and the largest step a CUDA graph
   runs (longer steps run outside the graphs at their own length, which the sweep covers too).
 - Whether the engine compiles the model at all (its compilation mode): a compile cache is only used when it
@@ -54,7 +56,7 @@ def partial_output(llm_engine: Any, request_id: str) -> GenResult:
         for iid in op.external_req_ids.get(request_id, []):
             det = op.request_states[iid].detokenizer
             ids = list(det.output_token_ids)
-            return GenResult(getattr(det, "output_text", ""), len(ids), "aborted")
+            return GenResult(getattr(det, "output_text", ""), len(ids), "aborted", token_ids=ids)
     except Exception:
         pass
     return GenResult()
