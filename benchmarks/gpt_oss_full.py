@@ -263,7 +263,6 @@ def main() -> None:
                                            "over_raw": round((tokens / streamed["wall_s"]) / (raw_tokens / raw_s), 3)})
                 write(out, "gpt_oss_full", report)
             solver.close()
-        solver.close()
     inner.close()
 
 

@@ -4,10 +4,11 @@ The same Solver the kernel uses produces K samples per problem, with early
 stopping off so every problem gets all K (pass@k and maj@k need them). Problems
 stream through one engine loop (`Solver.solve_stream`): the next one enters as
 soon as one sample of room is free, its samples starting as room frees, so the
-engine's batch never drains between problems. Each response is a parquet row, the input of `dpo_data`; the
-file is rewritten atomically at most every `write_every_s` as problems finish,
-and a rerun skips the problems already there, so a crash or a timeout loses at
-most the problems in flight and the last seconds of finished ones.
+engine's batch never drains between problems. Each response is a parquet row,
+the input of `dpo_data`; the file is rewritten atomically at most every
+`write_every_s` as problems finish, and a rerun skips the problems already
+there, so a crash or a timeout loses at most the problems in flight and the
+last seconds of finished ones.
 """
 
 from __future__ import annotations

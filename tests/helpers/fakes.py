@@ -17,15 +17,14 @@ from aimokit.engine import GenRequest, GenResult, QueuedEngine
 
 def answered_at(text: str, done_when: Callable[[str], bool] | None, start: int = 0) -> int | None:
     """Where a text generated whole first satisfies `done_when`: the end of the shortest prefix, checked at
-    each "}" from `start` on (as a streaming engine would), or None. As the streaming engines stop."""
+    each "}" from `start` on, or None: the vLLM backend's own scan of a streamed delta (`_Streamed.answer_end`)."""
     if done_when is None:
         return None
-    at = text.find("}", start)
-    while at >= 0:
-        if done_when(text[: at + 1]):
-            return at + 1
-        at = text.find("}", at + 1)
-    return None
+    from aimokit.engine.vllm import _Streamed
+
+    streamed = _Streamed(done_when)
+    streamed.text = text
+    return streamed.answer_end(start)
 
 
 class FakeClock:
