@@ -20,6 +20,8 @@ ones on the GPU (`load_format = "dummy"`). The engine is the recipe's (MXFP4 exp
 - evaluate: `Solver.solve_stream` at 64 and 256 in flight against raw vLLM refilled at the same width, sampling as
   the solver does (min_p and the top logprobs the entropy vote reads; until 2026-12-03 raw asked for neither).
   Each of --eval-variants runs both sides: `tools` (samples answer after 1..3 rounds, a tool call between),
+  `tools-room` (the same, with up to a quarter of the width more samples started while others wait on their
+  code: `solve_stream`'s tool_room, so the batch does not thin at tool turns; raw stays at the width),
   `no-tools` (every sample answers after its first round: no tool turn, so what is left of the gap is not the
   batch thinning at tool turns) and `no-tools-whole` (the same with `solver.stop_at_answer` off: outputs come
   whole, as raw's do, not streamed every --stream-interval tokens). The streamed side also reports its tool turns
@@ -47,9 +49,10 @@ from aimokit.problems import Problem, load_problems, sample_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "aimo3-gpt-oss-120b.toml"
-# evaluate's variants: a sample answers after 1..N rounds (CodeShim), and the solver settings they change
-EVAL_VARIANTS = {"tools": (3, {}), "no-tools": (1, {}),
-                 "no-tools-whole": (1, {"solver.stop_at_answer": False})}  # whole outputs: no streamed deltas
+# evaluate's variants: a sample answers after 1..N rounds (CodeShim), the solver settings they change, and
+# solve_stream's tool_room as a share of the width (samples started in place of those waiting on their code)
+EVAL_VARIANTS = {"tools": (3, {}, 0.0), "tools-room": (3, {}, 0.25), "no-tools": (1, {}, 0.0),
+                 "no-tools-whole": (1, {"solver.stop_at_answer": False}, 0.0)}  # whole outputs: no streamed deltas
 
 
 class SharedShim(CodeShim):
@@ -233,7 +236,7 @@ def main() -> None:
                                 "sandbox.workers": a.eval_workers})
         report["evaluate"] = []
         for variant in a.eval_variants.split(","):
-            vary, changes = EVAL_VARIANTS[variant]
+            vary, changes, room = EVAL_VARIANTS[variant]
             ev = base_ev.override(changes)
             shim = CodeShim(inner, "harmony", vary_rounds=vary)
             solver = Solver(shim, ev.solver, ev.sandbox, ev.competition, max_model_len=ev.engine.max_model_len)
@@ -242,7 +245,8 @@ def main() -> None:
                 first = len(shim.events)
                 p = phase_start(gc_timer)
                 with timed_steps(inner, live=inner.engine.get_num_unfinished_requests) as records:
-                    solver.solve_stream(problems[: a.eval_problems], got.append, concurrency=width, keep_responses=True)
+                    solver.solve_stream(problems[: a.eval_problems], got.append, concurrency=width,
+                                        tool_room=int(room * width), keep_responses=True)
                 streamed = phase_end(p, watch, gc_timer)
                 streamed.update(step_summary(records, streamed["wall_s"]))
                 streamed.update(boundary_stats(shim.events[first:]))
@@ -256,7 +260,8 @@ def main() -> None:
                                                  ev.solver.top_logprobs or None, records=records)
                 raw = phase_end(p, watch, gc_timer)
                 raw.update(step_summary(records, raw["wall_s"]))
-                report["evaluate"].append({"variant": variant, "concurrency": width, "tokens": tokens,
+                report["evaluate"].append({"variant": variant, "concurrency": width, "tool_room": int(room * width),
+                                           "tokens": tokens,
                                            "tok_s": round(tokens / streamed["wall_s"], 1), "streamed": streamed,
                                            "raw_tokens": raw_tokens, "raw_tok_s": round(raw_tokens / raw_s, 1),
                                            "raw": raw,

@@ -230,3 +230,10 @@ def test_evaluation_split_over_two_worker_processes_merges_into_one_file_and_res
     bad = run(broken)  # the new problem's worker cannot start its engine
     assert bad.returncode != 0 and "1 of 1 evaluation workers failed" in bad.stderr + bad.stdout
     assert "worker.log" in bad.stderr + bad.stdout and pl.read_parquet(out / "responses.parquet").height == 10
+
+
+def test_eval_config_rejects_negative_tool_room():
+    from aimokit.config import ConfigError
+
+    with pytest.raises(ConfigError, match="tool_room >= 0"):
+        EvalConfig(tool_room=-1)

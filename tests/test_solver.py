@@ -231,6 +231,54 @@ def test_streamed_problems_enter_as_room_frees_and_leave_as_they_finish(scripted
     assert drawn_when[:3] == [0, 0, 0] and all(drawn_when[k] >= k - 2 for k in range(3, 5)), drawn_when
 
 
+@pytest.mark.parametrize("tool_room", [1, 2])
+def test_tool_room_starts_samples_in_place_of_those_waiting_on_their_code(scripted, fast_cfg, monkeypatch,
+                                                                          tool_room):
+    """solve_stream(tool_room=N): while samples wait on their code in the sandbox, up to N more start, so the
+    engine keeps `concurrency` generating through tool turns; never more than concurrency + N are started and
+    not done. q0's code is held until q3 is asked for, which happens only if others start meanwhile."""
+    import threading
+
+    from aimokit import rollout
+
+    release = threading.Event()
+    waited_out: list[bool] = []  # a hold that ended by its timeout: no room was made while q0's code waited
+    real_run = rollout.run_code
+
+    def held_run(code, cfg, prelude=""):
+        waited_out.append(not release.wait(timeout=10))
+        return real_run(code, cfg, prelude)
+
+    monkeypatch.setattr(rollout, "run_code", held_run)
+    started: list[int] = []
+    asked_held: dict[str, bool] = {}  # each problem's first request: made while q0's code was held
+    handed: list = []
+
+    def respond(prompt, req):
+        qid = prompt.split("Question ", 1)[1].split(":", 1)[0]
+        run = solver.current[0]
+        started.append(run.live - len(run.waiting))
+        asked_held.setdefault(qid, not release.is_set())
+        if qid == "3":
+            release.set()
+        if qid == "0" and "```output\n42" not in prompt:
+            return GenResult("Compute.\n```python\nprint(6 * 7)\n```\n", 8, "stop", "\n```\n")
+        return GenResult("\\boxed{42}", 3, "eos")
+
+    eng = scripted(respond)
+    solver = make(eng, fast_cfg.override({"solver.early_stop": []}))
+    problems = [Problem(f"q{i}", f"Question {i}: 6*7?", 42) for i in range(4)]
+    left = solver.solve_stream(problems, handed.append, samples=2, concurrency=2, tool_room=tool_room,
+                               keep_responses=True)
+    assert left == []
+    assert waited_out == [False, False]  # both of q0's code runs were let go by q3's request, not by the timeout
+    assert asked_held == {"0": True, "1": True, "2": True, "3": True}  # q1..q3 started while q0's code was held
+    assert max(started) == 2 + tool_room  # room for exactly tool_room more, not one beyond
+    assert sorted(r.id for r in handed) == ["q0", "q1", "q2", "q3"] and all(r.correct for r in handed)
+    q0 = next(r for r in handed if r.id == "q0")
+    assert all("```output\n42" in x["response"] for x in q0.responses)  # q0's code did run, and returned
+
+
 def test_a_decided_problem_with_code_still_running_is_handed_out_and_the_late_result_ignored(scripted, fast_cfg):
     problems = [Problem("fast", "Quick: 6*7?", 42), Problem("slow", "Slow one", 42)]
 

@@ -92,7 +92,7 @@ class EvalActor:
 
         try:
             solver.solve_stream(pending(), on_result, samples=ev.samples, keep_responses=True,
-                                concurrency=ev.concurrency or cfg.engine.max_num_seqs)
+                                concurrency=ev.concurrency or cfg.engine.max_num_seqs, tool_room=ev.tool_room)
         finally:
             solver.close()
             logging.getLogger().removeHandler(handler)

@@ -39,11 +39,16 @@ class Rollout:
     Problems enter through `_admit`: all at once for `solve`, or (streaming) as soon as one sample of room is
     free, their samples starting one by one as room frees (`_start_waiting`), so the engine's batch stays full
     across problem boundaries: a problem that waited for room for all its samples at once left up to
-    samples - 1 slots empty at every boundary (7 of 64 at evaluate's 64 in flight with 8 samples)."""
+    samples - 1 slots empty at every boundary (7 of 64 at evaluate's 64 in flight with 8 samples).
+
+    Streaming with `tool_room`: a sample waiting on its code in the sandbox holds no place in the engine's
+    batch, so up to `tool_room` more samples may start while others do, and `concurrency` keep generating
+    through tool turns (`_limit`)."""
 
     def __init__(self, solver: Any, problems: list[Problem], samples: list[int], deadline: float | None = None,
                  pending: Iterator[Problem] | None = None, pending_samples: int = 0, concurrency: int = 0,
-                 on_result: Callable[["ProblemResult"], None] | None = None, keep_responses: bool = False):
+                 on_result: Callable[["ProblemResult"], None] | None = None, keep_responses: bool = False,
+                 tool_room: int = 0):
         self.s = solver
         # Answer parsing is bounded in real time, whatever clock the solver was given.
         self.deadline = None if deadline is None else time.monotonic() + (deadline - solver.clock())
@@ -65,6 +70,7 @@ class Rollout:
         self.pending = pending
         self.pending_samples = pending_samples
         self.concurrency = concurrency
+        self.tool_room = tool_room
         self.on_result = on_result
         self.keep_responses = keep_responses
         self.live = 0  # samples not done, over every problem (started or waiting)
@@ -95,11 +101,22 @@ class Rollout:
             self.waiting.append(key)
         self._start_waiting()
 
+    def _in_tool(self) -> int:
+        """Samples not done whose code is running in the sandbox (out of the engine until it returns)."""
+        return sum(1 for k in self.running.values() if (smp := self.samples.get(k)) is not None and not smp.done)
+
+    def _limit(self) -> int:
+        """How many samples may be started and not done (or waiting) now: `concurrency`, plus those of them in
+        a tool turn, up to `tool_room` of them."""
+        return self.concurrency + (min(self.tool_room, self._in_tool()) if self.tool_room else 0)
+
     def _start_waiting(self) -> None:
-        """Start admitted samples while fewer than `concurrency` are started and not done (all of them when
-        there is no limit: `solve`)."""
+        """Start admitted samples while fewer than `_limit()` are started and not done (all of them when there
+        is no limit: `solve`)."""
+        if not self.waiting:
+            return
         started = self.live - len(self.waiting)
-        room = len(self.waiting) if not self.concurrency else self.concurrency - started
+        room = len(self.waiting) if not self.concurrency else self._limit() - started
         if room <= 0:
             return
         go, self.waiting = self.waiting[:room], self.waiting[room:]
@@ -114,7 +131,7 @@ class Rollout:
         claimed problem should be one that starts now."""
         self._start_waiting()
         while self.pending is not None:
-            if self.live and self.live >= self.concurrency:
+            if self.live and self.live >= self._limit():
                 return
             problem = next(self.pending, None)
             if problem is None:

@@ -95,16 +95,20 @@ class Solver:
         concurrency: int = 256,
         deadline: float | None = None,
         keep_responses: bool = False,
+        tool_room: int = 0,
     ) -> list[ProblemResult]:
-        """Solve problems one after another in one engine loop, `samples` each: a problem enters as soon as one sample of
-        room is free under `concurrency` (its samples start as room frees), and goes to `on_result` the moment
-        its last sample is done (so a caller can write it away). Returns what the deadline or an engine failure
-        left unfinished (normally nothing); SolveError carries those too. Why: solving problems in batches lets
-        the engine's batch drain at the end of every batch, and waits on the slowest problem of each."""
+        """Solve problems one after another in one engine loop, `samples` each: a problem enters as soon as one
+        sample of room is free under `concurrency` (its samples start as room frees), and goes to `on_result` the
+        moment its last sample is done (so a caller can write it away). `tool_room`: up to this many more samples
+        may start while others wait on their code, so `concurrency` keep generating through tool turns. Returns
+        what the deadline or an engine failure left unfinished (normally nothing); SolveError carries those too.
+        Why: solving problems in batches lets the engine's batch drain at the end of every batch, and waits on
+        the slowest problem of each."""
         n = samples or self.cfg.samples
         return self._solve(dict(problems=[], samples=[], pending=iter(problems), pending_samples=n,
                                 concurrency=max(concurrency, n), on_result=on_result,
-                                keep_responses=keep_responses), deadline, max(concurrency, n))
+                                keep_responses=keep_responses, tool_room=tool_room), deadline,
+                           max(concurrency, n) + tool_room)
 
     def _solve(self, run_args: dict, deadline: float | None, in_flight: int) -> list[ProblemResult]:
         start = self.clock()
