@@ -232,8 +232,12 @@ def test_evaluation_split_over_two_worker_processes_merges_into_one_file_and_res
     assert "worker.log" in bad.stderr + bad.stdout and pl.read_parquet(out / "responses.parquet").height == 10
 
 
-def test_eval_config_rejects_negative_tool_room():
+def test_eval_config_tool_room_is_a_quarter_of_the_width_unless_given():
+    """tool_room -1 (the default) starts up to a quarter of the width more samples during tool turns; 0 turns it
+    off; below -1 is an error that names the setting."""
     from aimokit.config import ConfigError
 
-    with pytest.raises(ConfigError, match="tool_room >= 0"):
-        EvalConfig(tool_room=-1)
+    assert EvalConfig().room_for(64) == 16 and EvalConfig().room_for(6) == 1
+    assert EvalConfig(tool_room=0).room_for(64) == 0 and EvalConfig(tool_room=5).room_for(64) == 5
+    with pytest.raises(ConfigError, match="tool_room >= -1"):
+        EvalConfig(tool_room=-2)

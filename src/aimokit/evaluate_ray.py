@@ -91,8 +91,9 @@ class EvalActor:
             n += 1
 
         try:
+            width = ev.concurrency or cfg.engine.max_num_seqs
             solver.solve_stream(pending(), on_result, samples=ev.samples, keep_responses=True,
-                                concurrency=ev.concurrency or cfg.engine.max_num_seqs, tool_room=ev.tool_room)
+                                concurrency=width, tool_room=ev.room_for(width))
         finally:
             solver.close()
             logging.getLogger().removeHandler(handler)
