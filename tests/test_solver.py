@@ -296,3 +296,23 @@ def test_a_decided_problem_with_code_still_running_is_handed_out_and_the_late_re
     assert left == [] and [r.id for r in got].count("fast") == 1 and {r.id for r in got} == {"fast", "slow"}
     fast = next(r for r in got if r.id == "fast")
     assert fast.answer == 42 and fast.stopped == "decided"
+
+
+def test_each_step_scans_only_the_problems_in_flight(scripted, fast_cfg):
+    """A long streaming evaluation's per-step scans (which problems finished, which need a selection) read the
+    problems not handed out yet (`Rollout.open`), not every problem it has seen: at 2 in flight with 1 sample
+    each, never more than the few in flight are open, however many went before."""
+    seen: list[int] = []
+
+    def respond(prompt, req):
+        run = solver.current[0]
+        seen.append(len(run.open))
+        assert all(not run.emitted[pi] for pi in run.open)
+        return GenResult("\\boxed{42}", 3, "eos")
+
+    solver = make(scripted(respond), fast_cfg.override({"solver.early_stop": []}))
+    handed: list = []
+    problems = [Problem(f"q{i}", f"Question {i}: 6*7?", 42) for i in range(40)]
+    assert solver.solve_stream(problems, handed.append, samples=1, concurrency=2) == []
+    assert len(handed) == 40 and len(seen) == 40
+    assert max(seen) <= 3  # in flight (2) and the one admitted as room freed; 40 if every problem stayed open

@@ -60,6 +60,9 @@ class Rollout:
         self.left: list[int] = []  # each problem's samples not done yet
         self.started: list[float] = []  # when each problem entered (the solver's clock)
         self.emitted: list[bool] = []  # its result went to on_result (and its samples were let go)
+        # the problems not emitted yet, in admission order: what each step's scans read, so a step's cost follows
+        # the problems in flight, not every problem a long evaluation has seen
+        self.open: dict[int, None] = {}
         self.samples: dict[tuple[int, int], Sample] = {}
         self.votes: list[list[Vote]] = []
         self.closed: list[bool] = []  # vote decided: no more work
@@ -93,6 +96,7 @@ class Rollout:
         self.left.append(n)
         self.started.append(s.clock())
         self.emitted.append(False)
+        self.open[pi] = None
         self.votes.append([])
         self.closed.append(False)
         self.live += n
@@ -146,8 +150,8 @@ class Rollout:
         cfg = self.s.cfg
         if not cfg.genselect:
             return
-        for pi, left in enumerate(self.left):
-            if (left or pi in self.picks or pi in self.selecting or self.emitted[pi] or self.closed[pi]
+        for pi in self.open:
+            if (self.left[pi] or pi in self.picks or pi in self.selecting or self.emitted[pi] or self.closed[pi]
                     or any(k in self.in_engine for k in self.keys[pi])):
                 continue
             remaining = None if self.deadline is None else self.deadline - time.monotonic()
@@ -173,12 +177,13 @@ class Rollout:
         and its samples are let go (a long evaluation holds only the problems in flight)."""
         if self.on_result is None:
             return
-        for pi, left in enumerate(self.left):
-            if left or self.emitted[pi] or any(k in self.in_engine for k in [*self.keys[pi], (pi, -1)]):
+        for pi in list(self.open):
+            if self.left[pi] or self.emitted[pi] or any(k in self.in_engine for k in [*self.keys[pi], (pi, -1)]):
                 continue
             if self.s.cfg.genselect and not self.closed[pi] and pi not in self.picks:
                 continue  # its selection is still to come
             self.emitted[pi] = True
+            del self.open[pi]
             result = self.s._problem_result(self, pi, self.s.clock() - self.started[pi], self.keep_responses,
                                             None, False)
             for k in self.keys[pi]:
