@@ -23,10 +23,12 @@ def test_past_the_cuda_graphs_the_sweep_covers_every_multiple_of_the_alignment()
     assert set(range(1056, 4097, 32)) <= set(counts)  # each a kernel of its own for gpt-oss's MoE routing
     # ... and the count below each: the same rounded length, the other divisibility-by-16 variant
     assert set(range(1055, 4096, 32)) <= set(counts) and all(n % 16 for n in range(1055, 4096, 32))
+    # ... and eight below: the count not divisible by 16 while the MoE's gathered rows (4 experts each) are
+    assert set(range(1048, 4089, 32)) <= set(counts) and all(n % 16 and not 4 * n % 16 for n in range(1048, 4089, 32))
     assert not [n for n in counts if n <= 1024 and n not in vllm_warmup.token_counts(1024)]  # graphs pad those
     assert counts == sorted(set(counts)) and counts[-1] == 4096
     assert vllm_warmup.token_counts(100, align=32, above=40) == sorted(
-        {1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 63, 64, 65, 95, 96})
+        {1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 56, 63, 64, 65, 88, 95, 96})
     assert 31 not in vllm_warmup.token_counts(64, align=32, above=32)  # nothing at or under the graphs' size added
     assert vllm_warmup.token_counts(64, align=0, above=0) == vllm_warmup.token_counts(64)  # 0: powers of two only
 

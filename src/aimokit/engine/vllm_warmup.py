@@ -17,8 +17,12 @@ The sweep, paid once at start:
   1,408 ... inside evaluate's timed run when the sweep had powers of two only). Triton also specializes the
   count itself on its divisibility by 16, so each multiple m is swept with m - 1 too: a sweep of the multiples
   alone left 1,248, 1,344 and 1,760 to compile again inside evaluate, each as the non-divisible variant (the JIT
-  monitor's `(1,): []` against the sweep's `(1,): [['tt.divisibility', 16]]`). A smaller step budget
-  (`max_num_batched_tokens`) makes this part shorter;
+  monitor's `(1,): []` against the sweep's `(1,): [['tt.divisibility', 16]]`). And with m - 8: the MoE matmuls
+  (`matmul_ogs`' `define_kernel`) also take the gathered row count, the count times the experts per token, whose
+  divisibility by 16 differs from the count's own for a count divisible by 8 but not 16 (4 x 1,048 against
+  1,048, for gpt-oss's 4 experts; m and m - 1 give both divisible or neither); an H200 compiled such a
+  `define_kernel` (BLOCK_M = 64, the 1,056-2,079-token range past the graphs) inside evaluate's timed run in two
+  runs with the m, m - 1 sweep. A smaller step budget (`max_num_batched_tokens`) makes this part shorter;
 - a decode batch that shrinks by one request per step from `max_num_seqs` to 1 (request i asks for i + 1
   tokens), so every decode batch size occurs;
 - both with the kernel's sampling shapes mixed in (plain, top-p / min-p with top logprobs, greedy) and the
@@ -38,14 +42,14 @@ log = logging.getLogger(__name__)
 def token_counts(max_tokens_per_step: int, align: int = 0, above: int = 0) -> list[int]:
     """Prefill lengths: 1, 2, 3, 4, 5, 8, 9, ... up to the step budget, and every multiple of `align` past
     `above` (the largest CUDA graph step: shorter steps are padded up to a captured size, longer ones run at
-    their own length), each with the count one below it."""
+    their own length), each with the counts one and eight below it (the divisibility variants)."""
     out, n = set(), 1
     while n <= max_tokens_per_step:
         out |= {n} | ({n + 1} if n + 1 <= max_tokens_per_step and n > 1 else set())
         n *= 2
-    if align > 0:  # each multiple, and the count just below it: the same rounded length, not divisible by 16
+    if align > 0:  # each multiple, and below it the same rounded length divisible by 8 but not 16, and by neither
         first = (above // align + 1) * align
-        out |= {n for m in range(first, max_tokens_per_step + 1, align) for n in (m - 1, m) if n > above}
+        out |= {n for m in range(first, max_tokens_per_step + 1, align) for n in (m - 8, m - 1, m) if n > above}
     return sorted(out)
 
 
