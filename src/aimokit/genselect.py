@@ -13,8 +13,9 @@ answer: GenSelect can only choose among what the samples found.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .answers import extract_answer
 from .candidates import Vote
@@ -114,3 +115,34 @@ def read_pick(protocol: Any, result: Any, prompt: str, cands: list[Candidate], c
     if got not in {c.answer for c in cands}:
         return Outcome(None, f"the reply picked {got}, none of the candidates: the vote stands", tokens)
     return Outcome(got, f"picked {got} of {', '.join(str(c.answer) for c in cands)}", tokens)
+
+
+def send_ready(run: Any, seed_of: Callable[[int], int]) -> None:
+    """A rollout's step (`Rollout.poll`): each problem in flight (`run.open`) whose samples are all done and out of
+    the engine, and whose vote is not decided, sends one selection request (key (problem, -1)) inside the
+    deadline; its reply comes to `receive`. When none is needed, the problem's outcome says why."""
+    cfg = run.s.cfg
+    if not cfg.genselect:
+        return
+    for pi in run.open:
+        if (run.left[pi] or pi in run.picks or pi in run.selecting or run.emitted[pi] or run.closed[pi]
+                or any(k in run.in_engine for k in run.keys[pi])):
+            continue
+        remaining = None if run.deadline is None else run.deadline - time.monotonic()
+        got = request(run.s, run.problems[pi], run.prompts[pi], run.votes[pi],
+                      [run.samples[k] for k in run.keys[pi]], remaining, seed_of(pi))
+        if isinstance(got, Outcome):
+            run.picks[pi] = got
+            continue
+        run.selecting[pi] = (got[1], got[2])
+        run.in_engine.add((pi, -1))
+        run.todo.append(((pi, -1), got[0]))
+
+
+def receive(run: Any, key: tuple[int, int], result: Any) -> None:
+    """The selection reply for problem key[0]: its pick (or why there is none) goes to `run.picks`."""
+    pi = key[0]
+    run.in_engine.discard(key)
+    prompt, cands = run.selecting.pop(pi)
+    run.picks[pi] = read_pick(run.s.protocol, result, prompt, cands, run.s.comp)
+    log.info("genselect %s: %s", run.problems[pi].id, run.picks[pi].why)

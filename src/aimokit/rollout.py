@@ -143,35 +143,6 @@ class Rollout:
                 return
             self._admit(problem, self.pending_samples)
 
-    def _select_finished(self) -> None:
-        """GenSelect: a problem whose samples are all done and out of the engine, and whose vote is not
-        decided, sends one selection request (key (problem, -1)) inside the deadline; its reply is read in
-        `finished`. When it is not needed, the problem's outcome says why."""
-        cfg = self.s.cfg
-        if not cfg.genselect:
-            return
-        for pi in self.open:
-            if (self.left[pi] or pi in self.picks or pi in self.selecting or self.emitted[pi] or self.closed[pi]
-                    or any(k in self.in_engine for k in self.keys[pi])):
-                continue
-            remaining = None if self.deadline is None else self.deadline - time.monotonic()
-            got = genselect.request(self.s, self.problems[pi], self.prompts[pi], self.votes[pi],
-                                    [self.samples[k] for k in self.keys[pi]], remaining,
-                                    _seed(cfg.seed, self.problems[pi].id, -1, 0))
-            if isinstance(got, genselect.Outcome):
-                self.picks[pi] = got
-                continue
-            self.selecting[pi] = (got[1], got[2])
-            self.in_engine.add((pi, -1))
-            self.todo.append(((pi, -1), got[0]))
-
-    def _selected(self, key: tuple[int, int], result: GenResult) -> None:
-        pi = key[0]
-        self.in_engine.discard(key)
-        prompt, cands = self.selecting.pop(pi)
-        self.picks[pi] = genselect.read_pick(self.s.protocol, result, prompt, cands, self.s.comp)
-        log.info("genselect %s: %s", self.problems[pi].id, self.picks[pi].why)
-
     def _emit_finished(self) -> None:
         """Streaming: each problem whose samples are all done and out of the engine goes to on_result now,
         and its samples are let go (a long evaluation holds only the problems in flight)."""
@@ -212,7 +183,7 @@ class Rollout:
             except Exception as e:  # the sandbox itself failed: report it to the model
                 res = ExecResult(output=f"sandbox error: {e}", ok=False, returncode=None)
             self._after_code(smp, res)
-        self._select_finished()
+        genselect.send_ready(self, lambda pi: _seed(self.s.cfg.seed, self.problems[pi].id, -1, 0))
         self._emit_finished()
         self._admit_pending()
         todo, self.todo = self.todo, []
@@ -220,7 +191,7 @@ class Rollout:
 
     def finished(self, key, result: GenResult):
         if key[1] == -1:  # a GenSelect request
-            self._selected(key, result)
+            genselect.receive(self, key, result)
             return ()
         smp = self.samples[key]
         self.in_engine.discard(key)
