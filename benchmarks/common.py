@@ -415,6 +415,39 @@ def timed_steps(inner: Any, live: Callable[[], int] | None = None):
         inner.step = step
 
 
+@contextlib.contextmanager
+def front_end_split(llm_engine: Any):
+    """vLLM's own `LLMEngine.step` split while inside: `wait_core_s` in `engine_core.get_output` (waiting on the
+    engine core, the GPU's side), `output_processing_s` in `output_processor.process_outputs` (the front end:
+    detokenizing, logprobs, building RequestOutputs), `vllm_step_s` the whole. Set against `timed_steps`' records of
+    the kit's step, the rest of the kit's step is the backend's own reading of the outputs (`engine/vllm.py`);
+    set against raw's, it says whether a gap is the front end. Instance attributes patched, restored after."""
+    totals = {"vllm_step_s": 0.0, "wait_core_s": 0.0, "output_processing_s": 0.0}
+    core, proc = llm_engine.engine_core, llm_engine.output_processor
+    originals = [(llm_engine, "step", "vllm_step_s"), (core, "get_output", "wait_core_s"),
+                 (proc, "process_outputs", "output_processing_s")]
+
+    def timing(fn, name):
+        def timed(*args, **kwargs):
+            t0 = now()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                totals[name] += now() - t0
+        return timed
+
+    saved = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in originals]
+    for (obj, attr, name), (_, _, fn) in zip(originals, saved):
+        setattr(obj, attr, timing(fn, name))
+    try:
+        yield totals
+    finally:
+        for obj, attr, _ in saved:
+            delattr(obj, attr)  # the class's method again
+        for k in totals:
+            totals[k] = round(totals[k], 3)
+
+
 def step_summary(records: list[tuple[float, int]], wall_s: float) -> dict[str, float]:
     """Engine steps against a phase's wall (records of `timed_steps` with `live`, or of `raw_streamed`): their
     count and seconds, the wall outside them, and the requests in flight per step (plain mean, and weighted by

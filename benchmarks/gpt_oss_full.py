@@ -40,7 +40,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import CodeShim, CompileWatch, GcTimer, boundary_stats, now, step_summary, timed_steps, versions, write
+from common import CodeShim, CompileWatch, GcTimer, boundary_stats, front_end_split, now, step_summary, timed_steps, versions, write
 from eval_throughput import raw_streamed
 
 from aimokit.config import KernelConfig
@@ -244,22 +244,24 @@ def main() -> None:
                 got: list = []
                 first = len(shim.events)
                 p = phase_start(gc_timer)
-                with timed_steps(inner, live=inner.engine.get_num_unfinished_requests) as records:
+                with (timed_steps(inner, live=inner.engine.get_num_unfinished_requests) as records,
+                      front_end_split(inner.engine) as split):
                     solver.solve_stream(problems[: a.eval_problems], got.append, concurrency=width,
                                         tool_room=int(room * width), keep_responses=True)
                 streamed = phase_end(p, watch, gc_timer)
-                streamed.update(step_summary(records, streamed["wall_s"]))
+                streamed.update(step_summary(records, streamed["wall_s"]), **split)
                 streamed.update(boundary_stats(shim.events[first:]))
                 tokens = sum(r.tokens for r in got)
                 got.sort(key=lambda r: r.id)
                 p = phase_start(gc_timer)
                 records = []
-                raw_tokens, raw_s = raw_streamed(inner, [r.responses[0]["prompt"] for r in got],
-                                                 [[x["tokens"] for x in r.responses] for r in got], width,
-                                                 ev.solver.temperature, ev.solver.top_p, ev.solver.min_p,
-                                                 ev.solver.top_logprobs or None, records=records)
+                with front_end_split(inner.engine) as split:
+                    raw_tokens, raw_s = raw_streamed(inner, [r.responses[0]["prompt"] for r in got],
+                                                     [[x["tokens"] for x in r.responses] for r in got], width,
+                                                     ev.solver.temperature, ev.solver.top_p, ev.solver.min_p,
+                                                     ev.solver.top_logprobs or None, records=records)
                 raw = phase_end(p, watch, gc_timer)
-                raw.update(step_summary(records, raw["wall_s"]))
+                raw.update(step_summary(records, raw["wall_s"]), **split)
                 report["evaluate"].append({"variant": variant, "concurrency": width, "tool_room": int(room * width),
                                            "tokens": tokens,
                                            "tok_s": round(tokens / streamed["wall_s"], 1), "streamed": streamed,
