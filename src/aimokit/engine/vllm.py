@@ -12,6 +12,7 @@ each "}" of new text, cut where its answer closes, and the request aborted.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,8 +72,15 @@ def _entropies(completion: Any) -> list[float]:
     starts = getattr(lp, "start_indices", None)
     if starts is None:  # the list-of-dicts form
         return [entropy_of(x.logprob for x in pos.values()) for pos in lp]
-    ids, values = lp.token_ids, lp.logprobs
-    return [entropy_of(dict(zip(ids[s:e], values[s:e])).values()) for s, e in zip(starts, lp.end_indices)]
+    # The sampled token counts once: when it repeats among the top k, the run's top k are the distribution read.
+    # Inline rather than entropy_of over a dict per position: this runs for every streamed token, between the
+    # engine's steps (1.3 -> 0.7 us a token on this CPU).
+    ids, values, exp = lp.token_ids, lp.logprobs, math.exp
+    out = []
+    for s, e in zip(starts, lp.end_indices):
+        lo = s + 1 if ids[s] in ids[s + 1:e] else s
+        out.append(-sum([exp(v) * v for v in values[lo:e]]))
+    return out
 
 
 @dataclass(frozen=True)
