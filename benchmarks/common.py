@@ -423,9 +423,8 @@ def front_end_split(llm_engine: Any):
     the kit's step, the rest of the kit's step is the backend's own reading of the outputs (`engine/vllm.py`);
     set against raw's, it says whether a gap is the front end. Instance attributes patched, restored after."""
     totals = {"vllm_step_s": 0.0, "wait_core_s": 0.0, "output_processing_s": 0.0}
-    core, proc = llm_engine.engine_core, llm_engine.output_processor
-    originals = [(llm_engine, "step", "vllm_step_s"), (core, "get_output", "wait_core_s"),
-                 (proc, "process_outputs", "output_processing_s")]
+    patched = [(llm_engine, "step", "vllm_step_s"), (llm_engine.engine_core, "get_output", "wait_core_s"),
+               (llm_engine.output_processor, "process_outputs", "output_processing_s")]
 
     def timing(fn, name):
         def timed(*args, **kwargs):
@@ -436,13 +435,12 @@ def front_end_split(llm_engine: Any):
                 totals[name] += now() - t0
         return timed
 
-    saved = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in originals]
-    for (obj, attr, name), (_, _, fn) in zip(originals, saved):
-        setattr(obj, attr, timing(fn, name))
+    for obj, attr, name in patched:
+        setattr(obj, attr, timing(getattr(obj, attr), name))
     try:
         yield totals
     finally:
-        for obj, attr, _ in saved:
+        for obj, attr, _ in patched:
             delattr(obj, attr)  # the class's method again
         for k in totals:
             totals[k] = round(totals[k], 3)

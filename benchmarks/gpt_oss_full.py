@@ -242,12 +242,13 @@ def main() -> None:
             solver = Solver(shim, ev.solver, ev.sandbox, ev.competition, max_model_len=ev.engine.max_model_len)
             for width in (int(w) for w in a.widths.split(",")):
                 got: list = []
+                tool_room = int(room * width)
                 first = len(shim.events)
                 p = phase_start(gc_timer)
                 with (timed_steps(inner, live=inner.engine.get_num_unfinished_requests) as records,
                       front_end_split(inner.engine) as split):
                     solver.solve_stream(problems[: a.eval_problems], got.append, concurrency=width,
-                                        tool_room=int(room * width), keep_responses=True)
+                                        tool_room=tool_room, keep_responses=True)
                 streamed = phase_end(p, watch, gc_timer)
                 streamed.update(step_summary(records, streamed["wall_s"]), **split)
                 streamed.update(boundary_stats(shim.events[first:]))
@@ -262,7 +263,7 @@ def main() -> None:
                                                      ev.solver.top_logprobs or None, records=records)
                 raw = phase_end(p, watch, gc_timer)
                 raw.update(step_summary(records, raw["wall_s"]), **split)
-                report["evaluate"].append({"variant": variant, "concurrency": width, "tool_room": int(room * width),
+                report["evaluate"].append({"variant": variant, "concurrency": width, "tool_room": tool_room,
                                            "tokens": tokens,
                                            "tok_s": round(tokens / streamed["wall_s"], 1), "streamed": streamed,
                                            "raw_tokens": raw_tokens, "raw_tok_s": round(raw_tokens / raw_s, 1),

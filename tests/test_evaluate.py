@@ -239,5 +239,7 @@ def test_eval_config_tool_room_is_a_quarter_of_the_width_unless_given():
 
     assert EvalConfig().room_for(64) == 16 and EvalConfig().room_for(6) == 1
     assert EvalConfig(tool_room=0).room_for(64) == 0 and EvalConfig(tool_room=5).room_for(64) == 5
+    assert EvalConfig().in_flight(256) == {"concurrency": 256, "tool_room": 64}  # 0: the engine's max_num_seqs
+    assert EvalConfig(concurrency=32).in_flight(256) == {"concurrency": 32, "tool_room": 8}
     with pytest.raises(ConfigError, match="tool_room >= -1"):
         EvalConfig(tool_room=-2)

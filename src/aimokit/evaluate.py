@@ -87,6 +87,11 @@ class EvalConfig(Job):
         """`tool_room` at this many in flight: its own value, or a quarter of `concurrency` at -1."""
         return self.tool_room if self.tool_room >= 0 else concurrency // 4
 
+    def in_flight(self, max_num_seqs: int) -> dict[str, int]:
+        """`solve_stream`'s concurrency and tool_room on an engine that holds `max_num_seqs` at once."""
+        width = self.concurrency or max_num_seqs
+        return {"concurrency": width, "tool_room": self.room_for(width)}
+
 
 def need_answers(problems: list[Problem]) -> None:
     missing = [p.id for p in problems if p.answer is None]
@@ -156,9 +161,8 @@ def run_evaluation(cfg: KernelConfig, problems: list[Problem], out: Path, ev: Ev
             log.info("evaluated %d/%d problems (%d responses)", evaluated, len(problems), sum(f.height for f in frames))
 
     try:
-        width = ev.concurrency or cfg.engine.max_num_seqs
         left = solver.solve_stream(pending, on_result, samples=ev.samples, keep_responses=True,
-                                   concurrency=width, tool_room=ev.room_for(width))
+                                   **ev.in_flight(cfg.engine.max_num_seqs))
         finished.extend(left)  # none without a deadline; kept should the engine stop early
     except SolveError as e:  # keep what was finished and what the failure left, then stop: the engine is gone
         finished.extend(e.results)

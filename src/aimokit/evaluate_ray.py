@@ -91,9 +91,8 @@ class EvalActor:
             n += 1
 
         try:
-            width = ev.concurrency or cfg.engine.max_num_seqs
             solver.solve_stream(pending(), on_result, samples=ev.samples, keep_responses=True,
-                                concurrency=width, tool_room=ev.room_for(width))
+                                **ev.in_flight(cfg.engine.max_num_seqs))
         finally:
             solver.close()
             logging.getLogger().removeHandler(handler)

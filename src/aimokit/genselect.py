@@ -125,7 +125,7 @@ def send_ready(run: Any, seed_of: Callable[[int], int]) -> None:
     if not cfg.genselect:
         return
     for pi in run.open:
-        if (run.left[pi] or pi in run.picks or pi in run.selecting or run.emitted[pi] or run.closed[pi]
+        if (run.left[pi] or pi in run.picks or pi in run.selecting or run.closed[pi]
                 or any(k in run.in_engine for k in run.keys[pi])):
             continue
         remaining = None if run.deadline is None else run.deadline - time.monotonic()

@@ -149,7 +149,7 @@ class Rollout:
         if self.on_result is None:
             return
         for pi in list(self.open):
-            if self.left[pi] or self.emitted[pi] or any(k in self.in_engine for k in [*self.keys[pi], (pi, -1)]):
+            if self.left[pi] or any(k in self.in_engine for k in [*self.keys[pi], (pi, -1)]):
                 continue
             if self.s.cfg.genselect and not self.closed[pi] and pi not in self.picks:
                 continue  # its selection is still to come
