@@ -487,6 +487,17 @@ class GcTimer:
                 "gc_full_s": round(self.seconds[2] - s[2], 3)}
 
 
+def raw_sampling(logprobs: int | None, flat_logprobs: bool = True, **kw: Any) -> Any:
+    """Raw vLLM's SamplingParams for a baseline: top logprobs, where asked, in the form the kit's vLLM backend
+    asks them (`flat_logprobs`: a few flat lists per request, not a dict of Logprob objects per token). Asked as
+    dicts, every token of a request in flight holds several tracked objects until the request finishes, and the
+    front end's garbage collector walks them all: on the H200 at 64 in flight raw paid 5-6 s of collection a pair
+    that the kit does not (benchmarks/raw_logprobs.py measures the two forms side by side)."""
+    from vllm import SamplingParams
+
+    return SamplingParams(logprobs=logprobs, flat_logprobs=bool(logprobs) and flat_logprobs, **kw)
+
+
 def engine_args(ap: Any, max_model_len: int = 8192) -> None:
     """The engine and output flags the single-engine benchmarks share."""
     ap.add_argument("--max-model-len", type=int, default=max_model_len)

