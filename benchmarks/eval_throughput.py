@@ -33,11 +33,15 @@ from aimokit.solver import Solver
 
 def raw_streamed(inner, prompts: list[str], counts: list[list[int]], concurrency: int, temperature: float,
                  top_p: float, min_p: float = 0.0, logprobs: int | None = None,
-                 records: list[tuple[float, int]] | None = None, flat_logprobs: bool = True) -> tuple[int, float]:
+                 records: list[tuple[float, int]] | None = None, flat_logprobs: bool = True,
+                 values_only: bool = True) -> tuple[int, float]:
     """Raw vLLM with at most `concurrency` requests in flight, refilled as they finish (public engine calls),
     sampling as the solver does (its min_p and top logprobs too, where it asks for them, flat as the kit asks
-    them unless `flat_logprobs` is off: `common.raw_sampling`). `records` gets (seconds, live) per engine step,
-    as `common.timed_steps` records the solver's."""
+    them unless `flat_logprobs` is off: `common.raw_sampling`; and without the text of each top-k token, as the
+    kit's backend asks them by default (`engine.vllm.logprob_text`), unless `values_only` is off: the same work
+    in vLLM's front end on both sides). `records` gets (seconds, live) per engine step, as `common.timed_steps`
+    records the solver's."""
+    from aimokit.engine import vllm_internals
     from vllm.sampling_params import RequestOutputKind
 
     engine = inner.llm.llm_engine
@@ -55,6 +59,8 @@ def raw_streamed(inner, prompts: list[str], counts: list[list[int]], concurrency
                                             seed=i if inner.request_seeds else None,
                                             output_kind=RequestOutputKind.FINAL_ONLY),
                                lora_request=inner.lora)
+            if values_only and logprobs:
+                vllm_internals.logprob_values_only(engine, f"raw{seq}")
             live += 1
         t0 = now()
         outs = engine.step()

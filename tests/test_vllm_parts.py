@@ -219,3 +219,81 @@ def test_a_streamed_request_cut_short_keeps_the_tokens_it_had_not_sent_yet():
     assert got["a"].token_ids == [ord(ch) for ch in "so far and more"] and got["a"].entropies == [0.5] * 6
     assert got["b"].text == "so far" and got["b"].n_tokens == 6
     assert sorted(eng.engine.aborted) == ["a", "b"]
+
+
+class _FrontEnd:
+    """vLLM's real front end (its OutputProcessor, the default model's tokenizer through vLLM's loader) behind
+    the two LLMEngine calls the backend makes; no engine core: the test feeds what the core would send."""
+
+    def __init__(self, model_dir):
+        from vllm.tokenizers import get_tokenizer
+        from vllm.v1.engine.output_processor import OutputProcessor
+
+        self.tokenizer = get_tokenizer(str(model_dir))
+        self.output_processor = OutputProcessor(self.tokenizer, log_stats=False)
+
+    def add_request(self, rid, prompt, sp, lora_request=None):
+        from vllm.v1.engine import EngineCoreRequest
+
+        self.output_processor.add_request(EngineCoreRequest(
+            request_id=f"{rid}-0", prompt_token_ids=prompt["prompt_token_ids"], mm_features=None, sampling_params=sp,
+            pooling_params=None, arrival_time=0.0, lora_request=None, cache_salt=None, data_parallel_rank=None,
+            external_req_id=rid), None)
+
+    def finish(self, rid, ids):
+        """The core's outputs of `ids`, one token a step with a top-2 beside it; the final RequestOutput."""
+        import numpy as np
+        from vllm.v1.engine import EngineCoreOutput, FinishReason
+        from vllm.v1.outputs import LogprobsLists
+
+        out = None
+        for i, t in enumerate(ids):
+            lp = LogprobsLists(np.array([[t, 100, 200]]), np.array([[-0.5, -0.7, -2.0]], dtype=np.float32),
+                               np.array([1]), None)
+            done = FinishReason.LENGTH if i == len(ids) - 1 else None
+            got = self.output_processor.process_outputs(
+                [EngineCoreOutput(request_id=f"{rid}-0", new_token_ids=[t], new_logprobs=lp, finish_reason=done)])
+            out = got.request_outputs[-1] if got.request_outputs else out
+        return out.outputs[0]
+
+
+@pytest.mark.parametrize("logprob_text", [False, True])
+def test_the_backend_asks_logprob_values_without_each_tokens_text_and_keeps_the_requests_text(default_model,
+                                                                                              logprob_text):
+    """vLLM decodes the text of every top-k token of every position (a tokenizer call each) unless the request is
+    not detokenized at all; the entropy vote reads only the values. Off (the default), the request's logprobs
+    processor has no tokenizer while its detokenizer keeps it: the same text, token ids and logprob values."""
+    pytest.importorskip("vllm")
+    from aimokit.engine.types import GenRequest
+    from aimokit.engine.vllm import VLLMEngine
+
+    eng = object.__new__(VLLMEngine)
+    eng.engine = front = _FrontEnd(default_model)
+    eng.tokenizer, eng.lora, eng.request_seeds, eng._seq, eng._rid, eng._reqs = front.tokenizer, None, False, 0, {}, {}
+    eng._logprob_text = logprob_text
+    eng.submit("q0", GenRequest("Two plus two is", max_tokens=8, top_logprobs=2))
+    state = front.output_processor.request_states["r1-0"]
+    assert (state.logprobs_processor.tokenizer is None) is (not logprob_text)
+    assert state.detokenizer.tokenizer is not None  # the request's own text is still decoded
+    ids = front.tokenizer.encode(" four, so the answer", add_special_tokens=False)
+    c = front.finish("r1", ids)
+    assert c.text == " four, so the answer" and list(c.token_ids) == ids
+    assert c.logprobs.logprobs == pytest.approx([-0.5, -0.7, -2.0] * len(ids))
+    assert (c.logprobs.decoded_tokens[0] == " four") is logprob_text
+    assert logprob_text or set(c.logprobs.decoded_tokens) == {None}
+
+
+def test_where_vllms_logprobs_processor_moved_it_decodes_them_as_before_and_says_so_once(caplog):
+    pytest.importorskip("vllm")
+    from types import SimpleNamespace
+
+    from aimokit.engine import vllm_internals
+
+    vllm_internals._warned.discard("logprob_text")
+    moved = SimpleNamespace(output_processor=SimpleNamespace(external_req_ids={}, request_states={}))
+    with caplog.at_level("WARNING", logger="aimokit.engine.vllm_internals"):
+        assert vllm_internals.logprob_values_only(moved, "r1") is False
+        assert vllm_internals.logprob_values_only(SimpleNamespace(), "r2") is False
+    assert [r.getMessage() for r in caplog.records].count(
+        "could not reach vLLM's logprobs processor of a request: its front end decodes the text of every top-k "
+        "logprob token, as vLLM does by default (slower, same values)") == 1

@@ -102,6 +102,14 @@ class VLLMSettings:
                                             "dropped. At 1, the per-step outputs of 256 such requests made each "
                                             "step of gpt-oss-120b's shape on an H200 22% slower than the same "
                                             "requests returned whole (docs/benchmarks.md).")
+    logprob_text: bool = setting(False, help="Decode the text of each top-k logprob token in vLLM's front end, as "
+                                             "vLLM does by default. The kit reads only their values (the entropy "
+                                             "vote), and that decode is a tokenizer call per top-k token per "
+                                             "position, most of the front end's output processing at top-5 "
+                                             "(docs/benchmarks.md). Off: a request's logprobs keep their values "
+                                             "and no text, its own text is decoded as before "
+                                             "(engine/vllm_internals.py; where vLLM moved, it decodes them and the "
+                                             "log says so).")
     max_num_batched_tokens: int = setting(0, help="vLLM's token budget per engine step; 0: vLLM's own default "
                                                   "(16,384 for an offline LLM on an H200). The shape sweep covers "
                                                   "every step length up to it, so a smaller budget is a shorter "
@@ -178,6 +186,7 @@ class VLLMEngine(SteppedEngine):
         from vllm.lora.request import LoRARequest
 
         own: VLLMSettings = cfg.section(self.name)
+        self._logprob_text = own.logprob_text
         kwargs: dict[str, Any] = dict(
             model=model_dir,
             dtype=cfg.dtype,
@@ -274,6 +283,8 @@ class VLLMEngine(SteppedEngine):
         # Chat templates already carry BOS; do not let the tokenizer add another.
         token_ids = list(req.prompt_ids) if req.prompt_ids is not None else self.encode(req.prompt)
         self.engine.add_request(rid, {"prompt_token_ids": token_ids}, sp, lora_request=self.lora)
+        if req.top_logprobs and not self._logprob_text:
+            vllm_internals.logprob_values_only(self.engine, rid)
         self._rid[key] = rid
         self._reqs[rid] = _Request(key, req.skip_special_tokens, _Streamed(req.done_when) if req.done_when else None)
 

