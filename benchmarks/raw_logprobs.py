@@ -9,8 +9,10 @@ One engine, `eval_throughput.raw_streamed` (raw vLLM refilled at a width, every 
 `vllm_internals.logprob_values_only`) and not at all (`none`: what the entropy vote's logprobs cost), the forms in
 one order and then the other (flat, dicts, values, none, none, values ...) so a drift over the run falls on all.
 Each run reports its wall, tok/s, the garbage collector's seconds (`common.GcTimer`) and vLLM's step split
-(`common.front_end_split`: the front end's output processing against waiting on the engine core). Why: the evaluate baseline asked dicts until 2026-12-04 and paid 5-6 s of collection a
-pair on the H200 that the kit does not, so its ratios were against a slowed raw (docs/benchmarks.md).
+(`common.front_end_split`: the front end's output processing against waiting on the engine core). Why: the
+evaluate baseline asked dicts until 2026-12-04 and paid 5-6 s of collection a pair on the H200 that the kit does
+not, so its ratios were against a slowed raw; and the text of each top-k token was most of the front end's work
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from eval_throughput import raw_streamed
 from aimokit.config import KernelConfig
 from aimokit.engine import create_engine
 from aimokit.problems import load_problems, sample_problems
-
 
 FORMS = {"flat", "dicts", "values", "none"}
 
