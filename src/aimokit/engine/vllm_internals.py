@@ -51,13 +51,19 @@ def _check_version() -> None:
                     version, " / ".join(t + "x" for t in TESTED))
 
 
+def _request_states(llm_engine: Any, request_id: str) -> list[Any]:
+    """The output processor's state of each internal request behind the id the kit gave `add_request` (raises
+    where the internals moved)."""
+    op = llm_engine.output_processor
+    return [op.request_states[iid] for iid in op.external_req_ids.get(request_id, [])]
+
+
 def partial_output(llm_engine: Any, request_id: str) -> GenResult:
     """What an unfinished request has generated so far (best effort; empty if the internals moved)."""
     _check_version()
     try:
-        op = llm_engine.output_processor
-        for iid in op.external_req_ids.get(request_id, []):
-            det = op.request_states[iid].detokenizer
+        for state in _request_states(llm_engine, request_id):
+            det = state.detokenizer
             ids = list(det.output_token_ids)
             return GenResult(getattr(det, "output_text", ""), len(ids), "aborted", token_ids=ids)
     except Exception:
@@ -122,9 +128,7 @@ def logprob_values_only(llm_engine: Any, request_id: str) -> bool:
     them as before."""
     _check_version()
     try:
-        op = llm_engine.output_processor
-        states = [op.request_states[i] for i in op.external_req_ids.get(request_id, [])]
-        processors = [st.logprobs_processor for st in states]
+        processors = [st.logprobs_processor for st in _request_states(llm_engine, request_id)]
         if not processors or any(lp is None or not hasattr(lp, "tokenizer") for lp in processors):
             raise LookupError(request_id)
         for lp in processors:
