@@ -48,6 +48,9 @@ def main() -> None:
     a = ap.parse_args()
     if a.logprobs < 1:
         ap.error("--logprobs must be >= 1: the runs without logprobs are the form `none`")
+    forms = tuple(a.forms.split(","))
+    if set(forms) - FORMS:  # before the engine starts, not minutes after
+        ap.error(f"--forms: {', '.join(sorted(set(forms) - FORMS))} unknown; choose from {', '.join(sorted(FORMS))}")
 
     cfg = KernelConfig.from_dict({"engine": {
         "model": a.model, "dtype": a.dtype, "max_model_len": a.max_model_len,
@@ -65,9 +68,6 @@ def main() -> None:
     gc_timer = GcTimer()
     raw_streamed(inner, prompts[: a.concurrency], counts[: a.concurrency], a.concurrency, 1.0, 1.0,
                  logprobs=a.logprobs)  # untimed: the shapes the runs meet, compiled once
-    forms = tuple(a.forms.split(","))
-    if set(forms) - FORMS:
-        ap.error(f"--forms: {', '.join(sorted(set(forms) - FORMS))} unknown; choose from {', '.join(sorted(FORMS))}")
     order = [form for i in range(a.rounds) for form in (forms if i % 2 == 0 else forms[::-1])]
     for form in order:
         snap = gc_timer.snapshot()
