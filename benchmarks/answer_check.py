@@ -1,7 +1,7 @@
 """The streaming answer check's cost per round, with and without `AnswerCheck.may_close`, side by side in one run.
 
 A request that stops at its answer (`solver.stop_at_answer`) is checked at each "}" it streams
-(`engine/vllm.py`, `_Streamed.answer_end`). Real math reasoning is dense in LaTeX braces, so a long round meets
+(`engine/vllm_outputs.py`, `Streamed.answer_end`). Real math reasoning is dense in LaTeX braces, so a long round meets
 thousands of them; each check copies the text so far and reads its region, so the cost grows with the square of
 the round. `may_close` skips the braces no `\\boxed{` opens close enough before. This streams one synthetic round
 (LaTeX-heavy, no answer, so every brace is checked to the end) through each registered protocol's check, in
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import versions, write  # noqa: E402
 
-from aimokit.engine.vllm import _Streamed  # noqa: E402
+from aimokit.engine.vllm_outputs import Streamed  # noqa: E402
 from aimokit.registry import PROTOCOLS  # noqa: E402
 from aimokit.protocols import get_protocol  # noqa: E402
 
@@ -54,7 +54,7 @@ def round_text(chars: int, seed: int = 0) -> str:
 
 def stream(check, text: str, delta_chars: int) -> tuple[float, int]:
     """Seconds to check `text` streamed in deltas of `delta_chars`, and the braces met."""
-    s, braces = _Streamed(check), 0
+    s, braces = Streamed(check), 0
     t = time.perf_counter()
     for i in range(0, len(text), delta_chars):
         start = len(s.text)

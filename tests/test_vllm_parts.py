@@ -104,7 +104,7 @@ def test_entropies_read_from_flat_logprobs_equal_those_of_the_dict_form():
 
     from vllm.logprobs import FlatLogprobs, Logprob
 
-    from aimokit.engine.vllm import _entropies
+    from aimokit.engine.vllm_outputs import position_entropies
 
     # a position's run is the sampled token, then the top k; the sampled one repeats when it is among them
     positions = [([7, 7, 3, 9], [-0.1, -0.1, -2.5, -3.0]), ([4, 1, 2, 5], [-4.0, -0.3, -1.6, -2.9])]
@@ -112,10 +112,10 @@ def test_entropies_read_from_flat_logprobs_equal_those_of_the_dict_form():
     for ids, lps in positions:
         flat.append_fast(ids, lps, iter([1] * len(ids)), [None] * len(ids))
         dicts.append({i: Logprob(lp) for i, lp in zip(ids, lps)})
-    got = _entropies(SimpleNamespace(logprobs=flat))
-    assert got == pytest.approx(_entropies(SimpleNamespace(logprobs=dicts)))
+    got = position_entropies(SimpleNamespace(logprobs=flat))
+    assert got == pytest.approx(position_entropies(SimpleNamespace(logprobs=dicts)))
     assert got[0] == pytest.approx(entropy_of([-0.1, -2.5, -3.0])) and not math.isclose(got[1], got[0])
-    assert _entropies(SimpleNamespace(logprobs=None)) == []
+    assert position_entropies(SimpleNamespace(logprobs=None)) == []
 
 
 class _CharTokenizer:
@@ -156,7 +156,8 @@ def test_a_delta_of_several_tokens_is_cut_where_its_answer_closed():
     """engine.vllm.stream_interval sends a streamed request's tokens several at a time: the text, tokens and
     entropies come back up to the brace that closed the answer, as one token a step would have stopped them,
     and a request not finished yet is aborted; a stop string in the same delta after the answer is cut too."""
-    from aimokit.engine.vllm import VLLMEngine, _Request, _Streamed
+    from aimokit.engine.vllm import VLLMEngine
+    from aimokit.engine.vllm_outputs import Request, Streamed
     from aimokit.protocols import get_protocol
 
     done_when = get_protocol("cot").answer_check("", "")
@@ -170,7 +171,7 @@ def test_a_delta_of_several_tokens_is_cut_where_its_answer_closed():
     eng._rid, eng._reqs = {}, {}
     for key in "abc":
         eng._rid[key] = key
-        eng._reqs[key] = _Request(key, True, _Streamed(done_when))
+        eng._reqs[key] = Request(key, True, Streamed(done_when))
     got = dict(eng.step(None))
     assert set(got) == {"b"} and got["b"].text == "first {1} then \\boxed{7}" and got["b"].finish == "answer"
     assert got["b"].n_tokens == len(got["b"].text) and got["b"].token_ids == [ord(ch) for ch in got["b"].text]
@@ -198,7 +199,8 @@ def test_a_streamed_request_cut_short_keeps_the_tokens_it_had_not_sent_yet():
     what was sent where that read disagrees with it."""
     from types import SimpleNamespace
 
-    from aimokit.engine.vllm import VLLMEngine, _Request, _Streamed
+    from aimokit.engine.vllm import VLLMEngine
+    from aimokit.engine.vllm_outputs import Request, Streamed
 
     eng = object.__new__(VLLMEngine)
     eng.tokenizer = _CharTokenizer()
@@ -211,7 +213,7 @@ def test_a_streamed_request_cut_short_keeps_the_tokens_it_had_not_sent_yet():
     eng._rid, eng._reqs = {}, {}
     for key in "ab":
         eng._rid[key] = key
-        eng._reqs[key] = _Request(key, True, _Streamed(lambda text: False))
+        eng._reqs[key] = Request(key, True, Streamed(lambda text: False))
     assert eng.step(None) == []
     eng._reqs["a"].streamed.entropies = [0.5] * 6
     got = eng.abort(["a", "b"])

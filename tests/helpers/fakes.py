@@ -17,12 +17,12 @@ from aimokit.engine import GenRequest, GenResult, QueuedEngine
 
 def answered_at(text: str, done_when: Callable[[str], bool] | None, start: int = 0) -> int | None:
     """Where a text generated whole first satisfies `done_when`: the end of the shortest prefix, checked at
-    each "}" from `start` on, or None: the vLLM backend's own scan of a streamed delta (`_Streamed.answer_end`)."""
+    each "}" from `start` on, or None: the vLLM backend's own scan of a streamed delta (`Streamed.answer_end`)."""
     if done_when is None:
         return None
-    from aimokit.engine.vllm import _Streamed
+    from aimokit.engine.vllm_outputs import Streamed
 
-    streamed = _Streamed(done_when)
+    streamed = Streamed(done_when)
     streamed.text = text
     return streamed.answer_end(start)
 

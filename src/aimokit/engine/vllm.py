@@ -12,9 +12,8 @@ each "}" of new text, cut where its answer closes, and the request aborted.
 from __future__ import annotations
 
 import logging
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
@@ -23,64 +22,10 @@ from ..registry import BACKENDS
 from . import vllm_internals
 from .chat import apply_chat_template
 from .loop import SteppedEngine
-from .types import GenRequest, GenResult, entropy_of
+from .types import GenRequest, GenResult
+from .vllm_outputs import Request, Streamed, position_entropies
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Streamed:
-    """What a DELTA-streamed request has written so far."""
-
-    done_when: Callable[[str], bool]
-    text: str = ""
-    ids: list[int] = field(default_factory=list)
-    entropies: list[float] = field(default_factory=list)
-
-    def result(self, finish: str, stop_str: str | None = None) -> GenResult:
-        return GenResult(self.text, len(self.ids), finish, stop_str, self.entropies, self.ids)
-
-    def answer_end(self, start: int) -> int | None:
-        """Where the text first holds a complete answer, checked at each "}" from `start` (the newest delta's
-        offset) on: a delta of several tokens may run past the brace that closed it. A check that says which
-        braces cannot close an answer (`AnswerCheck.may_close`) spares the rest a copy of the text."""
-        may_close = getattr(self.done_when, "may_close", None)
-        at = self.text.find("}", start)
-        while at >= 0:
-            if (may_close is None or may_close(self.text, at)) and self.done_when(self.text[: at + 1]):
-                return at + 1
-            at = self.text.find("}", at + 1)
-        return None
-
-
-@dataclass
-class _Request:
-    """What the engine keeps of one request it has in vLLM, by vLLM's request id."""
-
-    key: Hashable  # the caller's
-    skip_special_tokens: bool  # its ids are checked to spell its text with the same setting
-    streamed: _Streamed | None = None  # DELTA outputs gathered here (a request that may end at its answer)
-
-
-def _entropies(completion: Any) -> list[float]:
-    """Each position's entropy over its top logprobs. Requests ask for vLLM's flat logprobs (a few flat lists per
-    request instead of a dict and k objects per token, which the garbage collector would walk); a position's run
-    holds the sampled token first and the top k after it, the sampled one again when it is among them."""
-    lp = completion.logprobs
-    if not lp:
-        return []
-    starts = getattr(lp, "start_indices", None)
-    if starts is None:  # the list-of-dicts form
-        return [entropy_of(x.logprob for x in pos.values()) for pos in lp]
-    # The sampled token counts once: when it repeats among the top k, the run's top k are the distribution read.
-    # Inline rather than entropy_of over a dict per position: this runs for every streamed token, between the
-    # engine's steps (1.3 -> 0.7 us a token on this CPU).
-    ids, values, exp = lp.token_ids, lp.logprobs, math.exp
-    out = []
-    for s, e in zip(starts, lp.end_indices):
-        lo = s + 1 if ids[s] in ids[s + 1:e] else s
-        out.append(-sum([exp(v) * v for v in values[lo:e]]))
-    return out
 
 
 @dataclass(frozen=True)
@@ -241,7 +186,7 @@ class VLLMEngine(SteppedEngine):
             log.info("froze %d objects out of the garbage collector's passes", gc.get_freeze_count())
         self._seq = 0
         self._rid: dict[Hashable, str] = {}  # the caller's key -> vLLM's request id
-        self._reqs: dict[str, _Request] = {}  # vLLM's request id -> what this engine keeps of it
+        self._reqs: dict[str, Request] = {}  # vLLM's request id -> what this engine keeps of it
 
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))
@@ -286,7 +231,7 @@ class VLLMEngine(SteppedEngine):
         if req.top_logprobs and not self._logprob_text:
             vllm_internals.logprob_values_only(self.engine, rid)
         self._rid[key] = rid
-        self._reqs[rid] = _Request(key, req.skip_special_tokens, _Streamed(req.done_when) if req.done_when else None)
+        self._reqs[rid] = Request(key, req.skip_special_tokens, Streamed(req.done_when) if req.done_when else None)
 
     def abort(self, keys: list[Hashable]) -> dict[Hashable, GenResult]:
         rids = {k: self._rid.pop(k) for k in keys if k in self._rid}
@@ -310,7 +255,7 @@ class VLLMEngine(SteppedEngine):
                 start, before = len(streamed.text), len(streamed.ids)
                 streamed.text += c.text
                 streamed.ids.extend(c.token_ids)
-                streamed.entropies.extend(_entropies(c))
+                streamed.entropies.extend(position_entropies(c))
                 at = streamed.answer_end(start) if "}" in c.text else None
                 if at is not None:  # finished in this delta or not, it ended at its answer
                     if not out.finished:
@@ -330,7 +275,7 @@ class VLLMEngine(SteppedEngine):
                 finish = "aborted"
             key = self._forget(rid)
             res = (streamed.result(finish, stop_str) if streamed is not None
-                   else GenResult(c.text, len(c.token_ids), finish, stop_str, _entropies(c), list(c.token_ids)))
+                   else GenResult(c.text, len(c.token_ids), finish, stop_str, position_entropies(c), list(c.token_ids)))
             if finish != "aborted":  # a round the solver may continue from: its ids must spell its text
                 res.token_ids = self._spelling(res.token_ids, res.text, req.skip_special_tokens)
             done.append((key, res))
@@ -338,7 +283,7 @@ class VLLMEngine(SteppedEngine):
             self.engine.abort_request(answered)
         return done
 
-    def _streamed_partial(self, streamed: _Streamed, rid: str) -> GenResult:
+    def _streamed_partial(self, streamed: Streamed, rid: str) -> GenResult:
         """A streamed request cut short (a deadline, a decided vote): what it sent, and the tokens it generated
         after its last delta (up to stream_interval - 1), read from vLLM's detokenizer where that read agrees
         with what was sent. Their entropies never came: the list is shorter than the tokens by as many."""
@@ -348,7 +293,7 @@ class VLLMEngine(SteppedEngine):
             return GenResult(got.text, len(got.token_ids), "aborted", None, streamed.entropies, got.token_ids)
         return streamed.result("aborted")
 
-    def _answered(self, streamed: _Streamed, at: int, start: int, before: int, skip: bool) -> GenResult:
+    def _answered(self, streamed: Streamed, at: int, start: int, before: int, skip: bool) -> GenResult:
         """The request's result cut where its answer closed (`at` in its text): the text up to there, the
         tokens that wrote it (the last delta began at character `start`, after `before` ids) with their
         entropies, and ids that spell the text as `_spelling` checks. Once per answered request: at most
